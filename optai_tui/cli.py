@@ -1,0 +1,299 @@
+"""Entry point ``optai-tui``: no arguments opens the TUI; subcommands do headless work.
+
+Exit codes: 0 done, 2 invalid input (one clear message, no traceback), 1 failure during training,
+130 stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from . import __version__
+from .errors import ConfigError, OptaiError
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STOPPED = 0, 1, 2, 130
+
+
+def _err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def print_error(err: OptaiError) -> None:
+    text = f"{err.field}: {err.message}" if err.field and not err.message.startswith(err.field) else err.message
+    if err.hint:
+        text += f"\n[dim]{err.hint}[/dim]"
+    title = "invalid input" if err.exit_code == EXIT_INVALID else "error"
+    _err_console().print(Panel(text, title=title, border_style="red", expand=False))
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's usage errors: one line, exit 2
+        raise ConfigError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="optai-tui", description="Train image classifiers from the terminal. No command: open the TUI.")
+    p.add_argument("--version", action="version", version=f"optai-tui {__version__}")
+    p.add_argument("--runs-dir", help="runs directory (default: ./runs or $OPTAI_RUNS_DIR)")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train headless (no --preset: the offline default preset)")
+    t.add_argument("--preset", "-p", help="preset name or YAML file")
+    t.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. optim.lr=0.05 (repeatable)")
+    t.add_argument("--resume", metavar="RUN", help="continue RUN (id, prefix or folder) from its last completed epoch")
+    t.add_argument("--runs-dir", dest="sub_runs_dir", help=argparse.SUPPRESS)
+    t.add_argument("--run-dir", help=argparse.SUPPRESS)  # an already created run folder (used by the TUI)
+    t.add_argument("--plain", action="store_true", help="one plain line per epoch even on a terminal")
+
+    ps = sub.add_parser("presets", help="list, show or validate presets")
+    pss = ps.add_subparsers(dest="action", parser_class=_Parser)
+    pss.add_parser("list", help="list shipped and user presets")
+    sh = pss.add_parser("show", help="print a preset's resolved config")
+    sh.add_argument("name")
+    va = pss.add_parser("validate", help="validate presets (default: all)")
+    va.add_argument("names", nargs="*")
+
+    rs = sub.add_parser("runs", help="list runs")
+    rss = rs.add_subparsers(dest="action", parser_class=_Parser)
+    rl = rss.add_parser("list", help="list runs in the runs directory")
+    rl.add_argument("--json", action="store_true", help="print JSON (one object per run)")
+
+    pr = sub.add_parser("profile", help="parameters, MACs, size and speed of an architecture")
+    pr.add_argument("arch")
+    pr.add_argument("--num-classes", type=int, default=10)
+    pr.add_argument("--in-channels", type=int, default=3)
+    pr.add_argument("--image-size", type=int, default=None)
+    pr.add_argument("--width", type=float, default=1.0)
+    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--json", action="store_true")
+
+    sub.add_parser("doctor", help="check torch, CUDA, GPUs, MPS, data root and weight cache")
+
+    at = sub.add_parser("attach", help="open the TUI dashboard on a run")
+    at.add_argument("run")
+
+    ex = sub.add_parser("export", help="export run summaries (md, csv, json, html)")
+    ex.add_argument("runs", nargs="+", metavar="RUN")
+    ex.add_argument("--format", "-f", choices=["md", "csv", "json", "html"], default="md")
+    ex.add_argument("-o", "--output", required=True, help="output file")
+    ex.add_argument("--per-epoch", action="store_true", help="csv/json: one row per epoch")
+    return p
+
+
+def _runs_dir(args) -> Path:
+    from .runs.store import default_runs_dir
+
+    d = getattr(args, "sub_runs_dir", None) or args.runs_dir
+    return Path(d) if d else default_runs_dir()
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .presets import DEFAULT_PRESET, load_preset
+    from .runs.store import RunDir, resolve_run
+    from .training.console import ConsoleSink
+    from .training.engine import Trainer
+
+    sink = ConsoleSink(rich=False if args.plain else None)
+    runs_dir = _runs_dir(args)
+    if args.resume or args.run_dir:
+        if args.preset or args.overrides:
+            raise ConfigError("--resume continues a run with its saved config; drop --preset and --set")
+        run = RunDir.open(args.run_dir) if args.run_dir else resolve_run(args.resume, runs_dir)
+        trainer = Trainer.resume(run, on_event=sink)
+    else:
+        cfg = load_preset(args.preset or DEFAULT_PRESET, args.overrides)
+        trainer = Trainer(cfg, on_event=sink, runs_dir=runs_dir)
+    trainer.install_signal_handlers()
+    try:
+        summary = trainer.run()
+    finally:
+        sink.close()
+    print(f"run folder: {trainer.run_dir.path}")
+    return {"completed": EXIT_OK, "stopped": EXIT_STOPPED}.get(summary["status"], EXIT_FAILED)
+
+
+def cmd_presets(args) -> int:
+    from .config import config_to_yaml
+    from .presets import find_preset, list_presets, load_preset
+
+    console = Console(highlight=False)
+    if args.action in (None, "list"):
+        table = Table("name", "source", "description", box=None)
+        for r in list_presets():
+            table.add_row(r.name, r.source, r.description)
+        console.print(table)
+        return EXIT_OK
+    if args.action == "show":
+        cfg = load_preset(args.name)
+        ref = find_preset(args.name)
+        console.print(f"# {ref.path}", markup=False)
+        console.print(config_to_yaml(cfg), markup=False)
+        return EXIT_OK
+    names = args.names or [r.name for r in list_presets()]
+    bad = 0
+    for n in names:
+        try:
+            load_preset(n)
+            console.print(f"[green]ok[/green]      {n}")
+        except OptaiError as e:
+            bad += 1
+            console.print(f"[red]invalid[/red] {n}: {e}", markup=True)
+    return EXIT_INVALID if bad else EXIT_OK
+
+
+def cmd_runs(args) -> int:
+    from .runs.store import list_runs
+    from .training.console import fmt_pct
+
+    runs = list_runs(_runs_dir(args))
+    rows = []
+    for r in runs:
+        s = r.read_summary()
+        s["status"] = r.status()
+        rows.append(s)
+    if getattr(args, "json", False):
+        for s in rows:
+            print(json.dumps(s))
+        return EXIT_OK
+    if not rows:
+        print(f"no runs in {_runs_dir(args)}")
+        return EXIT_OK
+    table = Table("run", "status", "arch", "dataset", "mode", "params", "epochs", "best val", "time", box=None)
+    for s in rows:
+        table.add_row(
+            s.get("run_id", "?"),
+            s.get("status", "?"),
+            str(s.get("arch")),
+            str(s.get("dataset")),
+            str(s.get("transfer_mode")),
+            f"{s['params']:,}" if s.get("params") else "-",
+            f"{s.get('epochs_completed', 0)}/{s.get('epochs', '?')}",
+            fmt_pct(s.get("best_val_acc")),
+            f"{s.get('train_seconds') or 0:.0f}s",
+        )
+    Console(highlight=False).print(table)
+    return EXIT_OK
+
+
+def cmd_profile(args) -> int:
+    from .models import get_model_info
+    from .training.device import resolve_device
+    from .training.profile import profile_model
+
+    info = get_model_info(args.arch)
+    size = args.image_size or info.default_image_size
+    if size < info.min_image_size:
+        raise ConfigError(f"{args.arch} needs images of at least {info.min_image_size}px, got {size}px", field="--image-size")
+    for flag, v in (("--num-classes", args.num_classes), ("--in-channels", args.in_channels)):
+        if v < 1:
+            raise ConfigError(f"must be at least 1, got {v}", field=flag)
+    if not 0 < args.width <= 8:
+        raise ConfigError(f"must be in (0, 8], got {args.width}", field="--width")
+    dev = resolve_device(args.device)
+    prof = profile_model(args.arch, num_classes=args.num_classes, in_channels=args.in_channels, image_size=size, width=args.width, device=str(dev))
+    d = prof.to_dict()
+    if args.json:
+        print(json.dumps(d))
+        return EXIT_OK
+    table = Table(box=None, show_header=False)
+    for k, v in d.items():
+        table.add_row(k, f"{v:,}" if isinstance(v, int) else (f"{v:,.3f}" if isinstance(v, float) else str(v)))
+    Console(highlight=False).print(table)
+    return EXIT_OK
+
+
+def cmd_doctor(args) -> int:
+    import os
+    import platform
+
+    import torch
+
+    from .data import default_data_root
+    from .training.device import detect_devices, why_no_gpu
+
+    console = Console(highlight=False)
+    console.print(f"optai-tui {__version__}, Python {platform.python_version()}, torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}")
+    for d in detect_devices():
+        mem = f", {d.free_mb / 1024:.1f} / {d.total_mb / 1024:.1f} GiB free" if d.total_mb else ""
+        console.print(f"  device {d.spec}: {d.name}{mem}", markup=False)
+    reason = why_no_gpu()
+    if reason:
+        console.print(f"  no GPU: {reason}", markup=False)
+    root = default_data_root()
+    console.print(f"data root: {root} ({'exists' if root.is_dir() else 'not created yet'})", markup=False)
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    weights = sorted(p.name for p in hub.glob("*.pth")) if hub.is_dir() else []
+    console.print(f"weight cache: {hub} ({len(weights)} files{': ' + ', '.join(weights) if weights else ''})", markup=False)
+    console.print(f"runs dir: {_runs_dir(args).resolve()}  cpu threads: {torch.get_num_threads()} of {os.cpu_count()}", markup=False)
+    return EXIT_OK
+
+
+def cmd_tui(args, attach: str | None = None) -> int:
+    try:
+        from .tui.app import run_app
+    except ImportError as e:  # pragma: no cover - the TUI ships with the package
+        raise ConfigError(f"the TUI is not available: {e}") from None
+    return run_app(runs_dir=_runs_dir(args), attach=attach)
+
+
+def cmd_export(args) -> int:
+    from .runs.export import export_runs
+
+    path = export_runs(args.runs, fmt=args.format, output=Path(args.output), runs_dir=_runs_dir(args), per_epoch=args.per_epoch)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable] = {
+    "train": cmd_train,
+    "presets": cmd_presets,
+    "runs": cmd_runs,
+    "profile": cmd_profile,
+    "doctor": cmd_doctor,
+    "export": cmd_export,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            return cmd_tui(args)
+        if args.command == "attach":
+            return cmd_tui(args, attach=args.run)
+        return COMMANDS[args.command](args)
+    except OptaiError as e:
+        print_error(e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return EXIT_STOPPED
+    except Exception as e:  # a bug: a short panel for the user, the traceback in a log file
+        import traceback
+
+        from .runs.store import atomic_write_text
+
+        log = Path.home() / ".cache" / "optai-tui" / "last-error.log"
+        try:
+            atomic_write_text(log, traceback.format_exc())
+            where = f"traceback saved to {log}"
+        except OSError:
+            where = "traceback could not be saved"
+        _err_console().print(Panel(f"internal error: {type(e).__name__}: {e}\n[dim]{where}; please report it[/dim]", title="error", border_style="red", expand=False))
+        return EXIT_FAILED
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,444 @@
+"""The one configuration schema: forms, preset files, ``--set a.b=c`` overrides and saved run configs.
+
+Every field carries a docstring (pydantic stores it as the field description, which the form shows
+as help). Defaults reproduce the kuangliu/pytorch-cifar recipe: SGD lr 0.1, momentum 0.9, weight
+decay 5e-4, cosine over the run, batch 128, random crop 32 pad 4 + horizontal flip.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError, UnknownNameError
+
+DatasetName = Literal["shapes", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "imagefolder"]
+TransferMode = Literal["scratch", "linear_probe", "finetune", "probe_then_finetune"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=False)
+
+
+class DataConfig(_Section):
+    dataset: DatasetName = "cifar10"
+    """Dataset: shapes (built-in, offline), cifar10, cifar100, mnist, fashion_mnist, svhn, or imagefolder."""
+
+    root: str | None = None
+    """Folder torchvision datasets are downloaded to (default: ~/.cache/optai-tui/data or $OPTAI_DATA_ROOT)."""
+
+    path: str | None = None
+    """ImageFolder dataset folder, holding train/ and val/ or test/ (dataset=imagefolder only)."""
+
+    download: bool = True
+    """Download the dataset when it is not in the data root yet."""
+
+    image_size: int | None = Field(default=None, ge=8, le=1024)
+    """Training image size in pixels (default: the dataset's own, 32 for CIFAR)."""
+
+    subset: int | None = Field(default=None, ge=1)
+    """Train on N images drawn with a fixed seed (e.g. 15000 for the course lab); empty = all."""
+
+    val_split: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Fraction of the training set held out for validation; 0 = validate on the test split."""
+
+    augment: bool = True
+    """Random crop and horizontal flip on training images."""
+
+    crop_padding: int = Field(default=4, ge=0, le=64)
+    """Zero padding before the random crop (kuangliu: 4)."""
+
+    hflip: bool = True
+    """Random horizontal flips (turn off for digits)."""
+
+    normalize: Literal["dataset", "imagenet"] = "dataset"
+    """Normalisation statistics: the dataset's own, or ImageNet's (for ImageNet backbones)."""
+
+    loader: Literal["auto", "tensor", "stream"] = "auto"
+    """auto: decode once into a tensor on the device when it fits; stream: a DataLoader per batch."""
+
+    @model_validator(mode="after")
+    def _check_path(self) -> DataConfig:
+        if self.dataset == "imagefolder":
+            if not self.path:
+                raise ValueError("data.path: dataset 'imagefolder' needs a path holding train/ and val/ or test/")
+            p = Path(self.path).expanduser()
+            if not p.is_dir():
+                raise ValueError(f"data.path: folder {str(p)!r} does not exist")
+            if not (p / "train").is_dir():
+                raise ValueError(f"data.path: {str(p)!r} has no train/ folder")
+        elif self.path:
+            raise ValueError(f"data.path: only used with dataset 'imagefolder' (dataset is {self.dataset!r})")
+        return self
+
+
+class ModelConfig(_Section):
+    arch: str = "resnet18"
+    """Architecture from the model registry (resnet18, preact_resnet18, densenet121, vgg16, tv_resnet18, ...)."""
+
+    width: float = Field(default=1.0, gt=0.0, le=8.0)
+    """Width multiplier on every layer's channels, to scale a family down or up (1 = reference)."""
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        from .models import list_models
+
+        names = list_models()
+        if v not in names:
+            err = UnknownNameError("architecture", v, names)
+            raise ValueError(str(err))
+        return v
+
+
+class TransferConfig(_Section):
+    mode: TransferMode = "scratch"
+    """scratch: random init; linear_probe: frozen backbone, train the head; finetune: train both;
+    probe_then_finetune: probe first, then unfreeze and fine-tune."""
+
+    backbone: str | None = None
+    """Pretrained weights: 'imagenet', a checkpoint file path, or a previous run id."""
+
+    head: Literal["linear", "mlp"] = "linear"
+    """Downstream classifier: one linear layer, or a small MLP."""
+
+    head_hidden: int = Field(default=512, ge=1)
+    """Hidden units of the MLP head."""
+
+    head_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Dropout before the head's last layer."""
+
+    backbone_lr_mult: float = Field(default=0.1, ge=0.0, le=10.0)
+    """Backbone learning rate = optimizer lr x this, while fine-tuning."""
+
+    probe_epochs: int = Field(default=5, ge=1)
+    """Epochs of linear probing before unfreezing (probe_then_finetune)."""
+
+    finetune_lr: float | None = Field(default=None, gt=0.0)
+    """Learning rate of the fine-tuning phase (probe_then_finetune); empty = optim.lr / 10."""
+
+    cache_features: bool = True
+    """Linear probe without augmentation: compute backbone features once and train the head on them."""
+
+    resize_to: int | None = Field(default=None, ge=8, le=1024)
+    """Resize inputs on the device before the model (ImageNet backbones: e.g. 224); empty = no resize."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TransferConfig:
+        if self.mode != "scratch" and not self.backbone:
+            raise ValueError(f"transfer.backbone: mode {self.mode!r} needs a backbone ('imagenet', a checkpoint file or a run id)")
+        if self.mode == "scratch" and self.backbone:
+            raise ValueError("transfer.mode: a backbone is set, so choose linear_probe, finetune or probe_then_finetune (or clear the backbone)")
+        return self
+
+
+class OptimConfig(_Section):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    """Optimizer: sgd, adam or adamw."""
+
+    lr: float = Field(default=0.1, gt=0.0, le=10.0)
+    """Peak learning rate."""
+
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    """SGD momentum, in [0, 1)."""
+
+    nesterov: bool = False
+    """Nesterov momentum (SGD, needs momentum > 0)."""
+
+    weight_decay: float = Field(default=5e-4, ge=0.0, le=1.0)
+    """L2 weight decay (decoupled for AdamW)."""
+
+    beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
+    """Adam/AdamW first-moment decay."""
+
+    beta2: float = Field(default=0.999, ge=0.0, lt=1.0)
+    """Adam/AdamW second-moment decay."""
+
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Label smoothing of the cross-entropy loss, in [0, 1)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> OptimConfig:
+        if self.nesterov and self.name != "sgd":
+            raise ValueError("optim.nesterov: only SGD has Nesterov momentum; turn it off or choose sgd")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("optim.nesterov: Nesterov needs momentum > 0; set optim.momentum (e.g. 0.9) or turn Nesterov off")
+        return self
+
+
+class ScheduleConfig(_Section):
+    name: Literal["constant", "step", "cosine", "onecycle", "plateau"] = "cosine"
+    """Learning-rate schedule: constant, step, cosine (over the run), onecycle, or plateau (reduce on plateau)."""
+
+    warmup_epochs: float = Field(default=0.0, ge=0.0)
+    """Linear warm-up from lr/100 over this many epochs (fractions allowed); 0 = none."""
+
+    milestones: list[int] = Field(default_factory=lambda: [])
+    """Step schedule: epochs at which lr is multiplied by gamma, e.g. [100, 150]."""
+
+    gamma: float = Field(default=0.1, gt=0.0, le=1.0)
+    """Step schedule: lr multiplier at each milestone."""
+
+    min_lr: float = Field(default=0.0, ge=0.0)
+    """Cosine: the lr the schedule ends at."""
+
+    plateau_patience: int = Field(default=5, ge=0)
+    """Plateau: epochs without validation-loss improvement before lr is reduced."""
+
+    plateau_factor: float = Field(default=0.1, gt=0.0, lt=1.0)
+    """Plateau: lr multiplier when the validation loss stalls."""
+
+    onecycle_pct_start: float = Field(default=0.25, gt=0.0, lt=1.0)
+    """One-cycle: fraction of the run spent increasing the lr."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ScheduleConfig:
+        if self.name == "step" and not self.milestones:
+            raise ValueError("schedule.milestones: the step schedule needs at least one milestone epoch, e.g. [100, 150]")
+        if any(m < 1 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
+            raise ValueError("schedule.milestones: must be increasing positive epoch numbers, e.g. [100, 150]")
+        return self
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(default=200, ge=1, le=100_000)
+    """Number of epochs."""
+
+    batch_size: int = Field(default=128, ge=1, le=65_536)
+    """Images per training step."""
+
+    device: str = "auto"
+    """auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."""
+
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Mixed precision on CUDA: auto picks bf16 where supported, fp16 otherwise; fp32 on CPU."""
+
+    channels_last: bool = False
+    """Channels-last memory format (faster convolutions on recent GPUs)."""
+
+    compile: bool = False
+    """torch.compile the model (slower start, faster steps on CUDA)."""
+
+    seed: int = Field(default=0, ge=0)
+    """Random seed for initialisation, shuffling and augmentation."""
+
+    workers: int = Field(default=2, ge=0, le=64)
+    """DataLoader worker processes (streaming loader only)."""
+
+    checkpoint: bool = True
+    """Save last and best checkpoints after every epoch (needed to resume)."""
+
+    eval_every: int = Field(default=1, ge=1)
+    """Validate every N epochs (and always after the last)."""
+
+    progress_every: float = Field(default=0.5, gt=0.0)
+    """Seconds between batch progress events (throttle)."""
+
+    @field_validator("device")
+    @classmethod
+    def _device_syntax(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v in ("auto", "cpu", "cuda", "mps"):
+            return v
+        if v.startswith("cuda:") and v[5:].isdigit():
+            return v
+        raise ValueError(f"train.device: {v!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+
+
+class RunConfig(_Section):
+    """A whole run: what to train, how, and where."""
+
+    name: str | None = None
+    """Run name (the run id is name plus time; default: arch-dataset)."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    """Dataset and augmentation."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """Architecture."""
+
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    """Transfer learning and fine-tuning."""
+
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    """Optimizer and loss."""
+
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    """Learning-rate schedule."""
+
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """Epochs, batch size, device and runtime options."""
+
+    @model_validator(mode="after")
+    def _cross(self) -> RunConfig:
+        from .data import dataset_info
+        from .models import get_model_info
+
+        info = get_model_info(self.model.arch)
+        dinfo = dataset_info(self.data.dataset)
+        size = self.effective_image_size()
+        if size is not None and size < info.min_image_size:
+            raise ValueError(
+                f"data.image_size: {self.model.arch} needs images of at least {info.min_image_size}px, got {size}px; "
+                f"raise data.image_size or transfer.resize_to, or pick another architecture"
+            )
+        if info.kind == "imagenet" and self.model.width != 1.0:
+            raise ValueError(f"model.width: {self.model.arch} is a torchvision architecture; only width 1.0 is available")
+        if self.transfer.backbone == "imagenet":
+            if info.pretrained is None:
+                alts = ", ".join(n for n in _imagenet_models())
+                raise ValueError(
+                    f"transfer.backbone: {self.model.arch} has no published ImageNet weights; choose one of {alts}"
+                )
+            if self.data.normalize != "imagenet":
+                raise ValueError("data.normalize: an ImageNet backbone expects ImageNet normalisation; set it to 'imagenet'")
+            if (size or 0) < 64:
+                warnings.warn(
+                    f"{self.model.arch} was trained on 224px ImageNet images; at {size}px expect a large accuracy loss "
+                    f"(often 20-40 points); set transfer.resize_to: 224",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        elif info.kind == "cifar" and self.data.normalize == "imagenet" and self.transfer.mode != "scratch":
+            raise ValueError(
+                f"data.normalize: {self.model.arch} is a CIFAR-style backbone trained with dataset statistics; set it to 'dataset'"
+            )
+        if self.schedule.milestones and self.schedule.milestones[-1] > self.train.epochs and self.schedule.name == "step":
+            raise ValueError(
+                f"schedule.milestones: milestone {self.schedule.milestones[-1]} is past the last epoch ({self.train.epochs})"
+            )
+        if self.transfer.mode == "probe_then_finetune" and self.transfer.probe_epochs >= self.train.epochs:
+            raise ValueError(
+                f"transfer.probe_epochs: must be fewer than train.epochs ({self.train.epochs}) so fine-tuning gets epochs"
+            )
+        del dinfo
+        return self
+
+    def effective_image_size(self) -> int | None:
+        """The size the model sees: transfer.resize_to, else data.image_size, else the dataset's own."""
+        if self.transfer.resize_to:
+            return self.transfer.resize_to
+        if self.data.image_size:
+            return self.data.image_size
+        from .data import dataset_info
+
+        return dataset_info(self.data.dataset).image_size
+
+    def display_name(self) -> str:
+        return self.name or f"{self.model.arch}-{self.data.dataset}"
+
+
+def _imagenet_models() -> list[str]:
+    from .models import get_model_info, list_models
+
+    return [n for n in list_models(kind="imagenet") if get_model_info(n).pretrained]
+
+
+# ---------------------------------------------------------------------------------------------
+# Error formatting, overrides, YAML
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted field, message) pairs from a pydantic error, with our own 'field: ...' prefixes honoured."""
+    out: list[tuple[str, str]] = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not a setting; check the spelling)"
+        elif e["type"] == "literal_error":
+            msg = msg.replace("Input should be", "must be one of")
+        # Our validators say "section.field: message": use that field instead of the model's location.
+        head, sep, rest = msg.partition(": ")
+        if sep and "." in head and " " not in head:
+            loc, msg = head, rest
+        full = ".".join(p for p in (prefix, loc) if p)
+        out.append((full or "config", msg))
+    return out
+
+
+def validate_config(data: dict[str, Any], *, source: str | None = None) -> RunConfig:
+    """Build a RunConfig or raise ConfigError naming the first bad field (all problems in .problems)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return RunConfig.model_validate(data)
+    except ValidationError as err:
+        problems = format_validation_error(err)
+        field, msg = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        where = f"{source}: " if source else ""
+        exc = ConfigError(f"{where}{msg}{more}", field=field)
+        exc.problems = problems  # type: ignore[attr-defined]
+        raise exc from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'optim.lr=0.05' -> (['optim', 'lr'], 0.05); values are parsed as YAML scalars/lists."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. optim.lr=0.05")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=c`` overrides to a plain config dict (a deep copy is returned)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    sections = set(RunConfig.model_fields)
+    for text in overrides:
+        path, value = parse_override(text)
+        if path[0] not in sections:
+            raise UnknownNameError("setting", path[0], sections, field=".".join(path))
+        node = out
+        for part in path[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {text!r}: {part} is not a section", field=".".join(path))
+            node = nxt
+        if len(path) > 1:
+            allowed = RunConfig.model_fields[path[0]].annotation.model_fields  # type: ignore[union-attr]
+            if len(path) == 2 and path[1] not in allowed:
+                raise UnknownNameError("setting", ".".join(path), [f"{path[0]}.{k}" for k in allowed], field=".".join(path))
+        node[path[-1]] = value
+    return out
+
+
+def config_to_dict(cfg: RunConfig, *, exclude_defaults: bool = False) -> dict[str, Any]:
+    return cfg.model_dump(mode="json", exclude_defaults=exclude_defaults)
+
+
+def config_to_yaml(cfg: RunConfig, *, exclude_defaults: bool = False) -> str:
+    return yaml.safe_dump(config_to_dict(cfg, exclude_defaults=exclude_defaults), sort_keys=False)
+
+
+def field_help(dotted: str) -> str:
+    """The help text of a field, e.g. field_help('optim.lr')."""
+    section, _, name = dotted.partition(".")
+    sec_model = RunConfig.model_fields[section].annotation
+    if not name:
+        return RunConfig.model_fields[section].description or ""
+    return sec_model.model_fields[name].description or ""  # type: ignore[union-attr]
+
+
+def iter_fields():
+    """Yield (section, name, FieldInfo) for every leaf setting; the TUI form is generated from this."""
+    for section, finfo in RunConfig.model_fields.items():
+        ann = finfo.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            for name, sub in ann.model_fields.items():
+                yield section, name, sub
+        else:
+            yield None, section, finfo

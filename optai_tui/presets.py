@@ -1,0 +1,133 @@
+"""Presets: YAML files holding (part of) a RunConfig, plus an optional top-level ``description``.
+
+Shipped presets live in the project's ``presets/`` folder; the user's own in ``~/.config/optai-tui/presets``
+(or ``$OPTAI_PRESETS_DIR``). A user preset with a shipped preset's name takes precedence.
+Files are read with ``yaml.safe_load`` only and written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import RunConfig, config_to_dict, validate_config
+from .errors import ConfigError, UnknownNameError
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
+DEFAULT_PRESET = "default"
+
+
+def user_presets_dir() -> Path:
+    env = os.environ.get("OPTAI_PRESETS_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    return base / "optai-tui" / "presets"
+
+
+@dataclass(frozen=True)
+class PresetRef:
+    name: str
+    path: Path
+    source: str  # shipped | user | file
+    description: str
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"preset file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a preset must be a mapping of sections (data:, model:, optim:, ...)")
+    return data
+
+
+def list_presets() -> list[PresetRef]:
+    found: dict[str, PresetRef] = {}
+    for source, folder in (("shipped", SHIPPED_DIR), ("user", user_presets_dir())):
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.glob("*.y*ml")):
+            try:
+                desc = str(_read_yaml(p).get("description", "")).strip()
+            except ConfigError as e:
+                desc = f"(unreadable: {e})"
+            found[p.stem] = PresetRef(p.stem, p, source, desc)
+    return sorted(found.values(), key=lambda r: (r.name != DEFAULT_PRESET, r.name))
+
+
+def find_preset(name_or_path: str) -> PresetRef:
+    p = Path(name_or_path).expanduser()
+    if p.suffix in (".yaml", ".yml") or os.sep in name_or_path:
+        if not p.is_file():
+            raise ConfigError(f"preset file {str(p)!r} does not exist")
+        return PresetRef(p.stem, p, "file", "")
+    refs = {r.name: r for r in list_presets()}
+    if name_or_path not in refs:
+        raise UnknownNameError("preset", name_or_path, refs, field="preset")
+    return refs[name_or_path]
+
+
+def preset_data(name_or_path: str) -> dict[str, Any]:
+    """The preset's config mapping (without its description), not yet validated."""
+    ref = find_preset(name_or_path)
+    data = _read_yaml(ref.path)
+    data.pop("description", None)
+    return data
+
+
+def load_preset(name_or_path: str, overrides: list[str] | None = None) -> RunConfig:
+    """Validate a preset (plus ``a.b=c`` overrides); errors name the file and the field."""
+    from .config import apply_overrides
+
+    ref = find_preset(name_or_path)
+    data = preset_data(name_or_path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return validate_config(data, source=str(ref.path))
+
+
+def save_preset(name: str, cfg: RunConfig, *, description: str = "", folder: Path | None = None) -> Path:
+    """Write cfg as a preset (only the fields that differ from the defaults, for readability)."""
+    from .runs.store import atomic_write_text
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise ConfigError(f"preset name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)", field="preset")
+    folder = folder or user_presets_dir()
+    body = config_to_dict(cfg, exclude_defaults=True)
+    text = ""
+    if description:
+        text += yaml.safe_dump({"description": description}, sort_keys=False)
+    text += yaml.safe_dump(body, sort_keys=False) if body else ""
+    path = folder / f"{name}.yaml"
+    atomic_write_text(path, text or "{}\n")
+    return path
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict):
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def diff_configs(a: RunConfig, b: RunConfig) -> list[tuple[str, Any, Any]]:
+    """(dotted field, value in a, value in b) for every field that differs."""
+    fa, fb = flatten(config_to_dict(a)), flatten(config_to_dict(b))
+    return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]

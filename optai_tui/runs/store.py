@@ -1,0 +1,314 @@
+"""The run directory: everything a screen shows about a run can be rebuilt from it.
+
+    runs/<run_id>/
+        config.yaml      resolved RunConfig
+        events.jsonl     append-only, one JSON event a line
+        summary.json     rewritten atomically (temp file + os.replace)
+        meta.json        user tags and note (rewritten atomically)
+        control.jsonl    requests to the training process (stop, lr/10), appended by the TUI
+        train.log        stdout/stderr of a detached training process
+        checkpoints/     last.pt, best.pt
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError, UnknownNameError
+
+STATUSES = ("running", "completed", "failed", "stopped")
+DEFAULT_RUNS_DIR = "runs"
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("OPTAI_RUNS_DIR", DEFAULT_RUNS_DIR))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return s[:60] or "run"
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not alive for us.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class RunDir:
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    config_path = property(lambda self: self.path / "config.yaml")
+    events_path = property(lambda self: self.path / "events.jsonl")
+    summary_path = property(lambda self: self.path / "summary.json")
+    meta_path = property(lambda self: self.path / "meta.json")
+    control_path = property(lambda self: self.path / "control.jsonl")
+    log_path = property(lambda self: self.path / "train.log")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+
+    # -- creation -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, runs_dir: Path | str, config: Any) -> RunDir:
+        """Make a new run folder for a RunConfig; the id is time-sortable and unique."""
+        from ..config import config_to_yaml
+
+        runs_dir = Path(runs_dir)
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        base = time.strftime("%Y%m%d-%H%M%S") + "-" + _slug(config.display_name())
+        for i in range(1000):
+            rid = base if i == 0 else f"{base}-{i + 1}"
+            try:
+                (runs_dir / rid).mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover
+            raise ConfigError(f"could not create a run folder under {runs_dir}")
+        run = cls(runs_dir / rid)
+        run.checkpoints_dir.mkdir()
+        atomic_write_text(run.config_path, config_to_yaml(config))
+        run.events_path.touch()
+        run.write_summary(
+            {
+                "run_id": rid,
+                "name": config.display_name(),
+                "status": "running",
+                "arch": config.model.arch,
+                "width": config.model.width,
+                "dataset": config.data.dataset,
+                "transfer_mode": config.transfer.mode,
+                "epochs": config.train.epochs,
+                "epochs_completed": 0,
+                "params": None,
+                "trainable_params": None,
+                "macs": None,
+                "best_val_acc": None,
+                "final_val_acc": None,
+                "train_seconds": 0.0,
+                "seconds_per_epoch": None,
+                "images_per_second": None,
+                "device": None,
+                "device_name": None,
+                "host": socket.gethostname(),
+                "pid": None,
+                "started_at": _now_iso(),
+                "finished_at": None,
+                "error": None,
+            }
+        )
+        return run
+
+    @classmethod
+    def open(cls, path: Path | str) -> RunDir:
+        p = Path(path)
+        if not (p / "config.yaml").is_file():
+            raise ConfigError(f"{p} is not a run folder (no config.yaml)")
+        return cls(p)
+
+    # -- config ---------------------------------------------------------------------------
+    def load_config(self):
+        from ..config import validate_config
+
+        data = yaml.safe_load(self.config_path.read_text()) or {}
+        return validate_config(data, source=str(self.config_path))
+
+    def raw_config(self) -> dict[str, Any]:
+        return yaml.safe_load(self.config_path.read_text()) or {}
+
+    # -- events ---------------------------------------------------------------------------
+    def append_event(self, event: Any) -> None:
+        d = event if isinstance(event, dict) else event.to_dict()
+        line = json.dumps(d, separators=(",", ":")) + "\n"
+        with open(self.events_path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+
+    def read_events(self, offset: int = 0, max_bytes: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Complete event lines from byte ``offset``; returns the events and the offset to continue from.
+
+        A line still being written (no newline yet) is left for the next call; a corrupt line is skipped.
+        """
+        try:
+            with open(self.events_path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read() if max_bytes is None else f.read(max_bytes)
+        except FileNotFoundError:
+            return [], offset
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return [], offset
+        events = []
+        for raw in chunk[: end + 1].splitlines():
+            if not raw.strip():
+                continue
+            try:
+                events.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue
+        return events, offset + end + 1
+
+    def iter_events(self) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            events, offset2 = self.read_events(offset, max_bytes=1 << 22)
+            if offset2 == offset:
+                return
+            yield from events
+            offset = offset2
+
+    # -- summary / meta -------------------------------------------------------------------
+    def read_summary(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.summary_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"run_id": self.run_id, "status": "failed", "error": "summary.json missing or unreadable"}
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.summary_path, summary)
+
+    def update_summary(self, **changes: Any) -> dict[str, Any]:
+        s = self.read_summary()
+        s.update(changes)
+        self.write_summary(s)
+        return s
+
+    def status(self) -> str:
+        """The run's status, with a 'running' run whose process is gone reported as stopped."""
+        s = self.read_summary()
+        st = s.get("status", "failed")
+        if st == "running" and s.get("host") == socket.gethostname() and s.get("pid") and not pid_alive(s["pid"]):
+            return "stopped"
+        return st
+
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            m = json.loads(self.meta_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            m = {}
+        m.setdefault("tags", [])
+        m.setdefault("note", "")
+        return m
+
+    def write_meta(self, *, tags: list[str] | None = None, note: str | None = None) -> dict[str, Any]:
+        m = self.read_meta()
+        if tags is not None:
+            m["tags"] = sorted({t.strip() for t in tags if t.strip()})
+        if note is not None:
+            m["note"] = note
+        atomic_write_json(self.meta_path, m)
+        return m
+
+    # -- control requests (TUI -> training process) ---------------------------------------
+    def send_control(self, action: str) -> None:
+        with open(self.control_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"action": action, "time": time.time()}) + "\n")
+
+    def read_controls(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        try:
+            with open(self.control_path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return [], offset
+        out = []
+        for raw in chunk[: end + 1].splitlines():
+            try:
+                out.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue
+        return out, offset + end + 1
+
+    # -- checkpoints ----------------------------------------------------------------------
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints_dir / "last.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints_dir / "best.pt"
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def list_runs(runs_dir: Path | str | None = None) -> list[RunDir]:
+    """All run folders in a runs directory, oldest first."""
+    d = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    if not d.is_dir():
+        return []
+    return sorted((RunDir(p) for p in d.iterdir() if (p / "config.yaml").is_file()), key=lambda r: r.run_id)
+
+
+def resolve_run(ref: str, runs_dir: Path | str | None = None) -> RunDir:
+    """A run from its id, a unique id prefix or suffix, or a path to its folder."""
+    p = Path(ref).expanduser()
+    if (p / "config.yaml").is_file():
+        return RunDir(p)
+    runs = list_runs(runs_dir)
+    ids = [r.run_id for r in runs]
+    exact = [r for r in runs if r.run_id == ref]
+    if exact:
+        return exact[0]
+    partial = [r for r in runs if r.run_id.startswith(ref) or r.run_id.endswith(ref)]
+    if len(partial) == 1:
+        return partial[0]
+    if len(partial) > 1:
+        raise ConfigError(f"run {ref!r} is ambiguous: " + ", ".join(r.run_id for r in partial[:5]))
+    raise UnknownNameError("run", ref, ids, field="run")

@@ -1,0 +1,62 @@
+"""Self-describing checkpoints, written atomically and loaded with ``weights_only=True``.
+
+A checkpoint holds the model name, the resolved config, the completed epoch, model/optimizer/schedule
+state, the best metric and the per-epoch history, so it can be resumed or inspected on its own.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError
+from ..runs.store import atomic_write_bytes
+
+FORMAT = "optai-tui/1"
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (tensors and plain containers only)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # corrupt file, pickle with arbitrary objects, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot load {str(p)!r}: {first[:200]}") from None
+
+
+def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
+    """The model weights of any supported file: ours, a plain state_dict, or kuangliu's {'net': ...}.
+
+    DataParallel's 'module.' and torch.compile's '_orig_mod.' key prefixes are removed.
+    """
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        sd = obj["model"]
+    elif isinstance(obj, dict) and isinstance(obj.get("net"), dict):
+        sd = obj["net"]
+    elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        sd = obj["state_dict"]
+    elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        sd = obj["model"]
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        sd = obj
+    else:
+        raise CheckpointError("file holds no model weights (expected a state_dict, {'net': ...} or an optai-tui checkpoint)")
+    out = {}
+    for k, v in sd.items():
+        for prefix in ("module.", "_orig_mod."):
+            while k.startswith(prefix):
+                k = k[len(prefix) :]
+        out[k] = v
+    return out

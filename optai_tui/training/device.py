@@ -1,0 +1,90 @@
+"""Device detection: CUDA (by index, with the GPU's name), Apple MPS, CPU fallback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import DeviceError
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    spec: str  # cuda:0, mps, cpu
+    name: str
+    total_mb: float | None = None
+    free_mb: float | None = None
+
+
+def detect_devices() -> list[DeviceInfo]:
+    """Every usable device, GPUs first, CPU last."""
+    out: list[DeviceInfo] = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            name = torch.cuda.get_device_name(i)
+            try:
+                free, total = torch.cuda.mem_get_info(i)
+                out.append(DeviceInfo(f"cuda:{i}", name, total / 2**20, free / 2**20))
+            except RuntimeError:
+                out.append(DeviceInfo(f"cuda:{i}", name))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append(DeviceInfo("mps", "Apple MPS"))
+    out.append(DeviceInfo("cpu", cpu_name()))
+    return out
+
+
+def why_no_gpu() -> str | None:
+    """A one-line reason there is no CUDA GPU, or None when there is one."""
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return "this torch build has no CUDA support (CPU-only wheel)"
+    return f"torch has CUDA {torch.version.cuda} but no GPU is visible (driver missing, or CUDA_VISIBLE_DEVICES empty)"
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "CPU"
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """Turn a configured device into a torch.device, or raise DeviceError listing what is present."""
+    spec = spec.strip().lower()
+    present = [d.spec for d in detect_devices()]
+    if spec == "auto":
+        return torch.device(present[0])
+    if spec == "cuda":
+        spec = "cuda:0"
+    if spec in present:
+        return torch.device(spec)
+    reason = why_no_gpu() if spec.startswith("cuda") else None
+    msg = f"device {spec!r} is not available"
+    if reason:
+        msg += f": {reason}"
+    raise DeviceError(msg, hint="present: " + ", ".join(present), field="train.device")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return cpu_name()
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision setting on a device; None = full fp32."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]

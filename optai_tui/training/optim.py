@@ -1,0 +1,99 @@
+"""Optimizers and learning-rate schedules.
+
+Schedules are computed per step as a factor of each parameter group's base lr, so a run resumed from a
+checkpoint continues on exactly the same curve. Reduce-on-plateau and the user's "lr / 10" control
+multiply in on top, and their state is checkpointed with the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..config import OptimConfig, ScheduleConfig
+
+
+def build_optimizer(param_groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Each group carries its own 'lr' (base lr); weight decay applies to all groups."""
+    if cfg.name == "sgd":
+        return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    if cfg.name == "adam":
+        return torch.optim.Adam(param_groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+
+
+class LRSchedule:
+    """lr(step) = base_lr x factor(step) x scale, with scale changed by plateau detection and controls.
+
+    ``start_step``/``total_steps`` let a phase (e.g. fine-tuning after a probe) own its own curve.
+    """
+
+    def __init__(self, cfg: ScheduleConfig, steps_per_epoch: int, total_steps: int, start_step: int = 0, base_lr: float = 0.1):
+        self.cfg = cfg
+        self.min_factor = min(1.0, cfg.min_lr / base_lr) if base_lr > 0 else 0.0
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.start_step = start_step
+        self.total_steps = max(1, total_steps)
+        self.warmup_steps = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        self.scale = 1.0
+        self.plateau_best = math.inf
+        self.plateau_bad = 0
+
+    def factor(self, step: int) -> float:
+        s = step - self.start_step
+        c = self.cfg
+        n = self.total_steps
+        if c.name == "constant":
+            f = 1.0
+        elif c.name == "step":
+            epoch = s // self.steps_per_epoch
+            f = c.gamma ** sum(1 for m in c.milestones if epoch >= m)
+        elif c.name == "cosine":
+            t = min(1.0, max(0.0, (s - self.warmup_steps) / max(1, n - self.warmup_steps)))
+            f = self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * t))
+        elif c.name == "onecycle":
+            up = max(1, int(c.onecycle_pct_start * n))
+            lo_start, lo_end = 1 / 25, 1 / 1e4
+            if s < up:
+                f = lo_start + (1 - lo_start) * 0.5 * (1 - math.cos(math.pi * s / up))
+            else:
+                t = min(1.0, (s - up) / max(1, n - up))
+                f = lo_end + (1 - lo_end) * 0.5 * (1 + math.cos(math.pi * t))
+            return f * self.scale  # one-cycle has its own warm-up
+        else:  # plateau
+            f = 1.0
+        if self.warmup_steps and s < self.warmup_steps:
+            f *= 0.01 + 0.99 * (s + 1) / self.warmup_steps
+        return f * self.scale
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
+        """Set every group's lr for this step (groups keep their own 'base_lr'); returns group 0's lr."""
+        f = self.factor(step)
+        for g in optimizer.param_groups:
+            g["lr"] = g.setdefault("base_lr", g["lr"]) * f
+        return optimizer.param_groups[0]["lr"]
+
+    def epoch_end(self, val_loss: float | None) -> bool:
+        """Reduce-on-plateau bookkeeping; True when the lr was just reduced."""
+        if self.cfg.name != "plateau" or val_loss is None:
+            return False
+        if val_loss < self.plateau_best * (1 - 1e-4):
+            self.plateau_best = val_loss
+            self.plateau_bad = 0
+            return False
+        self.plateau_bad += 1
+        if self.plateau_bad > self.cfg.plateau_patience:
+            self.scale *= self.cfg.plateau_factor
+            self.plateau_bad = 0
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, float]:
+        return {"scale": self.scale, "plateau_best": self.plateau_best, "plateau_bad": self.plateau_bad}
+
+    def load_state_dict(self, d: dict[str, float]) -> None:
+        self.scale = float(d["scale"])
+        self.plateau_best = float(d["plateau_best"])
+        self.plateau_bad = int(d["plateau_bad"])
