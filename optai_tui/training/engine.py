@@ -33,7 +33,7 @@ from . import events as ev
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import device_name, resolve_device, resolve_precision
 from .optim import LRSchedule, build_optimizer
-from .transfer import Phase, configure_phase, phase_at, plan_phases, set_train_mode
+from .transfer import Phase, configure_phase, phase_at, plan_phases, prepare_phase, set_train_mode
 
 EventSink = Callable[[ev.Event], None]
 CONTROL_ACTIONS = ("stop_now", "stop_after_epoch", "lr_div10")
@@ -183,6 +183,7 @@ class Trainer:
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.step_model = torch.compile(self.model) if cfg.train.compile else self.model
+        self._base = (self.train_loader, self.val_loader, self.step_model)
         self.phases = plan_phases(cfg)
         self.image_size = cfg.effective_image_size() or dataset_info(d.dataset).image_size
 
@@ -190,6 +191,9 @@ class Trainer:
         cfg = self.config
         self.phase = phase
         groups = configure_phase(self.model, phase)
+        # A phase may swap what the loop runs on (e.g. cached backbone features and the head alone).
+        self.train_loader, self.val_loader, self.step_model = self._base
+        prepare_phase(self, phase)
         self.optimizer = build_optimizer(groups, cfg.optim)
         steps = len(self.train_loader)
         self.schedule = LRSchedule(

@@ -97,6 +97,16 @@ def set_train_mode(model: nn.Module, phase: Phase) -> None:
             m.eval()
 
 
+def prepare_phase(trainer: Any, phase: Phase) -> None:
+    """Hook run by the engine at the start of each phase, after configure_phase.
+
+    It may replace ``trainer.train_loader``, ``trainer.val_loader`` and ``trainer.step_model`` (the module
+    the loop calls), e.g. to train a linear probe on cached backbone features. The replacement loaders
+    must keep the loader interface (iteration, len, set_epoch, num_samples) and the batch count.
+    """
+    return None
+
+
 def build_model(cfg: RunConfig, num_classes: int, in_channels: int, runs_dir: Path | None = None) -> nn.Module:
     """Create the configured architecture; transfer modes load their backbone and build the head."""
     from ..models import create_model
