@@ -1,0 +1,154 @@
+"""Model registry: ``register_model`` / ``list_models`` / ``get_model_info`` / ``create_model``.
+
+Builders have the signature ``fn(num_classes=10, in_channels=3, width=1.0) -> nn.Module`` and return
+an :class:`~optai_tui.models.base.ImageClassifier`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from torch import nn
+
+from optai_tui.errors import ConfigError, UnknownNameError
+
+Builder = Callable[..., nn.Module]
+
+FAMILIES: dict[str, str] = {
+    "resnet": (
+        "ResNet: 3x3 conv stem, then residual basic blocks (two 3x3 convs; depths 18/34) or bottleneck "
+        "blocks (1x1-3x3-1x1 convs, 4x expansion; depths 50/101/152) in 4 stages of 64/128/256/512 "
+        "channels, spatial size halved at stages 2-4; BatchNorm after each conv, identity or 1x1-conv "
+        "projection shortcuts; global average pool and one linear classifier."
+    ),
+    "preact_resnet": (
+        "Pre-activation ResNet: the ResNet layout (basic blocks for 18/34, bottlenecks for 50/101/152, "
+        "4 stages of 64/128/256/512 channels) with BatchNorm+ReLU placed before each conv, so the "
+        "shortcut path is a clean identity (1x1 conv projection without BatchNorm where shapes change); "
+        "global average pool and one linear classifier."
+    ),
+    "densenet": (
+        "DenseNet: 4 dense blocks in which every layer (BN-ReLU-1x1 conv to 4k channels, BN-ReLU-3x3 "
+        "conv to k channels, k = growth rate) receives the concatenated outputs of all earlier layers; "
+        "transition layers (BN-ReLU-1x1 conv halving channels, 2x2 average pool) between blocks. "
+        "Depth 121/169/201 with growth 32, 161 with growth 48; densenet_cifar is the 121 layout with "
+        "growth 12."
+    ),
+    "vgg": (
+        "VGG: plain stacks of 3x3 conv-BatchNorm-ReLU layers (8/10/13/16 convs for VGG11/13/16/19) in "
+        "5 stages of 64/128/256/512/512 channels, each closed by a 2x2 max pool; no shortcuts; global "
+        "average pool and one linear classifier (the ImageNet variants keep a 4096-4096 MLP)."
+    ),
+}
+KINDS: dict[str, str] = {
+    "cifar": "CIFAR-style: 3x3 stem without early downsampling, for small (32x32) images",
+    "imagenet": "torchvision ImageNet architecture (aggressive stem), optionally with pretrained weights",
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about an architecture (everything but its builder)."""
+
+    name: str
+    family: str
+    kind: str
+    min_image_size: int
+    default_image_size: int
+    pretrained: str | None = None
+    description: str = ""
+
+    @property
+    def has_pretrained(self) -> bool:
+        return self.pretrained is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_INFOS: dict[str, ModelInfo] = {}
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    family: str,
+    kind: str,
+    min_image_size: int,
+    default_image_size: int,
+    pretrained: str | None = None,
+    description: str = "",
+) -> Callable[[Builder], Builder]:
+    """Decorator registering ``fn(num_classes=10, in_channels=3, width=1.0)`` under ``name``."""
+    if name in _INFOS:
+        raise ValueError(f"model {name!r} is already registered")
+    if name != name.lower() or not name:
+        raise ValueError(f"model names are lowercase and non-empty, got {name!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; choose one of {sorted(FAMILIES)}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; choose one of {sorted(KINDS)}")
+    if min_image_size < 1 or default_image_size < min_image_size:
+        raise ValueError(
+            f"need 1 <= min_image_size <= default_image_size, got {min_image_size}, {default_image_size}"
+        )
+    if pretrained is not None and kind != "imagenet":
+        raise ValueError("only imagenet-kind models can name pretrained weights")
+    info = ModelInfo(name, family, kind, min_image_size, default_image_size, pretrained, description)
+
+    def decorator(fn: Builder) -> Builder:
+        if name in _INFOS:  # re-checked: the decorator may be applied later than it was created
+            raise ValueError(f"model {name!r} is already registered")
+        _INFOS[name] = info
+        _BUILDERS[name] = fn
+        return fn
+
+    return decorator
+
+
+def list_models(family: str | None = None, kind: str | None = None) -> list[str]:
+    """Registered names, sorted, optionally filtered by family and/or kind."""
+    return sorted(
+        name
+        for name, info in _INFOS.items()
+        if (family is None or info.family == family) and (kind is None or info.kind == kind)
+    )
+
+
+def _lookup(name: str) -> ModelInfo:
+    try:
+        return _INFOS[name]
+    except KeyError:
+        raise UnknownNameError("architecture", name, list_models(), field="model.arch") from None
+
+
+def get_model_info(name: str) -> ModelInfo:
+    return _lookup(name)
+
+
+def create_model(name: str, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> nn.Module:
+    """Build a freshly initialised model (never downloads weights)."""
+    info = _lookup(name)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise ConfigError(f"in_channels must be a positive integer, got {in_channels!r}")
+    if not isinstance(width, (int, float)) or not math.isfinite(width) or width <= 0:
+        raise ConfigError(f"width must be a positive number, got {width!r}", field="model.width")
+    model = _BUILDERS[name](num_classes=num_classes, in_channels=in_channels, width=float(width))
+    model.arch = info.name
+    return model
+
+
+# torchvision spelling
+get_model = create_model
+
+
+def _unregister(name: str) -> None:
+    """Remove a registration (for tests only)."""
+    _INFOS.pop(name, None)
+    _BUILDERS.pop(name, None)
