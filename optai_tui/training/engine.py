@@ -64,7 +64,9 @@ class Trainer:
         self._stop_now = threading.Event()
         self._stop_after_epoch = threading.Event()
         self._lr_div10 = 0
-        self._control_offset = 0
+        # Requests left in control.jsonl by an earlier process of this run are stale; a new run reads
+        # from the start (the TUI may ask to stop a run before its process is up).
+        self._control_offset = self.run_dir.control_path.stat().st_size if self._resume and self.run_dir.control_path.exists() else 0
         self.history: list[dict[str, float]] = []
         self.best_val_acc: float | None = None
         self.summary: dict[str, Any] = {}

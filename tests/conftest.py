@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny real configs and isolated folders, so no test touches the user's files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CIFAR_SUB = REPO.parent / "shared" / "data" / "cifar10-sub"
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("OPTAI_PRESETS_DIR", str(home / "presets"))
+    monkeypatch.setenv("OPTAI_DATA_ROOT", str(home / "data"))
+    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.setenv("OPTAI_RUNS_DIR", str(home / "runs"))
+
+
+def tiny(**sections) -> dict:
+    """A config dict for a run of a few seconds on the CPU: 512 shapes images, a slim VGG-11."""
+    base = {
+        "name": "tiny",
+        "data": {"dataset": "shapes", "subset": 512},
+        "model": {"arch": "vgg11", "width": 0.125},
+        "optim": {"lr": 0.05},
+        "train": {"epochs": 2, "batch_size": 128, "device": "cpu", "progress_every": 0.01},
+    }
+    for sec, values in sections.items():
+        if isinstance(values, dict):
+            base.setdefault(sec, {}).update(values)
+        else:
+            base[sec] = values
+    return base
+
+
+@pytest.fixture
+def tiny_config():
+    from optai_tui.config import validate_config
+
+    return lambda **kw: validate_config(tiny(**kw))
+
+
+@pytest.fixture
+def cifar_sub() -> Path:
+    if not (CIFAR_SUB / "train").is_dir():
+        pytest.skip(f"real CIFAR-10 subset not found at {CIFAR_SUB} (only present beside the project's CI checkout)")
+    return CIFAR_SUB

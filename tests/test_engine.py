@@ -1,0 +1,209 @@
+import json
+import math
+
+import pytest
+import torch
+
+from optai_tui.errors import DeviceError, TrainingError
+from optai_tui.runs.store import RunDir
+from optai_tui.training import events as ev
+from optai_tui.training.checkpoint import load_checkpoint
+from optai_tui.training.device import resolve_device
+from optai_tui.training.engine import Trainer
+from optai_tui.training.profile import count_parameters
+
+
+def kinds(run: RunDir) -> list[str]:
+    return [e["event"] for e in run.iter_events()]
+
+
+def test_tiny_run_records_everything(tiny_config, tmp_path):
+    cfg = tiny_config(data={"subset": 1024}, train={"epochs": 3})
+    seen: list[ev.Event] = []
+    t = Trainer(cfg, on_event=seen.append, runs_dir=tmp_path)
+    s = t.run()
+    run = t.run_dir
+    assert s["status"] == "completed" and s["epochs_completed"] == 3
+    assert s["params"] == count_parameters(t.model)[0] and s["macs"] > 0
+    assert 0 <= s["best_val_acc"] <= 1 and 0 <= s["final_val_acc"] <= 1
+    assert s["best_val_acc"] >= s["final_val_acc"]
+    assert s["best_val_acc"] > 0.2  # 10 classes: well above the 10% of chance after 3 epochs
+    assert s["device"] == "cpu" and s["train_seconds"] > 0 and s["images_per_second"] > 0
+    assert s["started_at"] and s["finished_at"] and s["error"] is None
+    k = kinds(run)
+    assert k[0] == "RunStarted" and k[-1] == "RunFinished" and k.count("EpochEnd") == 3 and "BatchEnd" in k
+    # the sink saw the same events the log holds
+    assert [type(e).__name__ for e in seen] == k
+    ends = [e for e in run.iter_events() if e["event"] == "EpochEnd"]
+    for e in ends:
+        m = e["metrics"]
+        assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second", "epoch_seconds", "peak_memory_mb"} <= set(m)
+    assert ends[-1]["metrics"]["lr"] < ends[0]["metrics"]["lr"]  # cosine decays
+    rows = (run.path / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,train_loss") and len(rows) == 4
+    ck = load_checkpoint(run.last_checkpoint)
+    assert ck["epoch"] == 3 and ck["arch"] == "vgg11" and ck["config"]["model"]["width"] == 0.125
+    assert run.best_checkpoint.is_file()
+    assert json.loads(run.summary_path.read_text())["status"] == "completed"
+
+
+def test_top5_with_more_than_ten_classes(tiny_config, tmp_path, monkeypatch):
+    from optai_tui import data as data_mod
+    from optai_tui.data import load_arrays as real
+
+    def twelve(*a, **k):  # relabel shapes into 12 classes
+        s = real(*a, **k)
+        import dataclasses
+
+        return dataclasses.replace(s, train_y=s.train_y % 12, classes=[str(i) for i in range(12)])
+
+    monkeypatch.setattr(data_mod, "load_arrays", twelve)
+    t = Trainer(tiny_config(train={"epochs": 1}), runs_dir=tmp_path)
+    t.run()
+    assert "val_top5" in t.history[-1]
+
+
+def run_metrics(run: RunDir) -> dict[int, dict]:
+    out = {}
+    for e in run.iter_events():
+        if e["event"] == "EpochEnd":
+            m = dict(e["metrics"])
+            for k in ("epoch_seconds", "images_per_second", "peak_memory_mb"):
+                m.pop(k)
+            out[e["epoch"]] = m
+    return out
+
+
+def test_stopped_and_resumed_run_equals_uninterrupted(tiny_config, tmp_path):
+    cfg = tiny_config(train={"epochs": 3}, optim={"lr": 0.05})
+    full = Trainer(cfg, runs_dir=tmp_path / "a")
+    full.run()
+
+    holder = {}
+
+    def stop_after_first(e):
+        if isinstance(e, ev.EpochEnd) and e.epoch == 1:
+            holder["t"].request_stop(after_epoch=True)
+
+    part = Trainer(cfg, on_event=stop_after_first, runs_dir=tmp_path / "b")
+    holder["t"] = part
+    s = part.run()
+    assert s["status"] == "stopped" and s["epochs_completed"] == 1
+    assert kinds(part.run_dir)[-1] == "RunStopped"
+    resumed = Trainer.resume(RunDir.open(part.run_dir.path))
+    s2 = resumed.run()
+    assert s2["status"] == "completed" and s2["epochs_completed"] == 3
+    starts = [e for e in part.run_dir.iter_events() if e["event"] == "RunStarted"]
+    assert [e["start_epoch"] for e in starts] == [0, 1] and starts[1]["resumed"]
+    assert run_metrics(part.run_dir) == run_metrics(full.run_dir)
+
+
+def test_stop_now_from_control_file_checkpoints_and_resume_restarts_epoch(tiny_config, tmp_path):
+    cfg = tiny_config(train={"epochs": 2})
+    holder = {}
+
+    def on_event(e):
+        if isinstance(e, ev.BatchEnd) and e.epoch == 2 and e.step == 1:
+            holder["t"].run_dir.send_control("stop_now")
+
+    t = Trainer(cfg, on_event=on_event, runs_dir=tmp_path)
+    holder["t"] = t
+    s = t.run()
+    assert s["status"] == "stopped" and s["epochs_completed"] == 1
+    k = kinds(t.run_dir)
+    assert "ControlApplied" in k and k[-1] == "RunStopped"
+    assert (t.run_dir.checkpoints_dir / "interrupted.pt").is_file()
+    assert load_checkpoint(t.run_dir.last_checkpoint)["epoch"] == 1
+    s2 = Trainer.resume(t.run_dir).run()
+    assert s2["status"] == "completed" and s2["epochs_completed"] == 2
+
+
+def test_lr_div10_control(tiny_config, tmp_path):
+    cfg = tiny_config(schedule={"name": "constant"}, train={"epochs": 2})
+    holder = {}
+
+    def on_event(e):
+        if isinstance(e, ev.EpochEnd) and e.epoch == 1:
+            holder["t"].run_dir.send_control("lr_div10")
+
+    t = Trainer(cfg, on_event=on_event, runs_dir=tmp_path)
+    holder["t"] = t
+    t.run()
+    lrs = [h["lr"] for h in t.history]
+    assert lrs[0] == pytest.approx(0.05) and lrs[1] == pytest.approx(0.005)
+    applied = [e for e in t.run_dir.iter_events() if e["event"] == "ControlApplied"]
+    assert applied and applied[0]["action"] == "lr_div10" and "0.005" in applied[0]["detail"]
+
+
+def test_nan_loss_fails_with_lr_advice(tiny_config, tmp_path, monkeypatch):
+    import optai_tui.training.engine as engine
+
+    real = engine.F.cross_entropy
+
+    def poisoned(out, y, **kw):
+        return real(out, y, **kw) * float("nan")
+
+    monkeypatch.setattr(engine.F, "cross_entropy", poisoned)
+    t = Trainer(tiny_config(), runs_dir=tmp_path)
+    with pytest.raises(TrainingError) as e:
+        t.run()
+    assert "nan" in str(e.value) and "optim.lr=0.005" in str(e.value)
+    s = t.run_dir.read_summary()
+    assert s["status"] == "failed" and "nan" in s["error"]
+    last = list(t.run_dir.iter_events())[-1]
+    assert last["event"] == "RunFailed" and last["kind"] == "nan"
+
+
+def test_out_of_memory_fails_with_batch_advice(tiny_config, tmp_path, monkeypatch):
+    t = Trainer(tiny_config(train={"batch_size": 64}), runs_dir=tmp_path)
+    real_setup = t._setup
+
+    def setup():
+        real_setup()
+
+        def boom(x):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+        t.step_model = boom
+        t._base = (t.train_loader, t.val_loader, boom)
+
+    t._setup = setup
+    with pytest.raises(TrainingError) as e:
+        t.run()
+    assert "train.batch_size=32" in str(e.value)
+    assert list(t.run_dir.iter_events())[-1]["kind"] == "oom"
+
+
+def test_devices():
+    assert resolve_device("auto").type in ("cuda", "mps", "cpu")
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError) as e:
+            resolve_device("cuda:3")
+        assert "cpu" in e.value.hint and e.value.field == "train.device"
+
+
+def test_schedules():
+    from optai_tui.config import ScheduleConfig
+    from optai_tui.training.optim import LRSchedule
+
+    cos = LRSchedule(ScheduleConfig(name="cosine"), 10, 100)
+    assert cos.factor(0) == 1.0 and cos.factor(50) == pytest.approx(0.5) and cos.factor(100) == pytest.approx(0.0)
+    step = LRSchedule(ScheduleConfig(name="step", milestones=[2, 4], gamma=0.1), 10, 60)
+    assert [round(step.factor(s), 6) for s in (0, 19, 20, 40)] == [1.0, 1.0, 0.1, 0.01]
+    warm = LRSchedule(ScheduleConfig(name="constant", warmup_epochs=1), 10, 100)
+    assert warm.factor(0) < 0.2 and warm.factor(5) < warm.factor(9) and warm.factor(10) == 1.0
+    one = LRSchedule(ScheduleConfig(name="onecycle", onecycle_pct_start=0.25), 10, 100)
+    peak = max(range(100), key=one.factor)
+    assert 20 <= peak <= 26 and one.factor(0) < 0.05 and one.factor(99) < 0.01
+    pl = LRSchedule(ScheduleConfig(name="plateau", plateau_patience=1, plateau_factor=0.5), 10, 100)
+    assert not pl.epoch_end(1.0) and not pl.epoch_end(1.0) and pl.epoch_end(1.0)
+    assert pl.factor(0) == 0.5
+    assert math.isfinite(pl.state_dict()["plateau_best"])
+
+
+@pytest.mark.parametrize("opt", ["adam", "adamw"])
+def test_other_optimizers_train(tiny_config, tmp_path, opt):
+    t = Trainer(tiny_config(optim={"name": opt, "lr": 0.003}, schedule={"name": "plateau"}, train={"epochs": 1}), runs_dir=tmp_path)
+    assert t.run()["status"] == "completed"
+    assert type(t.optimizer).__name__.lower() == opt
