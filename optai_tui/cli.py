@@ -44,12 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"optai-tui {__version__}")
     p.add_argument("--runs-dir", help="runs directory (default: ./runs or $OPTAI_RUNS_DIR)")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--runs-dir", dest="sub_runs_dir", metavar="RUNS_DIR", help="runs directory (default: ./runs or $OPTAI_RUNS_DIR)")
 
-    t = sub.add_parser("train", help="train headless (no --preset: the offline default preset)")
+    t = sub.add_parser("train", parents=[common], help="train headless (no --preset: the offline default preset)")
     t.add_argument("--preset", "-p", help="preset name or YAML file")
     t.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. optim.lr=0.05 (repeatable)")
     t.add_argument("--resume", metavar="RUN", help="continue RUN (id, prefix or folder) from its last completed epoch")
-    t.add_argument("--runs-dir", dest="sub_runs_dir", help=argparse.SUPPRESS)
     t.add_argument("--run-dir", help=argparse.SUPPRESS)  # an already created run folder (used by the TUI)
     t.add_argument("--plain", action="store_true", help="one plain line per epoch even on a terminal")
 
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rs = sub.add_parser("runs", help="list runs")
     rss = rs.add_subparsers(dest="action", parser_class=_Parser)
-    rl = rss.add_parser("list", help="list runs in the runs directory")
+    rl = rss.add_parser("list", parents=[common], help="list runs in the runs directory")
     rl.add_argument("--json", action="store_true", help="print JSON (one object per run)")
 
     pr = sub.add_parser("profile", help="parameters, MACs, size and speed of an architecture")
@@ -75,12 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--json", action="store_true")
 
-    sub.add_parser("doctor", help="check torch, CUDA, GPUs, MPS, data root and weight cache")
+    sub.add_parser("doctor", parents=[common], help="check torch, CUDA, GPUs, MPS, data root and weight cache")
 
-    at = sub.add_parser("attach", help="open the TUI dashboard on a run")
+    at = sub.add_parser("attach", parents=[common], help="open the TUI dashboard on a run")
     at.add_argument("run")
 
-    ex = sub.add_parser("export", help="export run summaries (md, csv, json, html)")
+    ex = sub.add_parser("export", parents=[common], help="export run summaries (md, csv, json, html)")
     ex.add_argument("runs", nargs="+", metavar="RUN")
     ex.add_argument("--format", "-f", choices=["md", "csv", "json", "html"], default="md")
     ex.add_argument("-o", "--output", required=True, help="output file")

@@ -1,0 +1,125 @@
+"""The command line as a user runs it: real subprocesses, exit codes, no tracebacks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from optai_tui.cli import main
+from optai_tui.runs.store import list_runs
+
+from .conftest import REPO, tiny
+
+
+def cli(*args, cwd=None, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "optai_tui", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+def write_preset(path: Path, **kw) -> Path:
+    path.write_text(yaml.safe_dump(tiny(**kw)))
+    return path
+
+
+def test_invalid_override_exits_2_with_one_clear_message(tmp_path):
+    r = cli("train", "--set", "optim.lr=-1", "--runs-dir", str(tmp_path))
+    assert r.returncode == 2
+    assert "optim.lr" in r.stderr and "greater than 0" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert not list(tmp_path.iterdir())  # nothing created for a refused config
+
+
+def test_unknown_arch_suggests_close_names(tmp_path, capsys):
+    assert main(["train", "--set", "model.arch=resnt18", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'resnet18'" in err
+
+
+def test_unknown_preset_and_usage_errors(capsys):
+    assert main(["train", "--preset", "defualt"]) == 2
+    assert "did you mean 'default'" in capsys.readouterr().err
+    assert main(["profile"]) == 2
+    assert "arch" in capsys.readouterr().err
+    assert main(["train", "--resume", "nope"]) == 2
+
+
+def test_train_plain_output_and_runs_list(tmp_path, capsys):
+    preset = write_preset(tmp_path / "p.yaml")
+    runs = tmp_path / "runs"
+    r = cli("train", "--preset", str(preset), "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("epoch ")]
+    assert len(lines) == 2 and "val_acc" in lines[0] and "img/s" in lines[0]
+    assert "\x1b[" not in r.stdout  # no progress-bar escapes in a log
+    assert main(["runs", "list", "--json", "--runs-dir", str(runs)]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 1 and rows[0]["status"] == "completed" and rows[0]["arch"] == "vgg11"
+    assert main(["runs", "list", "--runs-dir", str(runs)]) == 0
+    assert "completed" in capsys.readouterr().out
+
+
+def test_sigint_stops_with_130_and_resume_completes(tmp_path):
+    preset = write_preset(tmp_path / "p.yaml", train={"epochs": 3, "progress_every": 0.01}, data={"subset": 1024})
+    runs = tmp_path / "runs"
+    p = subprocess.Popen([sys.executable, "-m", "optai_tui", "train", "--preset", str(preset), "--runs-dir", str(runs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        found = list_runs(runs)
+        if found and '"BatchEnd"' in found[0].events_path.read_text():
+            break
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    run = list_runs(runs)[0]
+    assert run.read_summary()["status"] == "stopped"
+    r = cli("train", "--resume", run.run_id, "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stderr
+    s = run.read_summary()
+    assert s["status"] == "completed" and s["epochs_completed"] == 3
+
+
+def test_presets_commands(capsys, tmp_path):
+    assert main(["presets", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("default", "kuangliu-resnet18", "kuangliu-vgg16", "course-lab", "fast-gpu-resnet18"):
+        assert name in out
+    assert main(["presets", "show", "course-lab"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])
+    assert shown["data"]["subset"] == 15000 and shown["train"]["batch_size"] == 32
+    assert main(["presets", "validate"]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  lr: -3\n")
+    assert main(["presets", "validate", str(bad)]) == 2
+    assert "optim.lr" in capsys.readouterr().out
+
+
+def test_profile_and_doctor(capsys):
+    assert main(["profile", "vgg11", "--json", "--width", "0.25"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["params"] > 0 and d["macs"] > 0 and d["latency_ms"] > 0
+    assert main(["profile", "vgg11", "--image-size", "16"]) == 2
+    assert "at least 32px" in capsys.readouterr().err
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "torch" in out and "device cpu" in out and "data root" in out
+
+
+def test_core_imports_without_textual():
+    code = (
+        "import sys; import optai_tui.cli, optai_tui.config, optai_tui.presets, optai_tui.models, optai_tui.data, "
+        "optai_tui.training.engine, optai_tui.runs.store; assert 'textual' not in sys.modules, 'textual imported'"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr
+
+
+def test_module_entry_point_version():
+    r = cli("--version")
+    assert r.returncode == 0 and "optai-tui" in r.stdout

@@ -1,0 +1,118 @@
+import json
+import os
+import threading
+
+import pytest
+import yaml
+
+from optai_tui.config import validate_config
+from optai_tui.errors import ConfigError, UnknownNameError
+from optai_tui.presets import diff_configs, list_presets, load_preset, preset_data, save_preset, user_presets_dir
+from optai_tui.runs.store import RunDir, atomic_write_json, list_runs, pid_alive, resolve_run
+
+from .conftest import tiny
+
+
+def test_shipped_presets_all_validate_and_default_is_offline():
+    refs = list_presets()
+    assert refs[0].name == "default"
+    names = {r.name for r in refs}
+    assert {"default", "kuangliu-resnet18", "kuangliu-preact_resnet18", "kuangliu-densenet121", "kuangliu-vgg16", "course-lab", "fast-gpu-resnet18"} <= names
+    for r in refs:
+        cfg = load_preset(r.name)
+        assert r.description, r.name
+        if r.name.startswith("kuangliu-"):
+            assert (cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay, cfg.schedule.name, cfg.train.batch_size) == (0.1, 0.9, 5e-4, "cosine", 128)
+    d = load_preset("default")
+    assert d.data.dataset == "shapes"
+    fast = load_preset("fast-gpu-resnet18")
+    assert fast.train.precision == "bf16" and fast.train.channels_last and fast.schedule.name == "onecycle" and fast.optim.label_smoothing > 0
+
+
+def test_save_load_diff_and_user_precedence():
+    cfg = validate_config(tiny(optim={"lr": 0.02}))
+    path = save_preset("mine", cfg, description="my test")
+    assert path.parent == user_presets_dir() and path.is_file()
+    assert load_preset("mine") == cfg
+    assert yaml.safe_load(path.read_text())["description"] == "my test"
+    assert [r for r in list_presets() if r.name == "mine"][0].source == "user"
+    other = load_preset("mine", ["optim.lr=0.5", "train.epochs=9"])
+    assert diff_configs(cfg, other) == [("optim.lr", 0.02, 0.5), ("train.epochs", 2, 9)]
+    save_preset("default", cfg)  # a user preset shadows the shipped one of the same name
+    assert load_preset("default").model.width == 0.125
+    with pytest.raises(ConfigError):
+        save_preset("../evil", cfg)
+
+
+def test_invalid_preset_names_file_and_field(tmp_path):
+    p = tmp_path / "broken.yaml"
+    p.write_text("optim:\n  lr: 0\n")
+    with pytest.raises(ConfigError) as e:
+        load_preset(str(p))
+    assert e.value.field == "optim.lr" and str(p) in e.value.message
+    p.write_text("optim: [unclosed\n")
+    with pytest.raises(ConfigError) as e:
+        load_preset(str(p))
+    assert "not valid YAML" in str(e.value)
+    p.write_text("- a list\n")
+    with pytest.raises(ConfigError):
+        preset_data(str(p))
+    with pytest.raises(UnknownNameError):
+        load_preset("kuangliu-resnet")
+
+
+def test_run_store(tmp_path):
+    cfg = validate_config(tiny())
+    a = RunDir.create(tmp_path, cfg)
+    b = RunDir.create(tmp_path, cfg)
+    assert a.run_id != b.run_id and a.run_id < b.run_id
+    assert [r.run_id for r in list_runs(tmp_path)] == [a.run_id, b.run_id]
+    assert a.load_config() == cfg
+    s = a.read_summary()
+    assert s["status"] == "running" and s["arch"] == "vgg11" and s["transfer_mode"] == "scratch"
+    # incremental tail: a half-written line waits for its newline
+    a.append_event({"event": "X", "n": 1})
+    with open(a.events_path, "a") as f:
+        f.write('{"event": "Y"')
+    evs, off = a.read_events(0)
+    assert [e["n"] for e in evs] == [1]
+    with open(a.events_path, "a") as f:
+        f.write(', "n": 2}\n')
+    evs, off2 = a.read_events(off)
+    assert [e["n"] for e in evs] == [2] and off2 > off
+    assert resolve_run(a.run_id, tmp_path).path == a.path
+    assert resolve_run(str(b.path)).path == b.path
+    with pytest.raises(ConfigError):
+        resolve_run(a.run_id[:8], tmp_path)  # prefix of both: ambiguous
+    with pytest.raises(UnknownNameError):
+        resolve_run("nope", tmp_path)
+    # a 'running' run whose process is gone reads as stopped
+    a.update_summary(pid=os.getpid())
+    assert a.status() == "running"
+    a.update_summary(pid=2**22 + 12345)
+    assert not pid_alive(2**22 + 12345) and a.status() == "stopped"
+    m = a.write_meta(tags=["b", "a", " "], note="hello")
+    assert m == {"tags": ["a", "b"], "note": "hello"} and a.read_meta() == m
+
+
+def test_atomic_write_never_shows_a_partial_file(tmp_path):
+    path = tmp_path / "summary.json"
+    atomic_write_json(path, {"n": 0})
+    stop = threading.Event()
+    bad = []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                json.loads(path.read_text())
+            except json.JSONDecodeError:
+                bad.append(1)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for i in range(300):
+        atomic_write_json(path, {"n": i, "pad": "x" * 5000})
+    stop.set()
+    t.join()
+    assert not bad and json.loads(path.read_text())["n"] == 299
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
