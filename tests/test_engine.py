@@ -207,3 +207,23 @@ def test_other_optimizers_train(tiny_config, tmp_path, opt):
     t = Trainer(tiny_config(optim={"name": opt, "lr": 0.003}, schedule={"name": "plateau"}, train={"epochs": 1}), runs_dir=tmp_path)
     assert t.run()["status"] == "completed"
     assert type(t.optimizer).__name__.lower() == opt
+
+
+def test_vgg11_on_real_cifar_imagefolder(cifar_sub, tmp_path):
+    """3 epochs on the real CIFAR-10 JPEG subset (ImageFolder), slim VGG-11 so it stays quick on 2 cores."""
+    from optai_tui.config import validate_config
+
+    cfg = validate_config(
+        {
+            "data": {"dataset": "imagefolder", "path": str(cifar_sub), "subset": 1500},
+            "model": {"arch": "vgg11", "width": 0.25},
+            "train": {"epochs": 3, "batch_size": 128, "device": "cpu"},
+        }
+    )
+    t = Trainer(cfg, runs_dir=tmp_path)
+    s = t.run()
+    assert s["status"] == "completed" and s["epochs_completed"] == 3 and s["dataset"] == "imagefolder"
+    assert s["num_train"] == 1500 and s["num_val"] == 1000 and s["num_classes"] == 10
+    assert s["final_val_acc"] == t.history[-1]["val_acc"] and s["best_val_acc"] == max(h["val_acc"] for h in t.history)
+    assert s["best_val_acc"] > 0.2
+    assert s["train_seconds"] >= sum(h["epoch_seconds"] for h in t.history)
