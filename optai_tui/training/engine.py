@@ -197,6 +197,7 @@ class Trainer:
         self.train_loader, self.val_loader, self.step_model = self._base
         prepare_phase(self, phase)
         self.optimizer = build_optimizer(groups, cfg.optim)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         steps = len(self.train_loader)
         self.schedule = LRSchedule(
             cfg.schedule,
@@ -293,7 +294,6 @@ class Trainer:
         self.train_loader.set_epoch(epoch)
         set_train_mode(self.model, self.phase)
         steps = len(self.train_loader)
-        scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
@@ -310,9 +310,9 @@ class Trainer:
                 out = self.step_model(x)
                 loss = F.cross_entropy(out, y, label_smoothing=cfg.optim.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(self.optimizer)
-            scaler.update()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             n = y.shape[0]
             seen += n
             loss_sum += loss.detach().float() * n
@@ -413,6 +413,7 @@ class Trainer:
             seconds_per_epoch=sum(secs) / len(secs),
             images_per_second=sum(h["images_per_second"] for h in self.history) / len(self.history),
             peak_memory_mb=max(h["peak_memory_mb"] for h in self.history),
+            checkpoint_mb=self.run_dir.last_checkpoint.stat().st_size / 2**20 if self.run_dir.last_checkpoint.is_file() else None,
         )
 
     def _warn_gap(self, epoch: int, m: dict[str, float]) -> None:
