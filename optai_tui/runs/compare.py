@@ -1,0 +1,507 @@
+"""Run records for comparison: summaries, tags, per-epoch history, Pareto fronts and config diffs.
+
+Everything here is rebuilt from the run directories (``store.RunDir``) and never writes to them, so the
+runs screen, the compare screen and the exporters all see the same numbers. No Textual imports.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .store import RunDir, list_runs
+
+# Per-epoch metrics in the order tables show them (timm's summary.csv prefixes).
+EPOCH_METRICS = (
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_top5",
+    "lr",
+    "images_per_second",
+    "epoch_seconds",
+    "peak_memory_mb",
+)
+
+# Cost axes of the trade-off study: key in the record -> axis label.
+TRADEOFF_AXES: dict[str, str] = {
+    "params": "Parameters",
+    "macs": "MACs per image",
+    "train_seconds": "Training time (s)",
+}
+# ... and as words in a sentence ("accuracy vs parameters").
+AXIS_NAMES: dict[str, str] = {"params": "parameters", "macs": "MACs", "train_seconds": "training time"}
+ACCURACY_KEY = "best_val_acc"
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass
+class RunRecord:
+    """What a screen or a report needs about one run, read from its folder."""
+
+    run_id: str
+    path: Path
+    status: str
+    summary: dict[str, Any]
+    meta: dict[str, Any]
+    config: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A summary field (with the effective status), or a dotted config field such as ``optim.lr``."""
+        if key == "status":
+            return self.status
+        if key == "tags":
+            return self.tags
+        if key == "note":
+            return self.note
+        if key in self.summary:
+            v = self.summary[key]
+            return default if v is None else v
+        if "." in key:
+            node: Any = self.config
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    return default
+                node = node[part]
+            return node
+        return default
+
+    name = property(lambda self: self.summary.get("name") or self.config.get("name") or self.run_id)
+    arch = property(lambda self: self.summary.get("arch") or self.config.get("model", {}).get("arch", "?"))
+    dataset = property(lambda self: self.summary.get("dataset") or self.config.get("data", {}).get("dataset", "?"))
+    tags = property(lambda self: list(self.meta.get("tags", [])))
+    note = property(lambda self: str(self.meta.get("note", "")))
+
+    @property
+    def width(self) -> float | None:
+        w = self.summary.get("width")
+        if w is None:
+            w = self.config.get("model", {}).get("width")
+        return w
+
+    @property
+    def is_running(self) -> bool:
+        return self.status == "running"
+
+    def search_text(self) -> str:
+        """Lower-case text a filter matches against: name, id, arch, dataset, transfer, status, tags, note."""
+        parts = [
+            self.name,
+            self.run_id,
+            self.arch,
+            self.dataset,
+            str(self.summary.get("transfer_mode") or ""),
+            self.status,
+            " ".join(self.tags),
+            self.note,
+        ]
+        return " ".join(parts).lower()
+
+
+def load_record(run: RunDir, *, history: bool = True, config: dict[str, Any] | None = None) -> RunRecord:
+    """Read one run folder (never writes). ``history=False`` skips the event log, for fast tables."""
+    if config is None:
+        config = _read_config(run)
+    summary = run.read_summary()
+    summary.setdefault("run_id", run.run_id)
+    return RunRecord(
+        run_id=run.run_id,
+        path=run.path,
+        status=run.status(),
+        summary=summary,
+        meta=run.read_meta(),
+        config=config,
+        history=read_history(run) if history else [],
+    )
+
+
+def _read_config(run: RunDir) -> dict[str, Any]:
+    try:
+        config = run.raw_config()
+    except Exception:  # a damaged config.yaml must not hide the rest of the runs
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+class RecordCache:
+    """Loads the records of a runs directory again and again (a screen's refresh), parsing each
+    config.yaml only when its file changed. Safe to use from one worker thread at a time."""
+
+    def __init__(self) -> None:
+        self._configs: dict[Path, tuple[int, dict[str, Any]]] = {}
+
+    def load(self, runs_dir: Path | str | None, *, history: bool = False) -> list[RunRecord]:
+        out = []
+        for run in list_runs(runs_dir):
+            try:
+                mtime = run.config_path.stat().st_mtime_ns
+            except OSError:
+                continue  # deleted meanwhile
+            cached = self._configs.get(run.path)
+            if cached is None or cached[0] != mtime:
+                cached = (mtime, _read_config(run))
+                self._configs[run.path] = cached
+            out.append(load_record(run, history=history, config=cached[1]))
+        return out
+
+
+def load_records(
+    runs: Iterable[RunDir] | None = None, *, runs_dir: Path | str | None = None, history: bool = False
+) -> list[RunRecord]:
+    """Records of the given runs, or of every run in ``runs_dir`` (oldest first)."""
+    if runs is None:
+        runs = list_runs(runs_dir)
+    return [load_record(r, history=history) for r in runs]
+
+
+def read_history(run: RunDir) -> list[dict[str, Any]]:
+    """Per-epoch rows (epoch, metrics, elapsed_seconds), from the event log, else from metrics.csv.
+
+    A resumed run may repeat epochs after the checkpoint it resumed from: the latest row of an epoch wins.
+    ``elapsed_seconds`` is the wall-clock time since the run started at the end of that epoch.
+    """
+    rows: dict[int, dict[str, Any]] = {}
+    try:
+        with open(run.events_path, "rb") as f:
+            for raw in f:
+                # Cheap pre-filter: the log is mostly BatchEnd lines.
+                if b"EpochEnd" not in raw or not raw.endswith(b"\n"):
+                    continue
+                try:
+                    e = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue
+                if e.get("event") != "EpochEnd":
+                    continue
+                m = dict(e.get("metrics") or {})
+                ep = int(e.get("epoch") or m.get("epoch") or 0)
+                if ep <= 0:
+                    continue
+                m["epoch"] = ep
+                if e.get("elapsed_seconds") is not None:
+                    m["elapsed_seconds"] = float(e["elapsed_seconds"])
+                rows[ep] = m
+    except OSError:
+        pass
+    if not rows:
+        rows = {r["epoch"]: r for r in _read_metrics_csv(run.path / "metrics.csv")}
+        total = 0.0
+        for ep in sorted(rows):
+            total += float(rows[ep].get("epoch_seconds") or 0.0)
+            rows[ep].setdefault("elapsed_seconds", total)
+    return [rows[k] for k in sorted(rows)]
+
+
+def _read_metrics_csv(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    out = []
+    for row in csv.DictReader(io.StringIO(text)):
+        d: dict[str, Any] = {}
+        for k, v in row.items():
+            if k is None or v in (None, ""):
+                continue
+            try:
+                d[k] = float(v)
+            except ValueError:
+                d[k] = v
+        if "epoch" in d:
+            d["epoch"] = int(d["epoch"])
+            out.append(d)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Pareto front
+
+
+def pareto_front(points: Sequence[tuple[float | None, float | None]]) -> list[int]:
+    """Indices of the non-dominated points among (cost, accuracy) pairs: lower cost and higher accuracy win.
+
+    A point is dominated when another has cost <= and accuracy >=, one of them strictly. Points with a
+    missing or non-finite value are left out. Identical points are all kept. The indices are sorted by
+    cost (then by accuracy, descending), i.e. in the order the front is drawn.
+    """
+    valid = [
+        (i, float(c), float(a))
+        for i, (c, a) in enumerate(points)
+        if c is not None and a is not None and math.isfinite(float(c)) and math.isfinite(float(a))
+    ]
+    valid.sort(key=lambda t: (t[1], -t[2]))
+    front: list[int] = []
+    best_acc = -math.inf
+    best_cost = None
+    for i, c, a in valid:
+        if a > best_acc:
+            front.append(i)
+            best_acc, best_cost = a, c
+        elif a == best_acc and c == best_cost:
+            front.append(i)  # an exact tie with a front point is not dominated
+    return front
+
+
+def pareto_runs(records: Sequence[RunRecord], cost: str, acc: str = ACCURACY_KEY) -> list[RunRecord]:
+    """The records on the Pareto front of ``acc`` (maximised) against ``cost`` (minimised)."""
+    idx = pareto_front([(_num(r.get(cost)), _num(r.get(acc))) for r in records])
+    return [records[i] for i in idx]
+
+
+def pareto_flags(records: Sequence[RunRecord], acc: str = ACCURACY_KEY) -> dict[str, dict[str, bool]]:
+    """run_id -> {cost axis: on the front?} for every trade-off axis."""
+    out = {r.run_id: {} for r in records}
+    for cost in TRADEOFF_AXES:
+        on = {r.run_id for r in pareto_runs(records, cost, acc)}
+        for r in records:
+            out[r.run_id][cost] = r.run_id in on
+    return out
+
+
+@dataclass(frozen=True)
+class TradeoffPoint:
+    label: str
+    x: float
+    y: float
+    on_front: bool
+    run_id: str
+
+
+def tradeoff_points(
+    records: Sequence[RunRecord], cost: str, acc: str = ACCURACY_KEY, labels: dict[str, str] | None = None
+) -> list[TradeoffPoint]:
+    """Points of one trade-off plot (runs without both values are left out), front flags set."""
+    labels = labels or run_labels(records)
+    usable = [r for r in records if _num(r.get(cost)) is not None and _num(r.get(acc)) is not None]
+    front = {usable[i].run_id for i in pareto_front([(_num(r.get(cost)), _num(r.get(acc))) for r in usable])}
+    return [
+        TradeoffPoint(labels[r.run_id], float(r.get(cost)), float(r.get(acc)), r.run_id in front, r.run_id)
+        for r in usable
+    ]
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Config diff
+
+
+def flat_config(record_or_config: RunRecord | dict[str, Any]) -> dict[str, Any]:
+    from ..presets import flatten
+
+    cfg = record_or_config.config if isinstance(record_or_config, RunRecord) else record_or_config
+    return flatten(cfg or {})
+
+
+def config_table(records: Sequence[RunRecord]) -> list[tuple[str, list[Any], bool]]:
+    """(dotted field, value per run, differs?) for every config field of any of the runs.
+
+    Field order follows the config schema (as saved); a field missing from one run counts as differing.
+    """
+    flats = [flat_config(r) for r in records]
+    keys: list[str] = []
+    seen: set[str] = set()
+    for f in flats:
+        for k in f:
+            if k not in seen:
+                seen.add(k)
+                keys.append(k)
+    _missing = object()
+    out = []
+    for k in keys:
+        vals = [f.get(k, _missing) for f in flats]
+        differs = any(v != vals[0] for v in vals[1:])
+        out.append((k, [None if v is _missing else v for v in vals], differs))
+    return out
+
+
+def config_diff(records: Sequence[RunRecord]) -> list[str]:
+    """The dotted config fields whose values differ across the runs (the run name excluded)."""
+    return [k for k, _, differs in config_table(records) if differs and k != "name"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels and curves
+
+
+def run_labels(records: Sequence[RunRecord]) -> dict[str, str]:
+    """A short label per run, unique within the set: its name, then what tells same-named runs apart."""
+    labels = {r.run_id: r.name for r in records}
+    groups: dict[str, list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault(r.name, []).append(r)
+    for name, group in groups.items():
+        if len(group) < 2:
+            continue
+        diff = config_diff(group)
+        for r in group:
+            bits = [f"{k.rsplit('.', 1)[-1]}={_short(r.get(k))}" for k in diff[:2]]
+            labels[r.run_id] = f"{name} {' '.join(bits)}".strip()
+    seen: dict[str, int] = {}
+    for r in records:  # still equal (same config): add the run id's time part
+        lab = labels[r.run_id]
+        seen[lab] = seen.get(lab, 0) + 1
+    for r in records:
+        if seen[labels[r.run_id]] > 1:
+            labels[r.run_id] = f"{labels[r.run_id]} @{r.run_id[:15]}"
+    return labels
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    run_id: str
+    x: list[float]
+    y: list[float]
+
+
+def curve(record: RunRecord, metric: str, by: str = "epoch") -> tuple[list[float], list[float]]:
+    """(x, y) of one per-epoch metric; ``by`` is 'epoch' or 'time' (wall-clock seconds since start)."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for row in record.history:
+        y = _num(row.get(metric))
+        if y is None:
+            continue
+        x = _num(row.get("epoch")) if by == "epoch" else _num(row.get("elapsed_seconds"))
+        if x is None:
+            continue
+        xs.append(x)
+        ys.append(y)
+    return xs, ys
+
+
+def curves(records: Sequence[RunRecord], metric: str, by: str = "epoch", labels: dict[str, str] | None = None) -> list[Series]:
+    """One series per run that has the metric (runs without data are left out)."""
+    if by not in ("epoch", "time"):
+        raise ValueError(f"by must be 'epoch' or 'time', not {by!r}")
+    labels = labels or run_labels(records)
+    out = []
+    for r in records:
+        xs, ys = curve(r, metric, by)
+        if xs:
+            out.append(Series(labels[r.run_id], r.run_id, xs, ys))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting shared by the screens and the reports
+
+
+def fmt_count(n: Any) -> str:
+    """176402 -> '176k', 11_173_962 -> '11.2M'; '-' when unknown."""
+    v = _num(n)
+    if v is None:
+        return "-"
+    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            q = v / div
+            return f"{q:.3g}{unit}" if q < 100 else f"{q:.0f}{unit}"
+    return f"{v:.0f}"
+
+
+def fmt_pct(v: Any, digits: int = 1) -> str:
+    x = _num(v)
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def fmt_seconds(v: Any) -> str:
+    """Wall time: '42.3s', '3m07s', '2h05m', '3d04h'."""
+    s = _num(v)
+    if s is None:
+        return "-"
+    if s < 60:
+        return f"{s:.1f}s"
+    m, sec = divmod(int(round(s)), 60)
+    if m < 60:
+        return f"{m}m{sec:02d}s"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def fmt_float(v: Any, digits: int = 3) -> str:
+    x = _num(v)
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def fmt_date(iso: Any) -> str:
+    """'2026-11-26T12:29:30+0000' -> '2026-11-26 12:29'."""
+    if not iso:
+        return "-"
+    s = str(iso)
+    return s[:16].replace("T", " ") if len(s) >= 16 else s
+
+
+def fmt_epochs(r: RunRecord) -> str:
+    done = r.get("epochs_completed", 0)
+    total = r.get("epochs", r.get("train.epochs"))
+    return f"{done}/{total}" if total is not None else str(done)
+
+
+def sort_key(key: str) -> Callable[[RunRecord], Any]:
+    """A key for sorting records by a field: numbers numerically, text case-insensitively."""
+
+    def k(r: RunRecord) -> Any:
+        if key == "epochs":
+            v: Any = r.get("epochs_completed")
+        elif key == "tags":
+            v = ",".join(r.tags)
+        else:
+            v = r.get(key)
+        n = _num(v)
+        if n is not None:
+            return (0, n, "")
+        return (1, 0.0, "" if v is None else str(v).lower())
+
+    return k
+
+
+def sort_records(records: Sequence[RunRecord], key: str, reverse: bool = False) -> list[RunRecord]:
+    """Sorted by ``key``; runs without a value always come last, whatever the direction."""
+    have: list[RunRecord] = []
+    missing: list[RunRecord] = []
+    for r in records:
+        v = r.get("epochs_completed") if key == "epochs" else r.get(key)
+        (have if key == "tags" or v not in (None, "") else missing).append(r)
+    return sorted(have, key=sort_key(key), reverse=reverse) + missing
+
+
+def filter_records(records: Sequence[RunRecord], text: str) -> list[RunRecord]:
+    """Records matching every whitespace-separated term of ``text`` (case-insensitive substring)."""
+    terms = text.lower().split()
+    if not terms:
+        return list(records)
+    return [r for r in records if all(t in r.search_text() for t in terms)]
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

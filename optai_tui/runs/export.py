@@ -1,0 +1,197 @@
+"""``optai-tui export``: run summaries as Markdown / HTML reports, or CSV / JSON tables for notebooks.
+
+An export only reads the run folders (it never writes into them) and works on runs still training:
+their status is 'running' and their numbers are those of the last finished epoch. Every file is
+written atomically (temp file + rename).
+
+CSV / JSON rows (one per run) hold the summary fields, tags, note, the Pareto flags and the flattened
+config (``config.optim.lr``, ...). ``per_epoch``: the CSV has one row per (run, epoch) instead; the JSON
+keeps one object per run and adds its ``history`` (a list of per-epoch rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, UnknownNameError
+from .compare import EPOCH_METRICS, RunRecord, flat_config, load_record, now_iso, pareto_flags
+from .report import write_output
+from .store import RunDir, default_runs_dir, resolve_run
+
+FORMATS = ("md", "csv", "json", "html")
+JSON_SCHEMA = "optai-tui/runs"
+JSON_VERSION = 1
+
+# Summary fields of a run row, in column order.
+RUN_FIELDS = (
+    "run_id",
+    "name",
+    "status",
+    "arch",
+    "width",
+    "dataset",
+    "transfer_mode",
+    "epochs",
+    "epochs_completed",
+    "params",
+    "trainable_params",
+    "macs",
+    "best_val_acc",
+    "final_val_acc",
+    "final_train_loss",
+    "final_val_loss",
+    "train_seconds",
+    "seconds_per_epoch",
+    "images_per_second",
+    "peak_memory_mb",
+    "device",
+    "device_name",
+    "host",
+    "num_classes",
+    "image_size",
+    "num_train",
+    "num_val",
+    "started_at",
+    "finished_at",
+    "error",
+)
+PARETO_FIELDS = ("pareto_params", "pareto_macs", "pareto_train_seconds")
+EPOCH_ID_FIELDS = ("run_id", "name", "status", "arch", "width", "dataset", "epoch")
+
+
+def export_runs(
+    refs: Sequence[str],
+    fmt: str,
+    output: Path,
+    runs_dir: Path | None = None,
+    per_epoch: bool = False,
+    *,
+    image_format: str = "auto",
+) -> Path:
+    """Export the runs named by ``refs`` (ids, unique prefixes/suffixes or folders) to ``output``."""
+    if fmt not in FORMATS:
+        raise UnknownNameError("export format", fmt, FORMATS, field="format")
+    if not refs:
+        raise ConfigError("name at least one run to export (see `optai-tui runs`)")
+    runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    runs: list[RunDir] = []
+    for ref in refs:
+        run = resolve_run(ref, runs_dir)
+        if all(run.path.resolve() != r.path.resolve() for r in runs):
+            runs.append(run)
+    output = Path(output).expanduser()
+    _check_output(output, runs)
+    records = [load_record(r, history=True) for r in runs]
+    return export_records(records, fmt, output, per_epoch=per_epoch, image_format=image_format)
+
+
+def export_records(records: Sequence[RunRecord], fmt: str, output: Path, *, per_epoch: bool = False,
+                   image_format: str = "auto") -> Path:
+    """Write already loaded records (the runs screen uses this)."""
+    if fmt not in FORMATS:
+        raise UnknownNameError("export format", fmt, FORMATS, field="format")
+    if not records:
+        raise ConfigError("no runs to export")
+    output = Path(output)
+    _check_output(output, [RunDir(r.path) for r in records])
+    if fmt in ("md", "html"):
+        from .report import write_report
+
+        return write_report(records, output, fmt, image_format=image_format)
+    if fmt == "csv":
+        write_output(output, to_csv(records, per_epoch=per_epoch))
+    else:
+        write_output(output, json.dumps(to_json(records, per_epoch=per_epoch), indent=2) + "\n")
+    return output
+
+
+def _check_output(output: Path, runs: Sequence[RunDir]) -> None:
+    if output.is_dir():
+        raise ConfigError(f"output {str(output)!r} is a folder; give a file name, e.g. {output / 'report.md'}")
+    out = output.resolve()
+    for r in runs:
+        if out.is_relative_to(r.path.resolve()):
+            raise ConfigError(f"output {str(output)!r} is inside run folder {r.run_id}; an export never writes into a run")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+def run_row(r: RunRecord, pareto: dict[str, bool] | None = None) -> dict[str, Any]:
+    """One run as a flat row: summary fields, tags, note, Pareto flags."""
+    row: dict[str, Any] = {}
+    for k in RUN_FIELDS:
+        if k == "status":
+            row[k] = r.status
+        elif k == "name":
+            row[k] = r.name
+        elif k == "arch":
+            row[k] = r.arch
+        elif k == "dataset":
+            row[k] = r.dataset
+        elif k == "width":
+            row[k] = r.width
+        else:
+            row[k] = r.summary.get(k)
+    row["tags"] = r.tags
+    row["note"] = r.note
+    for f in PARETO_FIELDS:
+        row[f] = bool((pareto or {}).get(f[len("pareto_"):], False))
+    return row
+
+
+def epoch_rows(r: RunRecord) -> list[dict[str, Any]]:
+    out = []
+    for h in r.history:
+        row = {"run_id": r.run_id, "name": r.name, "status": r.status, "arch": r.arch, "width": r.width,
+               "dataset": r.dataset, "epoch": int(h["epoch"])}
+        for k in (*EPOCH_METRICS, "elapsed_seconds"):
+            row[k] = h.get(k)
+        out.append(row)
+    return out
+
+
+def to_json(records: Sequence[RunRecord], *, per_epoch: bool = False) -> dict[str, Any]:
+    flags = pareto_flags(records)
+    runs = []
+    for r in records:
+        row = run_row(r, flags[r.run_id])
+        row["config"] = r.config
+        if per_epoch:
+            row["history"] = [{k: v for k, v in e.items() if k not in ("run_id", "name", "status", "arch", "width", "dataset")}
+                              for e in epoch_rows(r)]
+        runs.append(row)
+    return {"schema": JSON_SCHEMA, "version": JSON_VERSION, "exported_at": now_iso(), "per_epoch": per_epoch, "runs": runs}
+
+
+def to_csv(records: Sequence[RunRecord], *, per_epoch: bool = False) -> str:
+    buf = io.StringIO()
+    if per_epoch:
+        rows = [row for r in records for row in epoch_rows(r)]
+        metric_cols = [k for k in (*EPOCH_METRICS, "elapsed_seconds") if any(row.get(k) is not None for row in rows)]
+        cols = [*EPOCH_ID_FIELDS, *metric_cols]
+    else:
+        flags = pareto_flags(records)
+        rows = []
+        config_cols: list[str] = []
+        for r in records:
+            row = run_row(r, flags[r.run_id])
+            row["tags"] = ";".join(row["tags"])
+            for k, v in flat_config(r).items():
+                key = f"config.{k}"
+                if key not in config_cols:
+                    config_cols.append(key)
+                row[key] = json.dumps(v) if isinstance(v, (list, dict)) else v
+            rows.append(row)
+        cols = [*RUN_FIELDS, "tags", "note", *PARETO_FIELDS, *config_cols]
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: "" if row.get(k) is None else row.get(k) for k in cols})
+    return buf.getvalue()

@@ -1,0 +1,418 @@
+"""Markdown and self-contained HTML reports of one or more runs.
+
+The report is first built as a small document model (headings, paragraphs, tables, lists, code blocks,
+figures), then rendered to Markdown or HTML, so both formats say the same thing:
+
+- for a set of runs: the comparison table, the Pareto-optimal runs for accuracy against parameters,
+  MACs and training time, the trade-off plots and validation curves as image files next to the report
+  (``<stem>_files/``), and the config fields that differ;
+- a short description of each architecture family used, written from the model registry;
+- per run: its config, hardware, wall time, parameters, MACs and the per-epoch accuracy table.
+
+The HTML embeds its images (inline SVG or data: URIs) so it can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import charts
+from .compare import (
+    ACCURACY_KEY,
+    AXIS_NAMES,
+    TRADEOFF_AXES,
+    RunRecord,
+    config_diff,
+    curves,
+    fmt_count,
+    fmt_date,
+    fmt_epochs,
+    fmt_float,
+    fmt_pct,
+    fmt_seconds,
+    now_iso,
+    pareto_runs,
+    run_labels,
+    tradeoff_points,
+)
+from .store import atomic_write_bytes
+
+# ---------------------------------------------------------------------------------------------
+# Output files: atomic, and readable by others as any file the user creates (the store's temp files are 0600)
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def write_output(path: Path, data: bytes | str) -> None:
+    """Write an exported file atomically, with the permissions a normal file of the user's would get."""
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+    try:
+        os.chmod(path, 0o666 & ~_umask())
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Document model
+
+
+@dataclass
+class Figure:
+    key: str  # file stem, e.g. tradeoff-params
+    title: str
+    fmt: str  # svg | png
+    data: bytes
+
+    @property
+    def filename(self) -> str:
+        return f"{self.key}.{self.fmt}"
+
+
+@dataclass
+class Block:
+    kind: str  # h | p | table | list | code | figure
+    text: str = ""
+    level: int = 2
+    headers: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    marked: set[int] = field(default_factory=set)  # table rows to highlight
+    items: list[str] = field(default_factory=list)
+    lang: str = ""
+    figure: Figure | None = None
+
+
+def H(level: int, text: str) -> Block:
+    return Block("h", text=text, level=level)
+
+
+def P(text: str) -> Block:
+    return Block("p", text=text)
+
+
+def T(headers: list[str], rows: list[list[str]], marked: set[int] | None = None) -> Block:
+    return Block("table", headers=headers, rows=rows, marked=marked or set())
+
+
+def L(items: list[str]) -> Block:
+    return Block("list", items=items)
+
+
+# ---------------------------------------------------------------------------------------------
+# Content
+
+
+COMPARISON_COLUMNS: list[tuple[str, Any]] = [
+    ("Run", lambda r, lab: lab),
+    ("Status", lambda r, lab: r.status),
+    ("Arch", lambda r, lab: r.arch),
+    ("Width", lambda r, lab: fmt_float(r.width, 3)),
+    ("Dataset", lambda r, lab: r.dataset),
+    ("Transfer", lambda r, lab: str(r.get("transfer_mode", "-"))),
+    ("Params", lambda r, lab: fmt_count(r.get("params"))),
+    ("MACs", lambda r, lab: fmt_count(r.get("macs"))),
+    ("Best val acc", lambda r, lab: fmt_pct(r.get("best_val_acc"))),
+    ("Final val acc", lambda r, lab: fmt_pct(r.get("final_val_acc"))),
+    ("Epochs", lambda r, lab: fmt_epochs(r)),
+    ("Train time", lambda r, lab: fmt_seconds(r.get("train_seconds"))),
+    ("s/epoch", lambda r, lab: fmt_float(r.get("seconds_per_epoch"), 3)),
+    ("img/s", lambda r, lab: fmt_float(r.get("images_per_second"), 4)),
+    ("Device", lambda r, lab: str(r.get("device_name") or r.get("device") or "-")),
+]
+
+EPOCH_COLUMNS: list[tuple[str, str, Any]] = [
+    ("Epoch", "epoch", lambda v: str(int(v))),
+    ("Train loss", "train_loss", lambda v: f"{v:.4f}"),
+    ("Train acc", "train_acc", fmt_pct),
+    ("Val loss", "val_loss", lambda v: f"{v:.4f}"),
+    ("Val acc", "val_acc", fmt_pct),
+    ("LR", "lr", lambda v: f"{v:.3g}"),
+    ("Epoch time", "epoch_seconds", fmt_seconds),
+    ("Elapsed", "elapsed_seconds", fmt_seconds),
+]
+
+
+def comparison_table(records: Sequence[RunRecord], labels: dict[str, str]) -> Block:
+    rows = [[fn(r, labels[r.run_id]) for _, fn in COMPARISON_COLUMNS] for r in records]
+    return T([h for h, _ in COMPARISON_COLUMNS], rows)
+
+
+def family_blocks(records: Sequence[RunRecord]) -> list[Block]:
+    """A description of each architecture family used, from the model registry."""
+    try:
+        from ..models import FAMILIES, get_model_info
+    except Exception:  # pragma: no cover - the registry is part of the package
+        return []
+    by_family: dict[str, list[str]] = {}
+    for r in records:
+        try:
+            info = get_model_info(r.arch)
+        except Exception:
+            continue
+        names = by_family.setdefault(info.family, [])
+        if r.arch not in names:
+            names.append(r.arch)
+    blocks: list[Block] = []
+    for fam, names in by_family.items():
+        blocks.append(H(3, f"{fam} ({', '.join(names)})"))
+        blocks.append(P(FAMILIES.get(fam, "")))
+        items = []
+        for n in names:
+            info = get_model_info(n)
+            items.append(f"{n}: {info.description} ({info.kind})" if info.description else f"{n} ({info.kind})")
+        blocks.append(L(items))
+    return blocks
+
+
+def make_figures(records: Sequence[RunRecord], labels: dict[str, str], image_format: str = "auto") -> list[Figure]:
+    """Trade-off plots (accuracy vs each cost) and validation-accuracy curves for a set of runs."""
+    fmt = charts.image_format(image_format)
+    figs: list[Figure] = []
+    for cost, axis_label in TRADEOFF_AXES.items():
+        pts = tradeoff_points(records, cost, ACCURACY_KEY, labels)
+        if not pts:
+            continue
+        title = f"Best validation accuracy vs {AXIS_NAMES[cost]}"
+        kw = dict(title=title, x_label=axis_label, y_label="Best validation accuracy")
+        data = charts.scatter_png(pts, **kw) if fmt == "png" else charts.scatter_svg(pts, **kw).encode()
+        figs.append(Figure(f"tradeoff-{cost.replace('_', '-')}", title, fmt, data))
+    series = curves(records, "val_acc", "epoch", labels)
+    if series:
+        kw = dict(title="Validation accuracy by epoch", x_label="Epoch", y_label="Validation accuracy", y_pct=True,
+                  x_integer=True)
+        data = charts.lines_png(series, **kw) if fmt == "png" else charts.lines_svg(series, **kw).encode()
+        figs.append(Figure("val-acc-by-epoch", kw["title"], fmt, data))
+    return figs
+
+
+def run_blocks(r: RunRecord, label: str) -> list[Block]:
+    s = r.summary
+    running = " (still running: numbers so far)" if r.is_running else ""
+    blocks = [H(3, f"{label}: {r.status}{running}")]
+    device = str(s.get("device") or "-")
+    dname = s.get("device_name")
+    facts = [
+        f"Run id: {r.run_id}",
+        f"Status: {r.status}" + (f" ({s['error']})" if s.get("error") else ""),
+        f"Architecture: {r.arch}, width x{fmt_float(r.width, 3)}, transfer mode {s.get('transfer_mode', '-')}",
+        f"Dataset: {r.dataset}, {s.get('num_train', '-')} train / {s.get('num_val', '-')} validation images, "
+        f"{s.get('num_classes', '-')} classes, {s.get('image_size', '-')}px",
+        f"Parameters: {_int(s.get('params'))} ({fmt_count(s.get('params'))}), trainable {_int(s.get('trainable_params'))}",
+        f"MACs per image: {_int(s.get('macs'))} ({fmt_count(s.get('macs'))})",
+        f"Accuracy: best {fmt_pct(s.get('best_val_acc'), 2)}, final {fmt_pct(s.get('final_val_acc'), 2)}",
+        f"Epochs: {fmt_epochs(r)}",
+        f"Wall time: {fmt_seconds(s.get('train_seconds'))} ({fmt_float(s.get('train_seconds'), 4)} s), "
+        f"{fmt_float(s.get('seconds_per_epoch'), 3)} s/epoch, {fmt_float(s.get('images_per_second'), 4)} images/s",
+        f"Hardware: {device}" + (f" ({dname})" if dname else "") + f" on host {s.get('host', '-')}, "
+        f"peak memory {fmt_float(s.get('peak_memory_mb'), 4)} MB",
+        f"Started {fmt_date(s.get('started_at'))}, finished {fmt_date(s.get('finished_at'))}",
+    ]
+    if r.tags:
+        facts.append("Tags: " + ", ".join(r.tags))
+    if r.note:
+        facts.append("Note: " + r.note)
+    blocks.append(L(facts))
+    blocks.append(H(4, "Accuracy per epoch"))
+    if r.history:
+        cols = [c for c in EPOCH_COLUMNS if any(h.get(c[1]) is not None for h in r.history)]
+        rows = [[fn(h[k]) if h.get(k) is not None else "-" for _, k, fn in cols] for h in r.history]
+        blocks.append(T([c[0] for c in cols], rows))
+    else:
+        blocks.append(P("No epoch finished yet."))
+    blocks.append(H(4, "Config"))
+    blocks.append(Block("code", text=yaml.safe_dump(r.config, sort_keys=False).rstrip(), lang="yaml"))
+    return blocks
+
+
+def _int(v: Any) -> str:
+    return "-" if v is None else f"{int(v):,}"
+
+
+def build_document(records: Sequence[RunRecord], figures: list[Figure], *, generated_at: str | None = None) -> tuple[str, list[Block]]:
+    """The report's title and blocks."""
+    labels = run_labels(records)
+    n = len(records)
+    title = f"Run report: {labels[records[0].run_id]}" if n == 1 else f"Run comparison: {n} runs"
+    blocks: list[Block] = [P(f"Generated by optai-tui {_version()} on {generated_at or now_iso()}.")]
+    running = [labels[r.run_id] for r in records if r.is_running]
+    if running:
+        blocks.append(P("Still running at export time (partial numbers): " + ", ".join(running) + "."))
+    if n > 1:
+        blocks.append(H(2, "Comparison"))
+        blocks.append(comparison_table(records, labels))
+        blocks.append(H(3, "Pareto-optimal runs"))
+        blocks.append(P("A run is Pareto-optimal when no other run is both at least as accurate (best validation "
+                        "accuracy) and at most as costly, and strictly better on one of the two."))
+        items = []
+        for cost in TRADEOFF_AXES:
+            front = pareto_runs(records, cost)
+            names = ", ".join(f"{labels[r.run_id]} ({fmt_pct(r.get(ACCURACY_KEY))} at {_cost(r, cost)})" for r in front)
+            items.append(f"Accuracy vs {AXIS_NAMES[cost]}: {names or 'no run has both values'}")
+        blocks.append(L(items))
+        diff = config_diff(records)
+        blocks.append(H(3, "Config differences"))
+        if diff:
+            rows = [[k] + [_cell(r.get(k)) for r in records] for k in diff]
+            blocks.append(T(["Field"] + [labels[r.run_id] for r in records], rows, marked=set(range(len(rows)))))
+        else:
+            blocks.append(P("The runs share the same config (apart from their names)."))
+    if figures:
+        blocks.append(H(2, "Plots"))
+        for f in figures:
+            blocks.append(Block("figure", text=f.title, figure=f))
+    fam = family_blocks(records)
+    if fam:
+        blocks.append(H(2, "Architecture families"))
+        blocks.extend(fam)
+    blocks.append(H(2, "Runs"))
+    for r in records:
+        blocks.extend(run_blocks(r, labels[r.run_id]))
+    return title, blocks
+
+
+def _cost(r: RunRecord, cost: str) -> str:
+    v = r.get(cost)
+    return fmt_seconds(v) if cost == "train_seconds" else f"{fmt_count(v)} {'params' if cost == 'params' else 'MACs'}"
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, dict)):
+        return yaml.safe_dump(v, default_flow_style=True).strip()
+    return str(v)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("optai-tui")
+    except Exception:
+        return "dev"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(title: str, blocks: list[Block], files_dir: str) -> str:
+    out = [f"# {title}", ""]
+    for b in blocks:
+        if b.kind == "h":
+            out += ["#" * b.level + " " + b.text, ""]
+        elif b.kind == "p":
+            out += [b.text, ""]
+        elif b.kind == "list":
+            out += [f"- {it}" for it in b.items] + [""]
+        elif b.kind == "code":
+            out += [f"```{b.lang}", b.text, "```", ""]
+        elif b.kind == "table":
+            out.append("| " + " | ".join(_md_cell(h) for h in b.headers) + " |")
+            out.append("|" + "|".join("---" for _ in b.headers) + "|")
+            for i, row in enumerate(b.rows):
+                cells = [_md_cell(c) for c in row]
+                if i in b.marked:
+                    cells[0] = f"**{cells[0]}**"
+                out.append("| " + " | ".join(cells) + " |")
+            out.append("")
+        elif b.kind == "figure" and b.figure is not None:
+            out += [f"![{b.text}]({files_dir}/{b.figure.filename})", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+CSS = """
+body { font-family: -apple-system, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.2em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+th { background: #f2f2f2; }
+tr.diff td { background: #fff4cc; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+figure { margin: 1em 0; }
+figcaption { color: #555; font-size: 0.9em; }
+.note { color: #8a4b00; }
+"""
+
+
+def render_html(title: str, blocks: list[Block]) -> str:
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{e(title)}</title>",
+        f"<style>{CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{e(title)}</h1>",
+    ]
+    for b in blocks:
+        if b.kind == "h":
+            out.append(f"<h{b.level}>{e(b.text)}</h{b.level}>")
+        elif b.kind == "p":
+            out.append(f"<p>{e(b.text)}</p>")
+        elif b.kind == "list":
+            out.append("<ul>" + "".join(f"<li>{e(it)}</li>" for it in b.items) + "</ul>")
+        elif b.kind == "code":
+            out.append(f'<pre><code class="language-{e(b.lang)}">{e(b.text)}</code></pre>')
+        elif b.kind == "table":
+            out.append("<table>")
+            out.append("<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in b.headers) + "</tr></thead>")
+            out.append("<tbody>")
+            for i, row in enumerate(b.rows):
+                cls = ' class="diff"' if i in b.marked else ""
+                out.append(f"<tr{cls}>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>")
+            out.append("</tbody></table>")
+        elif b.kind == "figure" and b.figure is not None:
+            f = b.figure
+            if f.fmt == "svg":
+                body = f.data.decode("utf-8")
+            else:
+                data = base64.b64encode(f.data).decode("ascii")
+                body = f'<img alt="{e(f.title)}" src="data:image/png;base64,{data}">'
+            out.append(f'<figure id="{e(f.key)}">{body}<figcaption>{e(f.title)}</figcaption></figure>')
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+def write_report(records: Sequence[RunRecord], output: Path, fmt: str, *, image_format: str = "auto") -> Path:
+    """Write a Markdown (``md``) or HTML report, and its images into ``<stem>_files/`` beside it."""
+    if not records:
+        raise ValueError("a report needs at least one run")
+    output = Path(output)
+    labels = run_labels(records)
+    figures = make_figures(records, labels, image_format) if len(records) > 1 else []
+    title, blocks = build_document(records, figures)
+    files_dir = output.parent / f"{output.stem}_files"
+    for f in figures:
+        write_output(files_dir / f.filename, f.data)
+    if fmt == "md":
+        write_output(output, render_markdown(title, blocks, files_dir.name))
+    elif fmt == "html":
+        write_output(output, render_html(title, blocks))
+    else:
+        raise ValueError(f"unknown report format {fmt!r}")
+    return output

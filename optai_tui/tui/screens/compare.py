@@ -1,0 +1,259 @@
+"""Compare runs: overlaid loss and accuracy curves (by epoch or wall-clock time), the trade-off plots
+(best validation accuracy vs parameters / MACs / training time, Pareto front marked, points labelled),
+and the runs' configs side by side with the differing fields highlighted.
+
+Laid out for 80x24: one tab at a time (1 curves, 2 trade-offs, 3 configs). Runs still training are
+re-read every few seconds by a worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from ...runs.compare import (
+    ACCURACY_KEY,
+    AXIS_NAMES,
+    TRADEOFF_AXES,
+    RunRecord,
+    Series,
+    config_table,
+    curves,
+    fmt_count,
+    fmt_pct,
+    fmt_seconds,
+    load_record,
+    pareto_flags,
+    run_labels,
+    tradeoff_points,
+)
+from ...runs.store import RunDir
+from ..widgets.runs_curves import RunsCurvesPlot, run_color
+from ..widgets.tradeoff import TradeoffPlot
+from .runs import ExportDone, on_export_done, run_export
+
+# plotext colour name -> rich colour name for the legend line
+RICH_COLORS = {"orange": "dark_orange", "gray": "grey50"}
+
+
+class RecordsReloaded(Message):
+    def __init__(self, records: list[RunRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RecordsReloaded)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def time_unit(seconds: float) -> tuple[float, str]:
+    """Divisor and name of the unit a wall-clock axis reads best in."""
+    if seconds >= 3 * 3600:
+        return 3600.0, "h"
+    if seconds >= 600:
+        return 60.0, "min"
+    return 1.0, "s"
+
+
+class CompareScreen(Screen):
+    DEFAULT_CSS = """
+    CompareScreen #compare-title { height: auto; max-height: 3; padding: 0 1; background: $primary; color: $text; }
+    CompareScreen TabbedContent { height: 1fr; }
+    CompareScreen TabPane { padding: 0; height: 1fr; }
+    CompareScreen RunsCurvesPlot { height: 1fr; }
+    CompareScreen TradeoffPlot { height: 1fr; }
+    CompareScreen #pareto-table { height: auto; max-height: 8; }
+    CompareScreen #config-table { height: 1fr; }
+    CompareScreen .hint { height: 1; padding: 0 1; color: $text-muted; }
+    """
+
+    BINDINGS = [
+        # 1 2 3 are written on the tabs themselves, so they stay out of the footer (80 columns).
+        Binding("1", "tab('curves')", "Curves", show=False),
+        Binding("2", "tab('tradeoffs')", "Trade-offs", show=False),
+        Binding("3", "tab('configs')", "Configs", show=False),
+        Binding("x", "toggle_x", "Epoch/time"),
+        Binding("m", "toggle_split", "Train/val"),
+        Binding("a", "next_axis", "Cost axis"),
+        Binding("f", "toggle_diff", "Diff only"),
+        Binding("e", "export", "Export"),
+        Binding("escape", "back", "Back"),
+    ]
+    REFRESH_SECONDS = 5.0
+
+    def __init__(self, records: list[RunRecord], *, runs_dir: Path | str | None = None) -> None:
+        super().__init__()
+        self.records = list(records)
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else None
+        self.by = "epoch"  # or "time"
+        self.split = "val"  # or "train"
+        self.axis = next(iter(TRADEOFF_AXES))
+        self.diff_only = False
+        self._assign()
+
+    def _assign(self) -> None:
+        self.label_of = run_labels(self.records)
+        self.run_colors = {r.run_id: run_color(i) for i, r in enumerate(self.records)}
+
+    # -- layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(self._title(), id="compare-title")
+        with TabbedContent(initial="curves"):
+            with TabPane("1 Curves", id="curves"):
+                yield RunsCurvesPlot(id="loss-plot")
+                yield RunsCurvesPlot(id="acc-plot")
+            with TabPane("2 Trade-offs", id="tradeoffs"):
+                yield TradeoffPlot(id="tradeoff")
+                yield DataTable(id="pareto-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("3 Configs", id="configs"):
+                yield Static("", id="config-hint", classes="hint")
+                yield DataTable(id="config-table", cursor_type="row")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self._redraw_all()
+        if any(r.is_running for r in self.records) and self.REFRESH_SECONDS > 0:
+            self.set_interval(self.REFRESH_SECONDS, self._reload_worker)
+
+    def _title(self) -> Text:
+        t = Text(f"Comparing {len(self.records)} runs: ", style="bold")
+        for r in self.records:
+            color = self.run_colors[r.run_id]
+            t.append("● ", style=RICH_COLORS.get(color, color))
+            t.append(self.label_of[r.run_id] + (" (running)" if r.is_running else "") + "  ")
+        return t
+
+    def _redraw_all(self) -> None:
+        self.query_one("#compare-title", Static).update(self._title())
+        self._draw_curves()
+        self._draw_tradeoff()
+        self._draw_configs()
+
+    # -- curves ---------------------------------------------------------------------------------
+    def _draw_curves(self) -> None:
+        split = self.split
+        loss = curves(self.records, f"{split}_loss", self.by, self.label_of)
+        acc = curves(self.records, f"{split}_acc", self.by, self.label_of)
+        x_label = "epoch"
+        if self.by == "time":
+            longest = max([x for s in loss + acc for x in s.x] or [0.0])
+            div, unit = time_unit(longest)
+            loss = [Series(s.label, s.run_id, [x / div for x in s.x], s.y) for s in loss]
+            acc = [Series(s.label, s.run_id, [x / div for x in s.x], s.y) for s in acc]
+            x_label = f"wall-clock time since start ({unit})"
+        name = "validation" if split == "val" else "training"
+        self.query_one("#loss-plot", RunsCurvesPlot).set_series(
+            loss, colors=self.run_colors, title=f"{name} loss", x_label=x_label,
+            x_integer=self.by == "epoch")
+        self.query_one("#acc-plot", RunsCurvesPlot).set_series(
+            acc, colors=self.run_colors, title=f"{name} accuracy (%)", x_label=x_label, y_pct=True,
+            x_integer=self.by == "epoch")
+
+    # -- trade-offs -----------------------------------------------------------------------------
+    def _draw_tradeoff(self) -> None:
+        pts = tradeoff_points(self.records, self.axis, ACCURACY_KEY, self.label_of)
+        self.query_one(TradeoffPlot).set_points(
+            pts, cost=self.axis, title=f"best val accuracy vs {AXIS_NAMES[self.axis]}",
+            x_label=TRADEOFF_AXES[self.axis])
+        table = self.query_one("#pareto-table", DataTable)
+        table.clear(columns=True)
+        table.add_column("Run", key="run")
+        for key, label in (("best", "Best acc"), ("params", "Params"), ("macs", "MACs"), ("time", "Time")):
+            table.add_column(label, key=key)
+        table.add_column("Front P M T", key="front")
+        flags = pareto_flags(self.records)
+        for r in sorted(self.records, key=lambda r: -(r.get(ACCURACY_KEY) or -1.0)):
+            f = flags[r.run_id]
+            marks = " ".join("★" if f[k] else "·" for k in TRADEOFF_AXES)
+            on_this = f[self.axis]
+            table.add_row(
+                Text(self.label_of[r.run_id], style="bold red" if on_this else ""),
+                Text(fmt_pct(r.get(ACCURACY_KEY)), justify="right"),
+                Text(fmt_count(r.get("params")), justify="right"),
+                Text(fmt_count(r.get("macs")), justify="right"),
+                Text(fmt_seconds(r.get("train_seconds")), justify="right"),
+                marks,
+                key=r.run_id,
+            )
+
+    # -- configs --------------------------------------------------------------------------------
+    def _draw_configs(self) -> None:
+        rows = config_table(self.records)
+        ndiff = sum(1 for k, _, d in rows if d and k != "name")
+        table = self.query_one("#config-table", DataTable)
+        table.clear(columns=True)
+        table.add_column("Field", key="field")
+        for r in self.records:
+            table.add_column(self.label_of[r.run_id], key=r.run_id)
+        shown = 0
+        for key, values, differs in rows:
+            if key == "name":
+                continue  # the column headers name the runs
+            if self.diff_only and not differs:
+                continue
+            style = "bold yellow" if differs else ""
+            table.add_row(Text(("≠ " if differs else "  ") + key, style=style),
+                          *[Text(_cell(v), style=style) for v in values], key=key)
+            shown += 1
+        mode = "only those" if self.diff_only else "all, differing ones highlighted ≠"
+        self.query_one("#config-hint", Static).update(f"{ndiff} fields differ · showing {mode} (f)")
+        self.config_rows_shown = shown
+
+    # -- actions --------------------------------------------------------------------------------
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_toggle_x(self) -> None:
+        self.by = "time" if self.by == "epoch" else "epoch"
+        self._draw_curves()
+        self.notify(f"curves by {'wall-clock time' if self.by == 'time' else 'epoch'}", timeout=2)
+
+    def action_toggle_split(self) -> None:
+        self.split = "train" if self.split == "val" else "val"
+        self._draw_curves()
+
+    def action_next_axis(self) -> None:
+        keys = list(TRADEOFF_AXES)
+        self.axis = keys[(keys.index(self.axis) + 1) % len(keys)]
+        self.action_tab("tradeoffs")
+        self._draw_tradeoff()
+
+    def action_toggle_diff(self) -> None:
+        self.diff_only = not self.diff_only
+        self.action_tab("configs")
+        self._draw_configs()
+
+    def action_export(self) -> None:
+        run_export(self, self.records)
+
+    def on_export_done(self, message: ExportDone) -> None:
+        on_export_done(self, message)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    # -- live runs ------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="compare-reload", exit_on_error=False)
+    def _reload_worker(self) -> None:
+        fresh = [load_record(RunDir(r.path), history=True) for r in self.records if r.path.is_dir()]
+        self.post_message(RecordsReloaded(fresh))
+
+    def on_records_reloaded(self, message: RecordsReloaded) -> None:
+        self.records = message.records
+        self._assign()
+        self._redraw_all()

@@ -1,0 +1,641 @@
+"""The runs screen: every run of the runs directory in a sortable, filterable table.
+
+Select runs with space and compare them (curves, configs, trade-off plots); from the run under the cursor,
+open its dashboard, load its config into the form, resume it, use it as a transfer backbone, edit its tags
+and note, delete it, or export a report. The table follows the runs directory (a worker reloads it every
+few seconds), so runs started headless or by another TUI appear and update on their own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Select, Static
+
+from ...errors import OptaiError
+from ...runs.compare import (
+    RecordCache,
+    RunRecord,
+    filter_records,
+    fmt_count,
+    fmt_date,
+    fmt_epochs,
+    fmt_float,
+    fmt_pct,
+    fmt_seconds,
+    load_record,
+    sort_records,
+)
+from ...runs.store import RunDir
+
+STATUS_STYLES = {"running": "bold green", "completed": "green", "failed": "bold red", "stopped": "yellow"}
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def _num(text: str) -> Text:
+    return Text(text, justify="right")
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # DataTable column key
+    label: str
+    field: str | None  # record field it sorts by (None: not sortable)
+    cell: Callable[[RunRecord], Any]
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("sel", " ", None, lambda r: ""),
+    Column("name", "Name", "name", lambda r: r.name),
+    Column("status", "Status", "status", lambda r: status_text(r.status)),
+    Column("arch", "Arch", "arch", lambda r: r.arch),
+    Column("params", "Params", "params", lambda r: _num(fmt_count(r.get("params")))),
+    Column("macs", "MACs", "macs", lambda r: _num(fmt_count(r.get("macs")))),
+    Column("best", "Best", "best_val_acc", lambda r: _num(fmt_pct(r.get("best_val_acc")))),
+    Column("final", "Final", "final_val_acc", lambda r: _num(fmt_pct(r.get("final_val_acc")))),
+    Column("epochs", "Ep", "epochs", lambda r: _num(fmt_epochs(r))),
+    Column("time", "Time", "train_seconds", lambda r: _num(fmt_seconds(r.get("train_seconds")))),
+    Column("spe", "s/ep", "seconds_per_epoch", lambda r: _num(fmt_float(r.get("seconds_per_epoch"), 3))),
+    Column("ips", "img/s", "images_per_second", lambda r: _num(fmt_float(r.get("images_per_second"), 4))),
+    Column("dataset", "Data", "dataset", lambda r: r.dataset),
+    Column("transfer", "Transfer", "transfer_mode", lambda r: str(r.get("transfer_mode", "-"))),
+    Column("device", "Device", "device", lambda r: _device(r)),
+    Column("started", "Started", "started_at", lambda r: fmt_date(r.get("started_at"))),
+    Column("tags", "Tags", "tags", lambda r: ", ".join(r.tags)),
+)
+SORTABLE = [c for c in COLUMNS if c.field]
+COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
+
+
+def _device(r: RunRecord) -> str:
+    dev = str(r.get("device") or "-")
+    name = r.get("device_name")
+    return f"{dev} {name}" if name and dev != "cpu" else dev
+
+
+class RecordsLoaded(Message):
+    """A refresh worker read the runs directory."""
+
+    def __init__(self, records: list[RunRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RecordsLoaded)
+
+
+class ExportDone(Message):
+    def __init__(self, path: Path | None, error: str | None) -> None:
+        super().__init__()
+        self.path = path
+        self.error = error
+
+
+# ---------------------------------------------------------------------------------------------
+# Dialogs
+
+
+class ConfirmDeleteDialog(ModalScreen[bool]):
+    """Delete a run folder? y / n."""
+
+    DEFAULT_CSS = """
+    ConfirmDeleteDialog { align: center middle; }
+    ConfirmDeleteDialog > Vertical { width: 64; max-width: 95%; height: auto; border: thick $error; background: $surface; padding: 1 2; }
+    ConfirmDeleteDialog #question { margin-bottom: 1; }
+    ConfirmDeleteDialog Horizontal { height: auto; align: right middle; }
+    ConfirmDeleteDialog Button { margin-left: 1; }
+    """
+    BINDINGS = [Binding("y", "dismiss(True)", "Delete"), Binding("n,escape", "dismiss(False)", "Cancel")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question, id="question")
+            with Horizontal():
+                yield Button("Delete (y)", variant="error", id="yes")
+                yield Button("Cancel (n)", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class TagsNoteDialog(ModalScreen["tuple[list[str], str] | None"]):
+    """Edit a run's tags (comma-separated) and note; enter saves, escape cancels."""
+
+    DEFAULT_CSS = """
+    TagsNoteDialog { align: center middle; }
+    TagsNoteDialog > Vertical { width: 70; max-width: 95%; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    TagsNoteDialog Label { margin-top: 1; }
+    TagsNoteDialog .keys { color: $text-muted; margin-top: 1; }
+    """
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "save", "Save")]
+
+    def __init__(self, run_label: str, tags: list[str], note: str) -> None:
+        super().__init__()
+        self.run_label = run_label
+        self.tags = tags
+        self.note = note
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(f"Tags and note of {self.run_label}", style="bold"))
+            yield Label("Tags (comma-separated)")
+            yield Input(", ".join(self.tags), placeholder="baseline, lab-2", id="tags")
+            yield Label("Note")
+            yield Input(self.note, placeholder="what this run tried", id="note")
+            yield Static("enter / ctrl+s save   esc cancel", classes="keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#tags", Input).focus()
+
+    @on(Input.Submitted)
+    def action_save(self) -> None:
+        tags = [t.strip() for t in self.query_one("#tags", Input).value.split(",") if t.strip()]
+        self.dismiss((tags, self.query_one("#note", Input).value.strip()))
+
+
+class ExportDialog(ModalScreen["tuple[str, Path, bool] | None"]):
+    """Choose a format and a file for exporting runs."""
+
+    DEFAULT_CSS = """
+    ExportDialog { align: center middle; }
+    ExportDialog > Vertical { width: 72; max-width: 95%; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    ExportDialog Label { margin-top: 1; }
+    ExportDialog .keys { color: $text-muted; margin-top: 1; }
+    """
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "export", "Export")]
+    FORMATS = [("Markdown report (+ plot images)", "md"), ("HTML report (self-contained)", "html"),
+               ("CSV (one row per run)", "csv"), ("JSON (one object per run)", "json")]
+
+    def __init__(self, what: str, default_path: Path) -> None:
+        super().__init__()
+        self.what = what
+        self.default_path = default_path
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(f"Export {self.what}", style="bold"))
+            yield Label("Format")
+            yield Select(self.FORMATS, value="md", allow_blank=False, id="format")
+            yield Label("File")
+            yield Input(str(self.default_path), id="path")
+            yield Checkbox("CSV / JSON: one row per epoch", id="per-epoch")
+            yield Static("enter / ctrl+s export   esc cancel", classes="keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#path", Input).focus()
+
+    @on(Select.Changed, "#format")
+    def _format_changed(self, event: Select.Changed) -> None:
+        inp = self.query_one("#path", Input)
+        p = Path(inp.value or str(self.default_path))
+        inp.value = str(p.with_suffix(f".{event.value}"))
+
+    @on(Input.Submitted)
+    def action_export(self) -> None:
+        fmt = str(self.query_one("#format", Select).value)
+        path = self.query_one("#path", Input).value.strip()
+        if not path:
+            self.notify("give a file name", severity="error")
+            return
+        self.dismiss((fmt, Path(path).expanduser(), self.query_one("#per-epoch", Checkbox).value))
+
+
+def default_export_path(fmt: str = "md") -> Path:
+    return Path.cwd() / "exports" / f"runs-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+
+
+def run_export(screen: Screen, records: list[RunRecord]) -> None:
+    """Ask for a format and a file, then export ``records`` in a worker (shared with the compare screen)."""
+    what = f"{len(records)} runs" if len(records) > 1 else records[0].name
+
+    def chosen(result: tuple[str, Path, bool] | None) -> None:
+        if result:
+            fmt, path, per_epoch = result
+            _export_worker(screen, records, fmt, path, per_epoch)
+
+    screen.app.push_screen(ExportDialog(what, default_export_path()), chosen)
+
+
+def _export_worker(screen: Screen, records: list[RunRecord], fmt: str, path: Path, per_epoch: bool) -> None:
+    def job() -> None:
+        from ...runs.export import export_records
+
+        try:
+            # Re-read the runs: the records may be a few seconds old (a running run moved on).
+            fresh = [load_record(RunDir(r.path), history=True) for r in records if r.path.is_dir()]
+            out = export_records(fresh, fmt, path, per_epoch=per_epoch)
+            screen.post_message(ExportDone(out, None))
+        except OptaiError as e:
+            screen.post_message(ExportDone(None, str(e)))
+        except Exception as e:  # a bug: tell the user instead of crashing the screen
+            screen.post_message(ExportDone(None, f"{type(e).__name__}: {e}"))
+
+    screen.run_worker(job, thread=True, group="export", exit_on_error=False)
+
+
+def on_export_done(screen: Screen, message: ExportDone) -> None:
+    if message.error:
+        screen.notify(message.error, title="export failed", severity="error", timeout=8)
+    else:
+        screen.notify(f"wrote {message.path}", title="export")
+
+
+# ---------------------------------------------------------------------------------------------
+# The screen
+
+
+class RunsScreen(Screen):
+    """All runs of a runs directory."""
+
+    DEFAULT_CSS = """
+    RunsScreen { layout: vertical; }
+    RunsScreen #runs-title { height: 1; padding: 0 1; background: $primary; color: $text; text-style: bold; }
+    RunsScreen #runs-filter { height: 1; border: none; padding: 0 1; margin: 0; }
+    RunsScreen #runs-filter:focus { background: $boost; }
+    RunsScreen #runs-table { height: 1fr; }
+    RunsScreen #runs-status { height: 1; padding: 0 1; color: $text-muted; }
+    RunsScreen #runs-detail { height: 1; padding: 0 1; }
+    """
+
+    # The footer holds the run actions; sort, filter, select-all and back are on the status line
+    # (all of them would not fit in 80 columns).
+    BINDINGS = [
+        Binding("space", "toggle_select", "Select", key_display="␣"),
+        Binding("c", "compare", "Compare"),
+        Binding("o", "open", "Open"),
+        Binding("l", "load_config", "Load"),
+        Binding("r", "resume", "Resume"),
+        Binding("b", "transfer", "Backbone"),
+        Binding("t", "edit_meta", "Tags"),
+        Binding("d", "delete", "Delete"),
+        Binding("e", "export", "Export"),
+        Binding("s", "sort", "Sort", show=False),
+        Binding("S", "reverse", "Reverse", show=False),
+        Binding("slash", "filter", "Filter", key_display="/", show=False),
+        Binding("a", "select_all", "All", show=False),
+        Binding("f5,ctrl+r", "refresh", "Refresh", show=False),
+        Binding("escape", "back", "Back", show=False),
+    ]
+    REFRESH_SECONDS = 3.0
+
+    def __init__(self, runs_dir: Path | str, *, refresh_seconds: float | None = None) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.records: list[RunRecord] = []
+        self.shown: list[RunRecord] = []
+        self.selected: set[str] = set()
+        self.sort_key = "started"
+        self.sort_reverse = True  # newest first
+        self.filter_text = ""
+        self._cache = RecordCache()
+        self._signature: Any = None
+        self._refresh_seconds = self.REFRESH_SECONDS if refresh_seconds is None else refresh_seconds
+
+    # -- layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(f"Runs in {self.runs_dir}", id="runs-title")
+        yield Input(placeholder="/ filter: name, arch, dataset, status, tag ... (enter: back to the table)", id="runs-filter")
+        table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="runs-detail")
+        yield Static("", id="runs-status")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.reload()
+        self.query_one("#runs-table", DataTable).focus()
+        if self._refresh_seconds > 0:
+            self.set_interval(self._refresh_seconds, self._background_reload)
+
+    # -- loading --------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Read the runs directory now (in the UI thread) and redraw."""
+        self._apply_records(self._cache.load(self.runs_dir))
+
+    def _background_reload(self) -> None:
+        self._reload_worker()
+
+    @work(thread=True, exclusive=True, group="runs-reload", exit_on_error=False)
+    def _reload_worker(self) -> None:
+        self.post_message(RecordsLoaded(self._cache.load(self.runs_dir)))
+
+    def on_records_loaded(self, message: RecordsLoaded) -> None:
+        self._apply_records(message.records)
+
+    def _apply_records(self, records: list[RunRecord]) -> None:
+        sig = [(r.run_id, r.status, r.summary, r.meta) for r in records]
+        if sig == self._signature:
+            return
+        self._signature = sig
+        self.records = records
+        ids = {r.run_id for r in records}
+        self.selected &= ids
+        self._render_table()
+
+    # -- table ----------------------------------------------------------------------------------
+    def _render_table(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        current = self.current_run()
+        keep = current.run_id if current else None
+        col = COLUMN_BY_KEY[self.sort_key]
+        rows = filter_records(self.records, self.filter_text)
+        self.shown = sort_records(rows, col.field or "name", self.sort_reverse)
+        table.clear(columns=True)
+        for c in COLUMNS:
+            label = c.label
+            if c.key == self.sort_key:
+                label += " ▼" if self.sort_reverse else " ▲"
+            table.add_column(label, key=c.key)
+        for r in self.shown:
+            cells = [c.cell(r) for c in COLUMNS]
+            cells[0] = Text("✓", style="bold green") if r.run_id in self.selected else ""
+            table.add_row(*cells, key=r.run_id)
+        if keep is not None:
+            idx = next((i for i, r in enumerate(self.shown) if r.run_id == keep), None)
+            if idx is not None:
+                table.move_cursor(row=idx, animate=False)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        col = COLUMN_BY_KEY[self.sort_key]
+        n = f"{len(self.shown)} of {len(self.records)}" if self.filter_text else f"{len(self.records)}"
+        status = Text(f"{n} runs")
+        if self.selected:
+            status.append(f" · {len(self.selected)} selected", style="bold")
+        status.append(f" · by {col.label} {'▼' if self.sort_reverse else '▲'}")
+        status.append("  s/S", style="bold").append(" sort ")
+        status.append(" /", style="bold").append(" filter ")
+        status.append(" a", style="bold").append(" all ")
+        status.append(" esc", style="bold").append(" back")
+        self.query_one("#runs-status", Static).update(status)
+        r = self.current_run()
+        if r is None:
+            detail = Text("No runs yet: start one from the setup form." if not self.records else "No run matches the filter.", style="dim")
+        else:
+            detail = Text.assemble((r.run_id, "bold"))
+            if r.tags:
+                detail.append("  tags: " + ", ".join(r.tags), style="cyan")
+            if r.note:
+                detail.append("  note: " + r.note, style="italic")
+            if r.summary.get("error"):
+                detail.append("  error: " + str(r.summary["error"]), style="red")
+        self.query_one("#runs-detail", Static).update(detail)
+
+    def current_run(self) -> RunRecord | None:
+        if not self.is_mounted:
+            return None
+        table = self.query_one("#runs-table", DataTable)
+        if not self.shown or table.row_count == 0:
+            return None
+        row = table.cursor_row
+        return self.shown[row] if 0 <= row < len(self.shown) else None
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self) -> None:
+        self._update_status()
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _row_selected(self) -> None:
+        self.action_open()
+
+    @on(DataTable.HeaderSelected, "#runs-table")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if not COLUMN_BY_KEY[key].field:
+            return
+        if key == self.sort_key:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_key, self.sort_reverse = key, False
+        self._render_table()
+
+    # -- filter ---------------------------------------------------------------------------------
+    @on(Input.Changed, "#runs-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._render_table()
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one("#runs-table", DataTable).focus()
+
+    def action_filter(self) -> None:
+        self.query_one("#runs-filter", Input).focus()
+
+    def action_back(self) -> None:
+        inp = self.query_one("#runs-filter", Input)
+        if inp.has_focus:
+            self.query_one("#runs-table", DataTable).focus()
+        elif inp.value:
+            inp.value = ""  # Input.Changed re-renders
+        else:
+            self.app.pop_screen()
+
+    # -- sort / select --------------------------------------------------------------------------
+    def action_sort(self) -> None:
+        keys = [c.key for c in SORTABLE]
+        i = keys.index(self.sort_key) if self.sort_key in keys else -1
+        self.sort_key = keys[(i + 1) % len(keys)]
+        self.sort_reverse = self.sort_key in ("best", "final", "started", "ips")  # best first / newest first
+        self._render_table()
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._render_table()
+
+    def action_toggle_select(self) -> None:
+        r = self.current_run()
+        if r is None:
+            return
+        self.selected ^= {r.run_id}
+        table = self.query_one("#runs-table", DataTable)
+        table.update_cell(r.run_id, "sel", Text("✓", style="bold green") if r.run_id in self.selected else "")
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+        self._update_status()
+
+    def action_select_all(self) -> None:
+        ids = {r.run_id for r in self.shown}
+        self.selected = set() if ids <= self.selected else self.selected | ids
+        self._render_table()
+
+    def action_refresh(self) -> None:
+        self._signature = None
+        self.reload()
+        self.notify(f"{len(self.records)} runs", timeout=2)
+
+    # -- actions on runs ------------------------------------------------------------------------
+    def _need_run(self) -> RunRecord | None:
+        r = self.current_run()
+        if r is None:
+            self.notify("no run under the cursor", severity="warning")
+        return r
+
+    def _app_call(self, name: str, *args: Any) -> bool:
+        fn = getattr(self.app, name, None)
+        if fn is None:
+            self.notify(f"not available in this app ({name})", severity="warning")
+            return False
+        try:
+            fn(*args)
+        except OptaiError as e:
+            self.notify(str(e), severity="error")
+            return False
+        return True
+
+    def action_open(self) -> None:
+        r = self._need_run()
+        if r is not None:
+            self._app_call("open_dashboard", r.run_id)
+
+    def action_load_config(self) -> None:
+        r = self._need_run()
+        if r is None:
+            return
+        try:
+            cfg = RunDir(r.path).load_config()
+        except OptaiError as e:
+            self.notify(f"{r.run_id}: its config no longer validates: {e}", severity="error", timeout=8)
+            return
+        except OSError as e:
+            self.notify(f"{r.run_id}: cannot read its config ({e})", severity="error")
+            return
+        self._app_call("load_config_into_form", cfg)
+
+    def action_resume(self) -> None:
+        r = self._need_run()
+        if r is None:
+            return
+        if r.status == "running":
+            self.notify(f"{r.name} is still training; o opens its dashboard", severity="warning")
+            return
+        if r.status == "completed":
+            self.notify(f"{r.name} completed all its epochs; load its config (l) to train it longer", severity="warning")
+            return
+        if not RunDir(r.path).last_checkpoint.is_file():
+            self.notify(f"{r.name} has no checkpoint to resume from", severity="error")
+            return
+        self._app_call("resume_run", r.run_id)
+
+    def action_transfer(self) -> None:
+        r = self._need_run()
+        if r is None:
+            return
+        run = RunDir(r.path)
+        if not (run.best_checkpoint.is_file() or run.last_checkpoint.is_file()):
+            self.notify(f"{r.name} has no checkpoint yet: no backbone to transfer", severity="error")
+            return
+        self._app_call("start_transfer_from", r.run_id)
+
+    def action_edit_meta(self) -> None:
+        r = self._need_run()
+        if r is None:
+            return
+
+        def done(result: tuple[list[str], str] | None) -> None:
+            if result is None:
+                return
+            tags, note = result
+            try:
+                RunDir(r.path).write_meta(tags=tags, note=note)
+            except OSError as e:
+                self.notify(f"could not save: {e}", severity="error")
+                return
+            self.reload()
+
+        self.app.push_screen(TagsNoteDialog(r.name, r.tags, r.note), done)
+
+    def action_delete(self) -> None:
+        r = self._need_run()
+        if r is None:
+            return
+        run = RunDir(r.path)
+        if run.status() == "running":
+            self.notify(f"{r.name} is still training: stop it from its dashboard before deleting it", severity="error")
+            return
+
+        def done(yes: bool | None) -> None:
+            if not yes:
+                return
+            if run.status() == "running":  # it may have been resumed meanwhile
+                self.notify(f"{r.name} is training again: not deleted", severity="error")
+                return
+            try:
+                shutil.rmtree(run.path)
+            except OSError as e:
+                self.notify(f"could not delete {run.path}: {e}", severity="error")
+                return
+            self.selected.discard(r.run_id)
+            self.notify(f"deleted {r.run_id}")
+            self.reload()
+
+        size = _folder_size(run.path)
+        self.app.push_screen(
+            ConfirmDeleteDialog(f"Delete run {r.name} ({r.run_id}, {r.status}, {fmt_count(size)}B on disk) "
+                                f"with its checkpoints and logs? This cannot be undone."),
+            done,
+        )
+
+    def _chosen(self) -> list[RunRecord]:
+        shown = {r.run_id for r in self.shown}
+        return [r for r in self.shown if r.run_id in self.selected] + [
+            r for r in self.records if r.run_id in self.selected and r.run_id not in shown
+        ]
+
+    def action_compare(self) -> None:
+        chosen = self._chosen() or list(self.shown)
+        if not chosen:
+            self.notify("no runs to compare", severity="warning")
+            return
+        if not self.selected:
+            self.notify(f"comparing the {len(chosen)} runs shown (select some with space to choose)", timeout=3)
+        from .compare import CompareScreen
+
+        records = [load_record(RunDir(r.path), history=True) for r in chosen if r.path.is_dir()]
+        self.app.push_screen(CompareScreen(records, runs_dir=self.runs_dir))
+
+    def action_export(self) -> None:
+        chosen = self._chosen()
+        if not chosen:
+            r = self._need_run()
+            if r is None:
+                return
+            chosen = [r]
+        run_export(self, chosen)
+
+    def on_export_done(self, message: ExportDone) -> None:
+        on_export_done(self, message)
+
+
+def _folder_size(path: Path) -> int:
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+        except OSError:
+            pass
+    return total

@@ -1,0 +1,341 @@
+"""`optai-tui export`: Markdown / HTML reports with trade-off plots, CSV and JSON tables, parsed back."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from optai_tui.errors import ConfigError, UnknownNameError
+from optai_tui.runs import charts
+from optai_tui.runs.compare import TradeoffPoint, load_records
+from optai_tui.runs.export import PARETO_FIELDS, RUN_FIELDS, export_runs
+from optai_tui.runs.store import list_runs
+
+# -- three tiny real runs, trained once per test session (same helper as in test_compare.py) --------
+FIXTURE_RUNS = (("tiny-r18", "resnet18", 0.125), ("wide-r18", "resnet18", 0.1875), ("tiny-preact", "preact_resnet18", 0.125))
+
+
+def trained_runs_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.getbasetemp() / "optai-trained-runs"
+    runs = root / "runs"
+    if not (root / "DONE").exists():
+        from optai_tui.config import validate_config
+        from optai_tui.training.engine import Trainer
+
+        shutil.rmtree(root, ignore_errors=True)
+        for name, arch, width in FIXTURE_RUNS:
+            cfg = validate_config({
+                "name": name,
+                "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
+                "model": {"arch": arch, "width": width},
+                "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
+            })
+            Trainer(cfg, runs_dir=runs).run()
+        (root / "DONE").write_text("ok")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory) -> Path:
+    return trained_runs_dir(tmp_path_factory)
+
+
+@pytest.fixture
+def ids(runs_dir) -> list[str]:
+    return [r.run_id for r in list_runs(runs_dir)]
+
+
+def tree_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        h.update(str(p.relative_to(folder)).encode())
+        if p.is_file():
+            st = p.stat()
+            h.update(p.read_bytes())
+            h.update(f"{st.st_mtime_ns} {st.st_mode}".encode())
+    return h.hexdigest()
+
+
+def md_tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table as rows of cells (separator lines dropped)."""
+    tables, cur = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            if not all(set(c) <= {"-"} for c in line.strip().strip("|").split("|")):
+                cur.append(cells)
+        elif cur:
+            tables.append(cur)
+            cur = []
+    return tables
+
+
+class Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def count(self, tag):
+        return sum(1 for t, _ in self.tags if t == tag)
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def test_markdown_report(runs_dir, ids, tmp_path):
+    out = export_runs(ids, "md", tmp_path / "report.md", runs_dir, image_format="svg")
+    assert out == tmp_path / "report.md"
+    text = out.read_text()
+    assert text.startswith("# Run comparison: 3 runs")
+    tables = md_tables(text)
+    comparison = tables[0]
+    header = comparison[0]
+    assert header[:3] == ["Run", "Status", "Arch"] and "Params" in header and "MACs" in header
+    assert [row[0] for row in comparison[1:]] == ["tiny-r18", "wide-r18", "tiny-preact"]
+    records = load_records(list_runs(runs_dir))
+    best = header.index("Best val acc")
+    for row, r in zip(comparison[1:], records):
+        assert row[1] == "completed"
+        assert row[best] == f"{100 * r.get('best_val_acc'):.1f}%"
+    # the config differences table: the two fields that differ, for the three runs
+    diff = next(t for t in tables if t[0][0] == "Field")
+    assert [row[0] for row in diff[1:]] == ["**model.arch**", "**model.width**"]
+    # Pareto runs for each cost
+    assert "### Pareto-optimal runs" in text
+    for axis in ("parameters", "MACs", "training time"):
+        assert f"- Accuracy vs {axis}: " in text
+    # trade-off plots and curves as files next to the report
+    files = tmp_path / "report_files"
+    for name in ("tradeoff-params", "tradeoff-macs", "tradeoff-train-seconds", "val-acc-by-epoch"):
+        assert f"](report_files/{name}.svg)" in text
+        ET.fromstring((files / f"{name}.svg").read_text())  # well-formed SVG
+    # families from the registry
+    from optai_tui.models import FAMILIES
+
+    assert FAMILIES["resnet"] in text and FAMILIES["preact_resnet"] in text
+    # per run: facts, a per-epoch table of 2 epochs, its config
+    epoch_tables = [t for t in tables if t[0][0] == "Epoch"]
+    assert len(epoch_tables) == 3
+    for t in epoch_tables:
+        assert [row[0] for row in t[1:]] == ["1", "2"]
+        assert "Val acc" in t[0]
+    for r in records:
+        assert f"Run id: {r.run_id}" in text
+        assert f"Parameters: {r.get('params'):,}" in text
+        assert f"MACs per image: {r.get('macs'):,}" in text
+    assert text.count("Hardware: cpu") == 3
+    assert text.count("```yaml") == 3 and "arch: preact_resnet18" in text
+
+
+def test_single_run_report_has_no_comparison(runs_dir, ids, tmp_path):
+    text = export_runs(ids[:1], "md", tmp_path / "one.md", runs_dir).read_text()
+    assert text.startswith("# Run report: tiny-r18")
+    assert "## Comparison" not in text and "## Runs" in text
+    assert not (tmp_path / "one_files").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+
+def test_html_report_is_self_contained_and_holds_the_plots(runs_dir, ids, tmp_path):
+    out = export_runs(ids, "html", tmp_path / "report.html", runs_dir, image_format="svg")
+    text = out.read_text()
+    p = Collector()
+    p.feed(text)
+    p.close()
+    assert text.startswith("<!DOCTYPE html>")
+    assert p.count("svg") == 4 and p.count("figure") == 4
+    assert p.count("polyline") >= 3  # the curves (and any Pareto front of 2+ runs)
+    # nothing is loaded from outside the file
+    for tag, attrs in p.tags:
+        for key in ("src", "href"):
+            if key in attrs:
+                assert attrs[key].startswith(("data:", "#")), (tag, attrs)
+    body = "".join(p.text)
+    for name in ("tiny-r18", "wide-r18", "tiny-preact"):
+        assert name in body
+    assert "Pareto-optimal runs" in body and "Architecture families" in body
+    assert p.count("table") == 1 + 1 + 3  # comparison, config differences, one per-epoch table per run
+    diff_rows = [a for t, a in p.tags if t == "tr" and a.get("class") == "diff"]
+    assert len(diff_rows) == 2
+    # the images are written next to the report as well
+    assert sorted(f.name for f in (tmp_path / "report_files").iterdir()) == [
+        "tradeoff-macs.svg", "tradeoff-params.svg", "tradeoff-train-seconds.svg", "val-acc-by-epoch.svg"]
+
+
+def test_html_embeds_png_when_matplotlib_is_installed(runs_dir, ids, tmp_path):
+    pytest.importorskip("matplotlib")
+    text = export_runs(ids, "html", tmp_path / "r.html", runs_dir).read_text()
+    p = Collector()
+    p.feed(text)
+    imgs = [a for t, a in p.tags if t == "img"]
+    assert len(imgs) == 4 and all(a["src"].startswith("data:image/png;base64,") for a in imgs)
+    assert (tmp_path / "r_files" / "tradeoff-params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV and JSON
+
+
+def test_csv_one_row_per_run(runs_dir, ids, tmp_path):
+    out = export_runs(ids, "csv", tmp_path / "runs.csv", runs_dir)
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 3
+    cols = list(rows[0])
+    assert cols[: len(RUN_FIELDS)] == list(RUN_FIELDS)
+    assert {"tags", "note", *PARETO_FIELDS, "config.model.arch", "config.optim.lr"} <= set(cols)
+    records = load_records(list_runs(runs_dir))
+    for row, r in zip(rows, records):
+        assert row["run_id"] == r.run_id and row["status"] == "completed"
+        assert int(row["params"]) == r.get("params")
+        assert float(row["best_val_acc"]) == pytest.approx(r.get("best_val_acc"))
+        assert float(row["config.model.width"]) == r.width
+        assert row["pareto_params"] in ("True", "False")
+    assert any(row["pareto_params"] == "True" for row in rows)
+
+
+def test_csv_per_epoch(runs_dir, ids, tmp_path):
+    out = export_runs(ids, "csv", tmp_path / "epochs.csv", runs_dir, per_epoch=True)
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 6
+    assert [(r["name"], int(r["epoch"])) for r in rows] == [(n, e) for n, _, _ in FIXTURE_RUNS for e in (1, 2)]
+    for r in rows:
+        for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_seconds", "elapsed_seconds"):
+            float(r[k])
+
+
+def test_json_schema(runs_dir, ids, tmp_path):
+    out = export_runs(ids, "json", tmp_path / "runs.json", runs_dir, per_epoch=True)
+    data = json.loads(out.read_text())
+    assert data["schema"] == "optai-tui/runs" and data["version"] == 1 and data["per_epoch"] is True
+    assert isinstance(data["exported_at"], str)
+    assert len(data["runs"]) == 3
+    types = {
+        "run_id": str, "name": str, "status": str, "arch": str, "width": float, "dataset": str, "epochs": int,
+        "epochs_completed": int, "params": int, "macs": int, "best_val_acc": float, "final_val_acc": float,
+        "train_seconds": float, "seconds_per_epoch": float, "images_per_second": float, "device": str,
+        "tags": list, "note": str, "config": dict, "history": list,
+        "pareto_params": bool, "pareto_macs": bool, "pareto_train_seconds": bool,
+    }
+    for run in data["runs"]:
+        assert set(RUN_FIELDS) <= set(run)
+        for key, t in types.items():
+            assert isinstance(run[key], t), (key, run[key])
+        assert run["config"]["model"]["arch"] == run["arch"]
+        assert [h["epoch"] for h in run["history"]] == [1, 2]
+        assert all(isinstance(h["val_acc"], float) for h in run["history"])
+    plain = json.loads(export_runs(ids, "json", tmp_path / "plain.json", runs_dir).read_text())
+    assert "history" not in plain["runs"][0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Never modifies runs; running runs; bad input
+
+
+def test_export_never_modifies_the_runs(runs_dir, ids, tmp_path):
+    before = tree_hash(runs_dir)
+    for fmt in ("md", "html", "csv", "json"):
+        export_runs(ids, fmt, tmp_path / f"out.{fmt}", runs_dir, per_epoch=True)
+    assert tree_hash(runs_dir) == before
+
+
+def test_export_of_a_running_run(runs_dir, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(runs_dir, runs)
+    live = list_runs(runs)[0]
+    # this test process plays the training process: same host, a live pid, one epoch done
+    live.update_summary(status="running", pid=os.getpid(), host=socket.gethostname(), finished_at=None, epochs_completed=1)
+    lines = live.events_path.read_text().splitlines(keepends=True)
+    second = max(i for i, line in enumerate(lines) if '"EpochEnd"' in line)
+    live.events_path.write_text("".join(lines[:second]) + '{"time": 1.0, "event": "BatchEnd", "epo')  # mid-write
+    assert live.status() == "running"
+    before = tree_hash(runs)
+    ids = [r.run_id for r in list_runs(runs)]
+
+    md = export_runs(ids, "md", tmp_path / "live.md", runs).read_text()
+    assert "Still running at export time (partial numbers): tiny-r18." in md
+    assert "### tiny-r18: running (still running: numbers so far)" in md
+    table = next(t for t in md_tables(md) if t[0][0] == "Run")
+    assert table[1][1] == "running" and table[1][table[0].index("Epochs")] == "1/2"
+    data = json.loads(export_runs(ids, "json", tmp_path / "live.json", runs, per_epoch=True).read_text())
+    assert data["runs"][0]["status"] == "running" and len(data["runs"][0]["history"]) == 1
+    rows = list(csv.DictReader(io.StringIO(export_runs(ids[:1], "csv", tmp_path / "live.csv", runs).read_text())))
+    assert rows[0]["status"] == "running"
+    assert tree_hash(runs) == before
+
+
+def test_bad_input(runs_dir, ids, tmp_path):
+    with pytest.raises(UnknownNameError):
+        export_runs(ids, "pdf", tmp_path / "x.pdf", runs_dir)
+    with pytest.raises(UnknownNameError):
+        export_runs(["no-such-run"], "md", tmp_path / "x.md", runs_dir)
+    with pytest.raises(ConfigError):
+        export_runs([], "md", tmp_path / "x.md", runs_dir)
+    with pytest.raises(ConfigError, match="inside run folder"):
+        export_runs(ids, "md", runs_dir / ids[0] / "report.md", runs_dir)
+    with pytest.raises(ConfigError, match="is a folder"):
+        export_runs(ids, "csv", tmp_path, runs_dir)
+
+
+def test_cli_export(runs_dir, ids, tmp_path, capsys):
+    from optai_tui.cli import main
+
+    out = tmp_path / "cli.csv"
+    # a unique suffix of the id is enough, and a run named twice is exported once
+    assert main(["--runs-dir", str(runs_dir), "export", ids[0], ids[0][-8:], ids[2], "-f", "csv", "-o", str(out)]) == 0
+    assert len(list(csv.DictReader(io.StringIO(out.read_text())))) == 2
+    assert "wrote" in capsys.readouterr().out
+    assert main(["--runs-dir", str(runs_dir), "export", "nope", "-o", str(tmp_path / "n.md")]) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# The SVG charts themselves
+
+
+def test_scatter_svg_marks_the_front_and_labels_every_point():
+    pts = [
+        TradeoffPoint("small", 1e5, 0.80, True, "a"),
+        TradeoffPoint("medium", 1e6, 0.85, True, "b"),
+        TradeoffPoint("big <&>", 1e7, 0.90, True, "c"),
+        TradeoffPoint("bad", 2e7, 0.70, False, "d"),
+    ]
+    svg = charts.scatter_svg(pts, title="acc vs params", x_label="Parameters")
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    front = root.findall(f".//{ns}polyline[@class='pareto']")
+    assert len(front) == 1
+    xy = [tuple(map(float, p.split(","))) for p in front[0].get("points").split()]
+    assert len(xy) == 3 and xy[0][0] < xy[1][0] < xy[2][0] and xy[0][1] > xy[2][1]  # left to right, rising
+    labels = [t.text for t in root.iter(f"{ns}text") if t.get("class") == "label"]
+    assert sorted(labels) == sorted(p.label for p in pts)
+    assert len(root.findall(f".//{ns}circle[@class='pareto-point']")) == 3
+    assert len(root.findall(f".//{ns}circle[@class='point']")) == 1
+    ticks = [t.text for t in root.iter(f"{ns}text")]
+    assert "100k" in ticks and "10M" in ticks  # a log axis: costs span 200x
+
+
+def test_tick_helpers():
+    assert charts.nice_ticks(0.12, 0.91) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert charts.nice_ticks(1, 2, integer=True) == [1, 2]
+    assert charts.log_ticks(176e3, 11e6) == [1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 2e7]
+    assert charts.should_log([1e5, 1e7]) and not charts.should_log([1.0, 3.0])

@@ -1,0 +1,338 @@
+"""The runs screen and the compare screen, driven headless with Pilot on tiny real runs.
+
+A minimal app pushes RunsScreen and records the calls the screen makes to the app (open_dashboard,
+load_config_into_form, resume_run, start_transfer_from), so these tests do not depend on the main app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from textual.app import App
+from textual.widgets import DataTable, Input
+
+from optai_tui.runs.store import RunDir, list_runs
+from optai_tui.tui.screens.compare import CompareScreen
+from optai_tui.tui.screens.runs import ConfirmDeleteDialog, ExportDialog, RunsScreen, TagsNoteDialog
+from optai_tui.tui.widgets.runs_curves import RunsCurvesPlot
+from optai_tui.tui.widgets.tradeoff import TradeoffPlot
+
+# -- three tiny real runs, trained once per test session (same helper as in tests/test_compare.py) --
+FIXTURE_RUNS = (("tiny-r18", "resnet18", 0.125), ("wide-r18", "resnet18", 0.1875), ("tiny-preact", "preact_resnet18", 0.125))
+
+
+def trained_runs_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.getbasetemp() / "optai-trained-runs"
+    runs = root / "runs"
+    if not (root / "DONE").exists():
+        from optai_tui.config import validate_config
+        from optai_tui.training.engine import Trainer
+
+        shutil.rmtree(root, ignore_errors=True)
+        for name, arch, width in FIXTURE_RUNS:
+            cfg = validate_config({
+                "name": name,
+                "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
+                "model": {"arch": arch, "width": width},
+                "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
+            })
+            Trainer(cfg, runs_dir=runs).run()
+        (root / "DONE").write_text("ok")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    return trained_runs_dir(tmp_path_factory)
+
+
+@pytest.fixture
+def runs(trained, tmp_path) -> Path:
+    """A private copy: these tests edit tags, delete runs and fake running ones."""
+    dst = tmp_path / "runs"
+    shutil.copytree(trained, dst)
+    return dst
+
+
+class RunsApp(App):
+    def __init__(self, runs_dir: Path) -> None:
+        super().__init__()
+        self.runs_dir = runs_dir
+        self.calls: list[tuple] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(RunsScreen(self.runs_dir, refresh_seconds=0))
+
+    def open_dashboard(self, run_id):
+        self.calls.append(("open_dashboard", run_id))
+
+    def load_config_into_form(self, cfg):
+        self.calls.append(("load_config_into_form", cfg))
+
+    def resume_run(self, run_id):
+        self.calls.append(("resume_run", run_id))
+
+    def start_transfer_from(self, run_id):
+        self.calls.append(("start_transfer_from", run_id))
+
+
+def names(screen: RunsScreen) -> list[str]:
+    table = screen.query_one("#runs-table", DataTable)
+    return [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+
+
+def column(screen: RunsScreen, key: str) -> list[str]:
+    table = screen.query_one("#runs-table", DataTable)
+    idx = [str(c.key.value) for c in table.ordered_columns].index(key)
+    return [str(table.get_row_at(i)[idx]) for i in range(table.row_count)]
+
+
+async def go_to(pilot, screen: RunsScreen, name: str) -> None:
+    table = screen.query_one("#runs-table", DataTable)
+    table.move_cursor(row=names(screen).index(name))
+    await pilot.pause()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_table_shows_every_run_newest_first(runs):
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        assert names(screen) == ["tiny-preact", "wide-r18", "tiny-r18"]  # newest first
+        table = screen.query_one("#runs-table", DataTable)
+        labels = [str(c.label) for c in table.ordered_columns]
+        for want in ("Name", "Status", "Arch", "Params", "MACs", "Best", "Final", "Ep", "Time", "s/ep", "img/s",
+                     "Data", "Transfer", "Device", "Tags"):
+            assert any(label.startswith(want) for label in labels), want
+        assert any(label.startswith("Started") and "▼" in label for label in labels)
+        summaries = {RunDir(p).read_summary()["name"]: RunDir(p).read_summary() for p in runs.iterdir()}
+        assert column(screen, "status") == ["completed"] * 3
+        assert column(screen, "arch") == ["preact_resnet18", "resnet18", "resnet18"]
+        assert column(screen, "epochs") == ["2/2"] * 3
+        for name, best in zip(names(screen), column(screen, "best")):
+            assert best == f"{100 * summaries[name]['best_val_acc']:.1f}%"
+        assert column(screen, "dataset") == ["shapes"] * 3 and column(screen, "device") == ["cpu"] * 3
+        footer_text = " ".join(b.binding.description for b in screen.active_bindings.values() if b.binding.show)
+        for action in ("Select", "Compare", "Open", "Load", "Resume", "Backbone", "Tags", "Delete", "Export"):
+            assert action in footer_text
+
+
+async def test_sort_by_keys_and_header(runs):
+    app = RunsApp(runs)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        params = {r.read_summary()["name"]: r.read_summary()["params"] for r in list_runs(runs)}
+        while screen.sort_key != "params":
+            await pilot.press("s")
+        assert names(screen) == sorted(params, key=params.get)
+        await pilot.press("S")  # reverse
+        assert names(screen) == sorted(params, key=params.get, reverse=True)
+        while screen.sort_key != "best":
+            await pilot.press("s")
+        best = {r.read_summary()["name"]: r.read_summary()["best_val_acc"] for r in list_runs(runs)}
+        assert [best[n] for n in names(screen)] == sorted(best.values(), reverse=True)  # best first
+        # a click on a header sorts by that column; a second click reverses
+        table = screen.query_one("#runs-table", DataTable)
+        from textual.widgets._data_table import ColumnKey
+
+        table.post_message(DataTable.HeaderSelected(table, ColumnKey("name"), 1, Text_label()))
+        await pilot.pause()
+        assert names(screen) == sorted(params)
+        table.post_message(DataTable.HeaderSelected(table, ColumnKey("name"), 1, Text_label()))
+        await pilot.pause()
+        assert names(screen) == sorted(params, reverse=True)
+
+
+def Text_label():
+    from rich.text import Text
+
+    return Text("Name")
+
+
+async def test_filter(runs):
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"preact")
+        assert names(screen) == ["tiny-preact"]
+        await pilot.press("enter")  # back to the table, filter kept
+        assert isinstance(app.focused, DataTable) and names(screen) == ["tiny-preact"]
+        await pilot.press("escape")  # clears the filter
+        assert len(names(screen)) == 3
+        await pilot.press("slash", *"r18 completed")
+        assert sorted(names(screen)) == ["tiny-r18", "wide-r18"]
+        await pilot.press("escape", "escape")
+        await pilot.press("slash", *"nothing-like-this")
+        assert names(screen) == []
+        assert "No run matches" in str(screen.query_one("#runs-detail").render())
+
+
+async def test_edit_tags_and_note_persists_to_meta_json(runs):
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await go_to(pilot, screen, "wide-r18")
+        await pilot.press("t")
+        assert isinstance(app.screen, TagsNoteDialog)
+        await pilot.press(*"baseline, lab-2")
+        app.screen.query_one("#note", Input).value = "twice the channels"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        run = next(r for r in list_runs(runs) if r.read_summary()["name"] == "wide-r18")
+        meta = json.loads(run.meta_path.read_text())
+        assert meta == {"tags": ["baseline", "lab-2"], "note": "twice the channels"}
+        assert column(screen, "tags")[names(screen).index("wide-r18")] == "baseline, lab-2"
+        # the tag is searchable
+        await pilot.press("slash", *"lab-2")
+        assert names(screen) == ["wide-r18"]
+        # escape in the dialog changes nothing
+        await pilot.press("enter", "t", "x", "escape")
+        await pilot.pause()
+        assert json.loads(run.meta_path.read_text())["tags"] == ["baseline", "lab-2"]
+
+
+async def test_delete_with_confirmation_and_refusal_while_running(runs):
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        victim = next(r for r in list_runs(runs) if r.read_summary()["name"] == "tiny-r18")
+        await go_to(pilot, screen, "tiny-r18")
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmDeleteDialog)
+        await pilot.press("n")  # cancelled
+        await pilot.pause()
+        assert victim.path.is_dir() and len(names(screen)) == 3
+        await pilot.press("d", "y")
+        await pilot.pause()
+        assert not victim.path.exists()
+        assert names(screen) == ["tiny-preact", "wide-r18"]
+        # a running run (this process plays its training process) is not deleted
+        live = next(r for r in list_runs(runs) if r.read_summary()["name"] == "wide-r18")
+        live.update_summary(status="running", pid=os.getpid(), host=socket.gethostname())
+        screen.action_refresh()
+        await go_to(pilot, screen, "wide-r18")
+        assert column(screen, "status")[names(screen).index("wide-r18")] == "running"
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen) and live.path.is_dir()
+
+
+async def test_actions_call_the_app(runs):
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        ids = {r.read_summary()["name"]: r.run_id for r in list_runs(runs)}
+        await go_to(pilot, screen, "wide-r18")
+        await pilot.press("o")
+        await pilot.press("enter")  # enter on a row opens it too
+        await pilot.press("l", "b")
+        await pilot.press("r")  # completed: nothing to resume
+        assert [c[0] for c in app.calls] == ["open_dashboard", "open_dashboard", "load_config_into_form", "start_transfer_from"]
+        assert app.calls[0][1] == app.calls[1][1] == app.calls[3][1] == ids["wide-r18"]
+        cfg = app.calls[2][1]
+        assert cfg.model.arch == "resnet18" and cfg.model.width == 0.1875 and cfg.name == "wide-r18"
+        # a stopped run with a checkpoint can be resumed
+        RunDir(runs / ids["tiny-r18"]).update_summary(status="stopped")
+        screen.action_refresh()
+        await go_to(pilot, screen, "tiny-r18")
+        await pilot.press("r")
+        assert app.calls[-1] == ("resume_run", ids["tiny-r18"])
+
+
+async def test_compare_opens_with_curves_tradeoffs_and_configs(runs):
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("a")  # select all shown
+        assert app.screen.selected == {r.run_id for r in list_runs(runs)}
+        await pilot.press("c")
+        await pilot.pause()
+        cmp = app.screen
+        assert isinstance(cmp, CompareScreen) and len(cmp.records) == 3
+        loss = cmp.query_one("#loss-plot", RunsCurvesPlot)
+        acc = cmp.query_one("#acc-plot", RunsCurvesPlot)
+        assert len(loss.series) == len(acc.series) == 3
+        assert all(s.x == [1.0, 2.0] for s in acc.series)
+        await pilot.press("x")  # by wall-clock time
+        assert cmp.by == "time" and "wall-clock" in acc.x_label
+        assert all(s.x[0] < s.x[1] for s in acc.series)
+        await pilot.press("m")
+        assert acc.title.startswith("training")
+        await pilot.press("2")
+        await pilot.pause()
+        plot = cmp.query_one(TradeoffPlot)
+        assert plot.cost == "params" and len(plot.points) == 3
+        assert plot.front_drawn and sorted(plot.labels_drawn) == sorted(n for n, _, _ in FIXTURE_RUNS)
+        await pilot.press("a")
+        await pilot.pause()
+        assert plot.cost == "macs"
+        await pilot.press("a", "a")
+        assert plot.cost == "params"
+        await pilot.press("3")
+        await pilot.pause()
+        table = cmp.query_one("#config-table", DataTable)
+        assert len(table.columns) == 4  # field + 3 runs
+        full = table.row_count
+        await pilot.press("f")  # only the differing fields
+        assert table.row_count == 2 < full
+        assert [str(table.get_row_at(i)[0]).strip("≠ ") for i in range(2)] == ["model.arch", "model.width"]
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_compare_of_selected_runs_only(runs):
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await go_to(pilot, screen, "wide-r18")
+        await pilot.press("space", "space")  # selects wide-r18 and the row below (tiny-r18)
+        assert column(screen, "sel")[1:] == ["✓", "✓"]
+        await pilot.press("c")
+        await pilot.pause()
+        assert sorted(r.name for r in app.screen.records) == ["tiny-r18", "wide-r18"]
+
+
+async def test_export_from_the_runs_screen(runs, tmp_path):
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("a", "e")
+        assert isinstance(app.screen, ExportDialog)
+        out = tmp_path / "from-screen.md"
+        app.screen.query_one("#path", Input).value = str(out)
+        await pilot.press("enter")
+        await pilot.pause()
+        await app.screen.workers.wait_for_complete()
+        await pilot.pause()
+        assert out.is_file() and out.read_text().startswith("# Run comparison: 3 runs")
+
+
+async def test_new_runs_appear_on_background_refresh(runs, tmp_path):
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        src = list_runs(runs)[0]
+        shutil.copytree(src.path, runs / "20991231-000000-copy")
+        screen._reload_worker()
+        await screen.workers.wait_for_complete()
+        await pilot.pause()
+        assert len(names(screen)) == 4
