@@ -43,18 +43,27 @@ def trained_runs_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.getbasetemp() / "optai-trained-runs"
     runs = root / "runs"
     if not (root / "DONE").exists():
+        import torch
+
         from optai_tui.config import validate_config
         from optai_tui.training.engine import Trainer
 
         shutil.rmtree(root, ignore_errors=True)
-        for name, arch, width in FIXTURE_RUNS:
-            cfg = validate_config({
-                "name": name,
-                "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
-                "model": {"arch": arch, "width": width},
-                "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
-            })
-            Trainer(cfg, runs_dir=runs).run()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny convolutions: one thread is ~10x faster on a busy 2-core machine
+        try:
+            for name, arch, width in FIXTURE_RUNS:
+                cfg = validate_config(
+                    {
+                        "name": name,
+                        "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
+                        "model": {"arch": arch, "width": width},
+                        "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
+                    }
+                )
+                Trainer(cfg, runs_dir=runs).run()
+        finally:
+            torch.set_num_threads(threads)
         (root / "DONE").write_text("ok")
     return runs
 
@@ -76,8 +85,14 @@ def rec(run_id: str, **summary) -> RunRecord:
     config = summary.pop("config", {"name": summary.get("name", run_id)})
     meta = {"tags": summary.pop("tags", []), "note": summary.pop("note", "")}
     status = summary.pop("status", "completed")
-    return RunRecord(run_id=run_id, path=Path("/nonexistent") / run_id, status=status,
-                     summary={"run_id": run_id, "name": run_id, **summary}, meta=meta, config=config)
+    return RunRecord(
+        run_id=run_id,
+        path=Path("/nonexistent") / run_id,
+        status=status,
+        summary={"run_id": run_id, "name": run_id, **summary},
+        meta=meta,
+        config=config,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,7 +102,7 @@ def rec(run_id: str, **summary) -> RunRecord:
 def test_records_of_real_runs(runs_dir):
     records = load_records(runs_dir=runs_dir, history=True)
     assert [r.name for r in records] == [n for n, _, _ in FIXTURE_RUNS]
-    for r, (name, arch, width) in zip(records, FIXTURE_RUNS):
+    for r, (_name, arch, width) in zip(records, FIXTURE_RUNS):
         assert r.status == "completed"
         assert r.arch == arch and r.width == width and r.dataset == "shapes"
         assert r.get("params") > 0 and r.get("macs") > 0
@@ -120,8 +135,19 @@ def test_history_falls_back_to_metrics_csv(runs_copy):
 def test_history_keeps_the_latest_row_of_a_repeated_epoch_and_skips_a_partial_line(runs_copy):
     run = list_runs(runs_copy)[0]
     with open(run.events_path, "a") as f:  # a resumed run re-trains epoch 2; then a line still being written
-        f.write(json.dumps({"event": "EpochEnd", "epoch": 2, "epochs": 2, "metrics": {"epoch": 2, "val_acc": 0.77},
-                            "best_val_acc": 0.77, "elapsed_seconds": 99.0}) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    "event": "EpochEnd",
+                    "epoch": 2,
+                    "epochs": 2,
+                    "metrics": {"epoch": 2, "val_acc": 0.77},
+                    "best_val_acc": 0.77,
+                    "elapsed_seconds": 99.0,
+                }
+            )
+            + "\n"
+        )
         f.write('{"event":"EpochEnd","epoch":3,"metr')
     hist = read_history(run)
     assert [h["epoch"] for h in hist] == [1, 2]
@@ -177,7 +203,7 @@ def test_pareto_front_matches_the_definition_on_random_points():
         n = rng.randint(1, 12)
         pts = [(float(rng.randint(1, 6)), rng.randint(0, 6) / 6) for _ in range(n)]
 
-        def dominated(i):
+        def dominated(i, pts=pts):
             c, a = pts[i]
             return any(c2 <= c and a2 >= a and (c2 < c or a2 > a) for j, (c2, a2) in enumerate(pts) if j != i)
 

@@ -29,18 +29,27 @@ def trained_runs_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.getbasetemp() / "optai-trained-runs"
     runs = root / "runs"
     if not (root / "DONE").exists():
+        import torch
+
         from optai_tui.config import validate_config
         from optai_tui.training.engine import Trainer
 
         shutil.rmtree(root, ignore_errors=True)
-        for name, arch, width in FIXTURE_RUNS:
-            cfg = validate_config({
-                "name": name,
-                "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
-                "model": {"arch": arch, "width": width},
-                "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
-            })
-            Trainer(cfg, runs_dir=runs).run()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny convolutions: one thread is ~10x faster on a busy 2-core machine
+        try:
+            for name, arch, width in FIXTURE_RUNS:
+                cfg = validate_config(
+                    {
+                        "name": name,
+                        "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
+                        "model": {"arch": arch, "width": width},
+                        "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
+                    }
+                )
+                Trainer(cfg, runs_dir=runs).run()
+        finally:
+            torch.set_num_threads(threads)
         (root / "DONE").write_text("ok")
     return runs
 
@@ -180,7 +189,11 @@ def test_html_report_is_self_contained_and_holds_the_plots(runs_dir, ids, tmp_pa
     assert len(diff_rows) == 2
     # the images are written next to the report as well
     assert sorted(f.name for f in (tmp_path / "report_files").iterdir()) == [
-        "tradeoff-macs.svg", "tradeoff-params.svg", "tradeoff-train-seconds.svg", "val-acc-by-epoch.svg"]
+        "tradeoff-macs.svg",
+        "tradeoff-params.svg",
+        "tradeoff-train-seconds.svg",
+        "val-acc-by-epoch.svg",
+    ]
 
 
 def test_html_embeds_png_when_matplotlib_is_installed(runs_dir, ids, tmp_path):
@@ -231,11 +244,29 @@ def test_json_schema(runs_dir, ids, tmp_path):
     assert isinstance(data["exported_at"], str)
     assert len(data["runs"]) == 3
     types = {
-        "run_id": str, "name": str, "status": str, "arch": str, "width": float, "dataset": str, "epochs": int,
-        "epochs_completed": int, "params": int, "macs": int, "best_val_acc": float, "final_val_acc": float,
-        "train_seconds": float, "seconds_per_epoch": float, "images_per_second": float, "device": str,
-        "tags": list, "note": str, "config": dict, "history": list,
-        "pareto_params": bool, "pareto_macs": bool, "pareto_train_seconds": bool,
+        "run_id": str,
+        "name": str,
+        "status": str,
+        "arch": str,
+        "width": float,
+        "dataset": str,
+        "epochs": int,
+        "epochs_completed": int,
+        "params": int,
+        "macs": int,
+        "best_val_acc": float,
+        "final_val_acc": float,
+        "train_seconds": float,
+        "seconds_per_epoch": float,
+        "images_per_second": float,
+        "device": str,
+        "tags": list,
+        "note": str,
+        "config": dict,
+        "history": list,
+        "pareto_params": bool,
+        "pareto_macs": bool,
+        "pareto_train_seconds": bool,
     }
     for run in data["runs"]:
         assert set(RUN_FIELDS) <= set(run)

@@ -98,8 +98,7 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 class _Axis:
     """Maps data to pixels on one axis (linear or log10), with padded round limits."""
 
-    def __init__(self, values: Sequence[float], p0: float, p1: float, log: bool = False, n: int = 5,
-                 integer: bool = False):
+    def __init__(self, values: Sequence[float], p0: float, p1: float, log: bool = False, n: int = 5, integer: bool = False):
         self.log = log
         vals = [v for v in values if math.isfinite(v) and (v > 0 or not log)] or [1.0]
         lo, hi = min(vals), max(vals)
@@ -148,8 +147,14 @@ def _svg_frame(title: str, x_label: str, y_label: str, xa: _Axis, ya: _Axis, xfm
     return out
 
 
-def scatter_svg(points: Sequence[TradeoffPoint], *, title: str, x_label: str, y_label: str = "Best validation accuracy",
-                log_x: bool | None = None) -> str:
+def scatter_svg(
+    points: Sequence[TradeoffPoint],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str = "Best validation accuracy",
+    log_x: bool | None = None,
+) -> str:
     """Accuracy against a cost: every run a labelled point, the Pareto front a red polyline."""
     xs = [p.x for p in points]
     ys = [p.y for p in points]
@@ -161,7 +166,10 @@ def scatter_svg(points: Sequence[TradeoffPoint], *, title: str, x_label: str, y_
     front = sorted((p for p in points if p.on_front), key=lambda p: (p.x, -p.y))
     if len(front) > 1:
         pts = " ".join(f"{xa(p.x):.1f},{ya(p.y):.1f}" for p in front)
-        out.append(f'<polyline class="pareto" points="{pts}" fill="none" stroke="{FRONT_COLOR}" stroke-width="2" stroke-dasharray="6 3"/>')
+        out.append(
+            f'<polyline class="pareto" points="{pts}" fill="none" stroke="{FRONT_COLOR}" '
+            'stroke-width="2" stroke-dasharray="6 3"/>'
+        )
     placed: list[tuple[float, float]] = []
     for p in sorted(points, key=lambda p: -p.y):
         px, py = xa(p.x), ya(p.y)
@@ -188,8 +196,9 @@ def scatter_svg(points: Sequence[TradeoffPoint], *, title: str, x_label: str, y_
     return "\n".join(out) + "\n"
 
 
-def lines_svg(series: Sequence[Series], *, title: str, x_label: str, y_label: str, y_pct: bool = False,
-              x_integer: bool = False) -> str:
+def lines_svg(
+    series: Sequence[Series], *, title: str, x_label: str, y_label: str, y_pct: bool = False, x_integer: bool = False
+) -> str:
     """Overlaid curves, one colour per run, with a legend."""
     xs = [x for s in series for x in s.x] or [0.0, 1.0]
     ys = [y for s in series for y in s.y] or [0.0, 1.0]
@@ -228,8 +237,14 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def scatter_png(points: Sequence[TradeoffPoint], *, title: str, x_label: str, y_label: str = "Best validation accuracy",
-                log_x: bool | None = None) -> bytes:
+def scatter_png(
+    points: Sequence[TradeoffPoint],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str = "Best validation accuracy",
+    log_x: bool | None = None,
+) -> bytes:
     from matplotlib.ticker import FuncFormatter
 
     fig = _figure()
@@ -240,15 +255,26 @@ def scatter_png(points: Sequence[TradeoffPoint], *, title: str, x_label: str, y_
         ax.set_xscale("log")
     front = sorted((p for p in points if p.on_front), key=lambda p: (p.x, -p.y))
     if len(front) > 1:
-        ax.plot([p.x for p in front], [p.y for p in front], "--", color=FRONT_COLOR, lw=1.5, label="Pareto front")
-    for on in (False, True):
+        ax.plot([p.x for p in front], [p.y for p in front], "--", color=FRONT_COLOR, lw=1.5)
+    for on in (True, False):
         sel = [p for p in points if p.on_front == on]
         if sel:
-            ax.scatter([p.x for p in sel], [p.y for p in sel], color=FRONT_COLOR if on else POINT_COLOR,
-                       zorder=3, label="on the front" if on else "other")
+            ax.scatter(
+                [p.x for p in sel],
+                [p.y for p in sel],
+                color=FRONT_COLOR if on else POINT_COLOR,
+                zorder=3,
+                label="Pareto front" if on else "other",
+            )
     for p in points:
-        ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(6, 6), fontsize=8,
-                    fontweight="bold" if p.on_front else "normal")
+        ax.annotate(
+            p.label,
+            (p.x, p.y),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=8,
+            fontweight="bold" if p.on_front else "normal",
+        )
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_count(v)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: pct(v)))
     ax.set_title(title)
@@ -259,8 +285,9 @@ def scatter_png(points: Sequence[TradeoffPoint], *, title: str, x_label: str, y_
     return _png(fig)
 
 
-def lines_png(series: Sequence[Series], *, title: str, x_label: str, y_label: str, y_pct: bool = False,
-              x_integer: bool = False) -> bytes:
+def lines_png(
+    series: Sequence[Series], *, title: str, x_label: str, y_label: str, y_pct: bool = False, x_integer: bool = False
+) -> bytes:
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     fig = _figure()

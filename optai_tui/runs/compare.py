@@ -286,10 +286,7 @@ def tradeoff_points(
     labels = labels or run_labels(records)
     usable = [r for r in records if _num(r.get(cost)) is not None and _num(r.get(acc)) is not None]
     front = {usable[i].run_id for i in pareto_front([(_num(r.get(cost)), _num(r.get(acc))) for r in usable])}
-    return [
-        TradeoffPoint(labels[r.run_id], float(r.get(cost)), float(r.get(acc)), r.run_id in front, r.run_id)
-        for r in usable
-    ]
+    return [TradeoffPoint(labels[r.run_id], float(r.get(cost)), float(r.get(acc)), r.run_id in front, r.run_id) for r in usable]
 
 
 def _num(v: Any) -> float | None:

@@ -90,8 +90,9 @@ def export_runs(
     return export_records(records, fmt, output, per_epoch=per_epoch, image_format=image_format)
 
 
-def export_records(records: Sequence[RunRecord], fmt: str, output: Path, *, per_epoch: bool = False,
-                   image_format: str = "auto") -> Path:
+def export_records(
+    records: Sequence[RunRecord], fmt: str, output: Path, *, per_epoch: bool = False, image_format: str = "auto"
+) -> Path:
     """Write already loaded records (the runs screen uses this)."""
     if fmt not in FORMATS:
         raise UnknownNameError("export format", fmt, FORMATS, field="format")
@@ -142,15 +143,22 @@ def run_row(r: RunRecord, pareto: dict[str, bool] | None = None) -> dict[str, An
     row["tags"] = r.tags
     row["note"] = r.note
     for f in PARETO_FIELDS:
-        row[f] = bool((pareto or {}).get(f[len("pareto_"):], False))
+        row[f] = bool((pareto or {}).get(f[len("pareto_") :], False))
     return row
 
 
 def epoch_rows(r: RunRecord) -> list[dict[str, Any]]:
     out = []
     for h in r.history:
-        row = {"run_id": r.run_id, "name": r.name, "status": r.status, "arch": r.arch, "width": r.width,
-               "dataset": r.dataset, "epoch": int(h["epoch"])}
+        row = {
+            "run_id": r.run_id,
+            "name": r.name,
+            "status": r.status,
+            "arch": r.arch,
+            "width": r.width,
+            "dataset": r.dataset,
+            "epoch": int(h["epoch"]),
+        }
         for k in (*EPOCH_METRICS, "elapsed_seconds"):
             row[k] = h.get(k)
         out.append(row)
@@ -164,8 +172,10 @@ def to_json(records: Sequence[RunRecord], *, per_epoch: bool = False) -> dict[st
         row = run_row(r, flags[r.run_id])
         row["config"] = r.config
         if per_epoch:
-            row["history"] = [{k: v for k, v in e.items() if k not in ("run_id", "name", "status", "arch", "width", "dataset")}
-                              for e in epoch_rows(r)]
+            row["history"] = [
+                {k: v for k, v in e.items() if k not in ("run_id", "name", "status", "arch", "width", "dataset")}
+                for e in epoch_rows(r)
+            ]
         runs.append(row)
     return {"schema": JSON_SCHEMA, "version": JSON_VERSION, "exported_at": now_iso(), "per_epoch": per_epoch, "runs": runs}
 

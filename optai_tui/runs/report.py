@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -194,8 +195,9 @@ def make_figures(records: Sequence[RunRecord], labels: dict[str, str], image_for
         figs.append(Figure(f"tradeoff-{cost.replace('_', '-')}", title, fmt, data))
     series = curves(records, "val_acc", "epoch", labels)
     if series:
-        kw = dict(title="Validation accuracy by epoch", x_label="Epoch", y_label="Validation accuracy", y_pct=True,
-                  x_integer=True)
+        kw = dict(
+            title="Validation accuracy by epoch", x_label="Epoch", y_label="Validation accuracy", y_pct=True, x_integer=True
+        )
         data = charts.lines_png(series, **kw) if fmt == "png" else charts.lines_svg(series, **kw).encode()
         figs.append(Figure("val-acc-by-epoch", kw["title"], fmt, data))
     return figs
@@ -244,7 +246,9 @@ def _int(v: Any) -> str:
     return "-" if v is None else f"{int(v):,}"
 
 
-def build_document(records: Sequence[RunRecord], figures: list[Figure], *, generated_at: str | None = None) -> tuple[str, list[Block]]:
+def build_document(
+    records: Sequence[RunRecord], figures: list[Figure], *, generated_at: str | None = None
+) -> tuple[str, list[Block]]:
     """The report's title and blocks."""
     labels = run_labels(records)
     n = len(records)
@@ -257,8 +261,12 @@ def build_document(records: Sequence[RunRecord], figures: list[Figure], *, gener
         blocks.append(H(2, "Comparison"))
         blocks.append(comparison_table(records, labels))
         blocks.append(H(3, "Pareto-optimal runs"))
-        blocks.append(P("A run is Pareto-optimal when no other run is both at least as accurate (best validation "
-                        "accuracy) and at most as costly, and strictly better on one of the two."))
+        blocks.append(
+            P(
+                "A run is Pareto-optimal when no other run is both at least as accurate (best validation "
+                "accuracy) and at most as costly, and strictly better on one of the two."
+            )
+        )
         items = []
         for cost in TRADEOFF_AXES:
             front = pareto_runs(records, cost)
@@ -339,12 +347,13 @@ def render_markdown(title: str, blocks: list[Block], files_dir: str) -> str:
                 out.append("| " + " | ".join(cells) + " |")
             out.append("")
         elif b.kind == "figure" and b.figure is not None:
-            out += [f"![{b.text}]({files_dir}/{b.figure.filename})", ""]
+            out += [f"![{b.text}]({quote(files_dir)}/{quote(b.figure.filename)})", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
 CSS = """
-body { font-family: -apple-system, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
+body { font-family: -apple-system, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; padding: 0 1em; }
 table { border-collapse: collapse; margin: 0.5em 0 1.2em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 th { background: #f2f2f2; }

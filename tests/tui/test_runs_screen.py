@@ -30,18 +30,27 @@ def trained_runs_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.getbasetemp() / "optai-trained-runs"
     runs = root / "runs"
     if not (root / "DONE").exists():
+        import torch
+
         from optai_tui.config import validate_config
         from optai_tui.training.engine import Trainer
 
         shutil.rmtree(root, ignore_errors=True)
-        for name, arch, width in FIXTURE_RUNS:
-            cfg = validate_config({
-                "name": name,
-                "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
-                "model": {"arch": arch, "width": width},
-                "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
-            })
-            Trainer(cfg, runs_dir=runs).run()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny convolutions: one thread is ~10x faster on a busy 2-core machine
+        try:
+            for name, arch, width in FIXTURE_RUNS:
+                cfg = validate_config(
+                    {
+                        "name": name,
+                        "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
+                        "model": {"arch": arch, "width": width},
+                        "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
+                    }
+                )
+                Trainer(cfg, runs_dir=runs).run()
+        finally:
+            torch.set_num_threads(threads)
         (root / "DONE").write_text("ok")
     return runs
 
@@ -110,8 +119,23 @@ async def test_table_shows_every_run_newest_first(runs):
         assert names(screen) == ["tiny-preact", "wide-r18", "tiny-r18"]  # newest first
         table = screen.query_one("#runs-table", DataTable)
         labels = [str(c.label) for c in table.ordered_columns]
-        for want in ("Name", "Status", "Arch", "Params", "MACs", "Best", "Final", "Ep", "Time", "s/ep", "img/s",
-                     "Data", "Transfer", "Device", "Tags"):
+        for want in (
+            "Name",
+            "Status",
+            "Arch",
+            "Params",
+            "MACs",
+            "Best",
+            "Final",
+            "Ep",
+            "Time",
+            "s/ep",
+            "img/s",
+            "Data",
+            "Transfer",
+            "Device",
+            "Tags",
+        ):
             assert any(label.startswith(want) for label in labels), want
         assert any(label.startswith("Started") and "▼" in label for label in labels)
         summaries = {RunDir(p).read_summary()["name"]: RunDir(p).read_summary() for p in runs.iterdir()}
@@ -336,3 +360,29 @@ async def test_new_runs_appear_on_background_refresh(runs, tmp_path):
         await screen.workers.wait_for_complete()
         await pilot.pause()
         assert len(names(screen)) == 4
+
+
+async def test_names_and_values_are_shown_literally_not_as_markup(runs):
+    odd = "[bold]odd[/bold] [run"
+    run = next(r for r in list_runs(runs) if r.read_summary()["name"] == "tiny-r18")
+    run.update_summary(name=odd)
+    run.write_meta(tags=["[red]x"], note="a [b] note")
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert odd in names(screen)
+        assert "[red]x" in column(screen, "tags")
+        await go_to(pilot, screen, odd)
+        assert "a [b] note" in str(screen.query_one("#runs-detail").render())
+        await pilot.press("d")  # the question names the run
+        await pilot.press("n", "a", "c")
+        await pilot.pause()
+        cmp = app.screen
+        assert isinstance(cmp, CompareScreen)
+        await pilot.press("3")
+        await pilot.pause()
+        table = cmp.query_one("#config-table", DataTable)
+        assert any(str(c.label) == odd for c in table.ordered_columns)
+        rows = {str(table.get_row_at(i)[0]).strip("≠ "): table.get_row_at(i) for i in range(table.row_count)}
+        assert str(rows["schedule.milestones"][1]) == "[]"

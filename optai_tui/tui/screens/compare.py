@@ -158,18 +158,18 @@ class CompareScreen(Screen):
             x_label = f"wall-clock time since start ({unit})"
         name = "validation" if split == "val" else "training"
         self.query_one("#loss-plot", RunsCurvesPlot).set_series(
-            loss, colors=self.run_colors, title=f"{name} loss", x_label=x_label,
-            x_integer=self.by == "epoch")
+            loss, colors=self.run_colors, title=f"{name} loss", x_label=x_label, x_integer=self.by == "epoch"
+        )
         self.query_one("#acc-plot", RunsCurvesPlot).set_series(
-            acc, colors=self.run_colors, title=f"{name} accuracy (%)", x_label=x_label, y_pct=True,
-            x_integer=self.by == "epoch")
+            acc, colors=self.run_colors, title=f"{name} accuracy (%)", x_label=x_label, y_pct=True, x_integer=self.by == "epoch"
+        )
 
     # -- trade-offs -----------------------------------------------------------------------------
     def _draw_tradeoff(self) -> None:
         pts = tradeoff_points(self.records, self.axis, ACCURACY_KEY, self.label_of)
         self.query_one(TradeoffPlot).set_points(
-            pts, cost=self.axis, title=f"best val accuracy vs {AXIS_NAMES[self.axis]}",
-            x_label=TRADEOFF_AXES[self.axis])
+            pts, cost=self.axis, title=f"best val accuracy vs {AXIS_NAMES[self.axis]}", x_label=TRADEOFF_AXES[self.axis]
+        )
         table = self.query_one("#pareto-table", DataTable)
         table.clear(columns=True)
         table.add_column("Run", key="run")
@@ -187,7 +187,7 @@ class CompareScreen(Screen):
                 Text(fmt_count(r.get("params")), justify="right"),
                 Text(fmt_count(r.get("macs")), justify="right"),
                 Text(fmt_seconds(r.get("train_seconds")), justify="right"),
-                marks,
+                Text(marks),
                 key=r.run_id,
             )
 
@@ -199,7 +199,7 @@ class CompareScreen(Screen):
         table.clear(columns=True)
         table.add_column("Field", key="field")
         for r in self.records:
-            table.add_column(self.label_of[r.run_id], key=r.run_id)
+            table.add_column(Text(self.label_of[r.run_id]), key=r.run_id)
         shown = 0
         for key, values, differs in rows:
             if key == "name":
@@ -207,8 +207,9 @@ class CompareScreen(Screen):
             if self.diff_only and not differs:
                 continue
             style = "bold yellow" if differs else ""
-            table.add_row(Text(("≠ " if differs else "  ") + key, style=style),
-                          *[Text(_cell(v), style=style) for v in values], key=key)
+            table.add_row(
+                Text(("≠ " if differs else "  ") + key, style=style), *[Text(_cell(v), style=style) for v in values], key=key
+            )
             shown += 1
         mode = "only those" if self.diff_only else "all, differing ones highlighted ≠"
         self.query_one("#config-hint", Static).update(f"{ndiff} fields differ · showing {mode} (f)")

@@ -47,6 +47,11 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
+def _text(cell: Any) -> Any:
+    """Plain strings as Text: DataTable would read '[...]' in a run name or a value as markup."""
+    return Text(cell) if isinstance(cell, str) else cell
+
+
 def _num(text: str) -> Text:
     return Text(text, justify="right")
 
@@ -115,8 +120,10 @@ class ConfirmDeleteDialog(ModalScreen[bool]):
 
     DEFAULT_CSS = """
     ConfirmDeleteDialog { align: center middle; }
-    ConfirmDeleteDialog > Vertical { width: 64; max-width: 95%; height: auto; border: thick $error; background: $surface; padding: 1 2; }
-    ConfirmDeleteDialog #question { margin-bottom: 1; }
+    ConfirmDeleteDialog > Vertical {
+        width: 64; max-width: 95%; height: auto; border: thick $error; background: $surface; padding: 1 2;
+    }
+    ConfirmDeleteDialog #question { width: 100%; margin-bottom: 1; }
     ConfirmDeleteDialog Horizontal { height: auto; align: right middle; }
     ConfirmDeleteDialog Button { margin-left: 1; }
     """
@@ -128,7 +135,7 @@ class ConfirmDeleteDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question, id="question")
+            yield Static(Text(self.question), id="question")
             with Horizontal():
                 yield Button("Delete (y)", variant="error", id="yes")
                 yield Button("Cancel (n)", id="no")
@@ -146,7 +153,9 @@ class TagsNoteDialog(ModalScreen["tuple[list[str], str] | None"]):
 
     DEFAULT_CSS = """
     TagsNoteDialog { align: center middle; }
-    TagsNoteDialog > Vertical { width: 70; max-width: 95%; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    TagsNoteDialog > Vertical {
+        width: 70; max-width: 95%; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+    }
     TagsNoteDialog Label { margin-top: 1; }
     TagsNoteDialog .keys { color: $text-muted; margin-top: 1; }
     """
@@ -181,13 +190,19 @@ class ExportDialog(ModalScreen["tuple[str, Path, bool] | None"]):
 
     DEFAULT_CSS = """
     ExportDialog { align: center middle; }
-    ExportDialog > Vertical { width: 72; max-width: 95%; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    ExportDialog > Vertical {
+        width: 72; max-width: 95%; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+    }
     ExportDialog Label { margin-top: 1; }
     ExportDialog .keys { color: $text-muted; margin-top: 1; }
     """
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "export", "Export")]
-    FORMATS = [("Markdown report (+ plot images)", "md"), ("HTML report (self-contained)", "html"),
-               ("CSV (one row per run)", "csv"), ("JSON (one object per run)", "json")]
+    FORMATS = [
+        ("Markdown report (+ plot images)", "md"),
+        ("HTML report (self-contained)", "html"),
+        ("CSV (one row per run)", "csv"),
+        ("JSON (one object per run)", "json"),
+    ]
 
     def __init__(self, what: str, default_path: Path) -> None:
         super().__init__()
@@ -258,9 +273,9 @@ def _export_worker(screen: Screen, records: list[RunRecord], fmt: str, path: Pat
 
 def on_export_done(screen: Screen, message: ExportDone) -> None:
     if message.error:
-        screen.notify(message.error, title="export failed", severity="error", timeout=8)
+        screen.notify(message.error, title="export failed", severity="error", timeout=8, markup=False)
     else:
-        screen.notify(f"wrote {message.path}", title="export")
+        screen.notify(f"wrote {message.path}", title="export", markup=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,7 +331,7 @@ class RunsScreen(Screen):
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(f"Runs in {self.runs_dir}", id="runs-title")
+        yield Static(Text(f"Runs in {self.runs_dir}"), id="runs-title")
         yield Input(placeholder="/ filter: name, arch, dataset, status, tag ... (enter: back to the table)", id="runs-filter")
         table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield table
@@ -370,7 +385,7 @@ class RunsScreen(Screen):
                 label += " ▼" if self.sort_reverse else " ▲"
             table.add_column(label, key=c.key)
         for r in self.shown:
-            cells = [c.cell(r) for c in COLUMNS]
+            cells = [_text(c.cell(r)) for c in COLUMNS]
             cells[0] = Text("✓", style="bold green") if r.run_id in self.selected else ""
             table.add_row(*cells, key=r.run_id)
         if keep is not None:
@@ -393,7 +408,9 @@ class RunsScreen(Screen):
         self.query_one("#runs-status", Static).update(status)
         r = self.current_run()
         if r is None:
-            detail = Text("No runs yet: start one from the setup form." if not self.records else "No run matches the filter.", style="dim")
+            detail = Text(
+                "No runs yet: start one from the setup form." if not self.records else "No run matches the filter.", style="dim"
+            )
         else:
             detail = Text.assemble((r.run_id, "bold"))
             if r.tags:
@@ -485,7 +502,7 @@ class RunsScreen(Screen):
     def action_refresh(self) -> None:
         self._signature = None
         self.reload()
-        self.notify(f"{len(self.records)} runs", timeout=2)
+        self.notify(f"{len(self.records)} runs", timeout=2, markup=False)
 
     # -- actions on runs ------------------------------------------------------------------------
     def _need_run(self) -> RunRecord | None:
@@ -497,12 +514,12 @@ class RunsScreen(Screen):
     def _app_call(self, name: str, *args: Any) -> bool:
         fn = getattr(self.app, name, None)
         if fn is None:
-            self.notify(f"not available in this app ({name})", severity="warning")
+            self.notify(f"not available in this app ({name})", severity="warning", markup=False)
             return False
         try:
             fn(*args)
         except OptaiError as e:
-            self.notify(str(e), severity="error")
+            self.notify(str(e), severity="error", markup=False)
             return False
         return True
 
@@ -518,10 +535,10 @@ class RunsScreen(Screen):
         try:
             cfg = RunDir(r.path).load_config()
         except OptaiError as e:
-            self.notify(f"{r.run_id}: its config no longer validates: {e}", severity="error", timeout=8)
+            self.notify(f"{r.run_id}: its config no longer validates: {e}", severity="error", timeout=8, markup=False)
             return
         except OSError as e:
-            self.notify(f"{r.run_id}: cannot read its config ({e})", severity="error")
+            self.notify(f"{r.run_id}: cannot read its config ({e})", severity="error", markup=False)
             return
         self._app_call("load_config_into_form", cfg)
 
@@ -530,13 +547,15 @@ class RunsScreen(Screen):
         if r is None:
             return
         if r.status == "running":
-            self.notify(f"{r.name} is still training; o opens its dashboard", severity="warning")
+            self.notify(f"{r.name} is still training; o opens its dashboard", severity="warning", markup=False)
             return
         if r.status == "completed":
-            self.notify(f"{r.name} completed all its epochs; load its config (l) to train it longer", severity="warning")
+            self.notify(
+                f"{r.name} completed all its epochs; load its config (l) to train it longer", severity="warning", markup=False
+            )
             return
         if not RunDir(r.path).last_checkpoint.is_file():
-            self.notify(f"{r.name} has no checkpoint to resume from", severity="error")
+            self.notify(f"{r.name} has no checkpoint to resume from", severity="error", markup=False)
             return
         self._app_call("resume_run", r.run_id)
 
@@ -546,7 +565,7 @@ class RunsScreen(Screen):
             return
         run = RunDir(r.path)
         if not (run.best_checkpoint.is_file() or run.last_checkpoint.is_file()):
-            self.notify(f"{r.name} has no checkpoint yet: no backbone to transfer", severity="error")
+            self.notify(f"{r.name} has no checkpoint yet: no backbone to transfer", severity="error", markup=False)
             return
         self._app_call("start_transfer_from", r.run_id)
 
@@ -562,7 +581,7 @@ class RunsScreen(Screen):
             try:
                 RunDir(r.path).write_meta(tags=tags, note=note)
             except OSError as e:
-                self.notify(f"could not save: {e}", severity="error")
+                self.notify(f"could not save: {e}", severity="error", markup=False)
                 return
             self.reload()
 
@@ -574,28 +593,32 @@ class RunsScreen(Screen):
             return
         run = RunDir(r.path)
         if run.status() == "running":
-            self.notify(f"{r.name} is still training: stop it from its dashboard before deleting it", severity="error")
+            self.notify(
+                f"{r.name} is still training: stop it from its dashboard before deleting it", severity="error", markup=False
+            )
             return
 
         def done(yes: bool | None) -> None:
             if not yes:
                 return
             if run.status() == "running":  # it may have been resumed meanwhile
-                self.notify(f"{r.name} is training again: not deleted", severity="error")
+                self.notify(f"{r.name} is training again: not deleted", severity="error", markup=False)
                 return
             try:
                 shutil.rmtree(run.path)
             except OSError as e:
-                self.notify(f"could not delete {run.path}: {e}", severity="error")
+                self.notify(f"could not delete {run.path}: {e}", severity="error", markup=False)
                 return
             self.selected.discard(r.run_id)
-            self.notify(f"deleted {r.run_id}")
+            self.notify(f"deleted {r.run_id}", markup=False)
             self.reload()
 
         size = _folder_size(run.path)
         self.app.push_screen(
-            ConfirmDeleteDialog(f"Delete run {r.name} ({r.run_id}, {r.status}, {fmt_count(size)}B on disk) "
-                                f"with its checkpoints and logs? This cannot be undone."),
+            ConfirmDeleteDialog(
+                f"Delete run {r.name} ({r.run_id}, {r.status}, {fmt_count(size)}B on disk) "
+                f"with its checkpoints and logs? This cannot be undone."
+            ),
             done,
         )
 
@@ -611,7 +634,7 @@ class RunsScreen(Screen):
             self.notify("no runs to compare", severity="warning")
             return
         if not self.selected:
-            self.notify(f"comparing the {len(chosen)} runs shown (select some with space to choose)", timeout=3)
+            self.notify(f"comparing the {len(chosen)} runs shown (select some with space to choose)", timeout=3, markup=False)
         from .compare import CompareScreen
 
         records = [load_record(RunDir(r.path), history=True) for r in chosen if r.path.is_dir()]

@@ -41,8 +41,17 @@ class RunsCurvesPlot(PlotextPlot):
         self.y_pct = False
         self.x_integer = False
 
-    def set_series(self, series: Sequence[Series], *, colors: dict[str, str], title: str, x_label: str,
-                   y_label: str = "", y_pct: bool = False, x_integer: bool = False) -> None:
+    def set_series(
+        self,
+        series: Sequence[Series],
+        *,
+        colors: dict[str, str],
+        title: str,
+        x_label: str,
+        y_label: str = "",
+        y_pct: bool = False,
+        x_integer: bool = False,
+    ) -> None:
         """Draw ``series`` (the legend is the screen's: each run keeps its colour in ``colors``)."""
         self.series = list(series)
         self.x_integer = x_integer

@@ -106,7 +106,12 @@ class TradeoffPlot(PlotextPlot):
                     break
                 y -= dy
             placed.append((a, b, y))
-            plt.text(label, a if right else b, y, alignment="left" if right else "right",
-                     color=FRONT_COLOR if p.on_front else "default")
+            plt.text(
+                label,
+                a if right else b,
+                y,
+                alignment="left" if right else "right",
+                color=FRONT_COLOR if p.on_front else "default",
+            )
             self.labels_drawn.append(p.label)
         self.front_drawn = [self.points[i].run_id for i in front]
