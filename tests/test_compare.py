@@ -342,3 +342,13 @@ def test_tradeoff_points_on_real_pairs(runs_dir, a, b):
         assert len(pts) == 2
         assert any(p.on_front for p in pts)
         assert {p.label for p in pts} == set(run_labels(pair).values())
+
+
+def test_event_log_scan_is_independent_of_chunk_boundaries(runs_copy):
+    from optai_tui.runs.compare import _epoch_end_lines
+
+    run = list_runs(runs_copy)[0]
+    whole = list(_epoch_end_lines(run.events_path))
+    assert len(whole) == 2
+    for size in (1, 7, 64, 333):
+        assert list(_epoch_end_lines(run.events_path, chunk_size=size)) == whole

@@ -101,6 +101,13 @@ def column(screen: RunsScreen, key: str) -> list[str]:
     return [str(table.get_row_at(i)[idx]) for i in range(table.row_count)]
 
 
+async def wait_for_compare(pilot, app) -> None:
+    """c loads the runs' histories in a worker, then pushes the compare screen."""
+    await app.screen.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.pause()
+
+
 async def go_to(pilot, screen: RunsScreen, name: str) -> None:
     table = screen.query_one("#runs-table", DataTable)
     table.move_cursor(row=names(screen).index(name))
@@ -287,7 +294,7 @@ async def test_compare_opens_with_curves_tradeoffs_and_configs(runs):
         await pilot.press("a")  # select all shown
         assert app.screen.selected == {r.run_id for r in list_runs(runs)}
         await pilot.press("c")
-        await pilot.pause()
+        await wait_for_compare(pilot, app)
         cmp = app.screen
         assert isinstance(cmp, CompareScreen) and len(cmp.records) == 3
         loss = cmp.query_one("#loss-plot", RunsCurvesPlot)
@@ -330,7 +337,7 @@ async def test_compare_of_selected_runs_only(runs):
         await pilot.press("space", "space")  # selects wide-r18 and the row below (tiny-r18)
         assert column(screen, "sel")[1:] == ["✓", "✓"]
         await pilot.press("c")
-        await pilot.pause()
+        await wait_for_compare(pilot, app)
         assert sorted(r.name for r in app.screen.records) == ["tiny-r18", "wide-r18"]
 
 
@@ -377,7 +384,7 @@ async def test_names_and_values_are_shown_literally_not_as_markup(runs):
         assert "a [b] note" in str(screen.query_one("#runs-detail").render())
         await pilot.press("d")  # the question names the run
         await pilot.press("n", "a", "c")
-        await pilot.pause()
+        await wait_for_compare(pilot, app)
         cmp = app.screen
         assert isinstance(cmp, CompareScreen)
         await pilot.press("3")
@@ -386,3 +393,35 @@ async def test_names_and_values_are_shown_literally_not_as_markup(runs):
         assert any(str(c.label) == odd for c in table.ordered_columns)
         rows = {str(table.get_row_at(i)[0]).strip("≠ "): table.get_row_at(i) for i in range(table.row_count)}
         assert str(rows["schedule.milestones"][1]) == "[]"
+
+
+async def test_compare_follows_a_running_run(runs):
+    live = next(r for r in list_runs(runs) if r.read_summary()["name"] == "tiny-r18")
+    live.update_summary(status="running", pid=os.getpid(), host=socket.gethostname())
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await go_to(pilot, app.screen, "tiny-r18")
+        await pilot.press("space", "c")
+        await wait_for_compare(pilot, app)
+        cmp = app.screen
+        assert isinstance(cmp, CompareScreen) and cmp.records[0].is_running
+        assert "(running)" in str(cmp.query_one("#compare-title").render())
+        acc = cmp.query_one("#acc-plot", RunsCurvesPlot)
+        assert [len(s.x) for s in acc.series] == [2]
+        # the training process finishes a third epoch
+        live.append_event(
+            {
+                "event": "EpochEnd",
+                "epoch": 3,
+                "epochs": 3,
+                "metrics": {"epoch": 3, "val_acc": 0.5, "val_loss": 1.0},
+                "best_val_acc": 0.5,
+                "elapsed_seconds": 60.0,
+                "time": 0.0,
+            }
+        )
+        cmp._reload_worker()
+        await cmp.workers.wait_for_complete()
+        await pilot.pause()
+        assert [len(s.x) for s in cmp.query_one("#acc-plot", RunsCurvesPlot).series] == [3]

@@ -104,6 +104,14 @@ class RecordsLoaded(Message):
         return isinstance(message, RecordsLoaded)
 
 
+class CompareReady(Message):
+    """The runs to compare, with their histories, are loaded."""
+
+    def __init__(self, records: list[RunRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+
 class ExportDone(Message):
     def __init__(self, path: Path | None, error: str | None) -> None:
         super().__init__()
@@ -635,10 +643,19 @@ class RunsScreen(Screen):
             return
         if not self.selected:
             self.notify(f"comparing the {len(chosen)} runs shown (select some with space to choose)", timeout=3, markup=False)
+        self._load_for_compare([r.path for r in chosen])
+
+    @work(thread=True, exclusive=True, group="compare-load", exit_on_error=False)
+    def _load_for_compare(self, paths: list[Path]) -> None:
+        """Per-epoch histories come from the event logs, which can be large: read them off the UI thread."""
+        records = [load_record(RunDir(p), history=True) for p in paths if p.is_dir()]
+        self.post_message(CompareReady(records))
+
+    def on_compare_ready(self, message: CompareReady) -> None:
         from .compare import CompareScreen
 
-        records = [load_record(RunDir(r.path), history=True) for r in chosen if r.path.is_dir()]
-        self.app.push_screen(CompareScreen(records, runs_dir=self.runs_dir))
+        if message.records and self.is_current:
+            self.app.push_screen(CompareScreen(message.records, runs_dir=self.runs_dir))
 
     def action_export(self) -> None:
         chosen = self._chosen()
