@@ -154,6 +154,7 @@ def scatter_svg(
     x_label: str,
     y_label: str = "Best validation accuracy",
     log_x: bool | None = None,
+    x_format: Callable[[float], str] = fmt_count,
 ) -> str:
     """Accuracy against a cost: every run a labelled point, the Pareto front a red polyline."""
     xs = [p.x for p in points]
@@ -162,7 +163,7 @@ def scatter_svg(
         log_x = should_log(xs)
     xa = _Axis(xs, ML, W - MR, log=log_x)
     ya = _Axis(ys, H - MB, MT)
-    out = _svg_frame(title, x_label, y_label, xa, ya, xfmt=fmt_count, yfmt=pct)
+    out = _svg_frame(title, x_label, y_label, xa, ya, xfmt=x_format, yfmt=pct)
     front = sorted((p for p in points if p.on_front), key=lambda p: (p.x, -p.y))
     if len(front) > 1:
         pts = " ".join(f"{xa(p.x):.1f},{ya(p.y):.1f}" for p in front)
@@ -244,6 +245,7 @@ def scatter_png(
     x_label: str,
     y_label: str = "Best validation accuracy",
     log_x: bool | None = None,
+    x_format: Callable[[float], str] = fmt_count,
 ) -> bytes:
     from matplotlib.ticker import FuncFormatter
 
@@ -275,7 +277,7 @@ def scatter_png(
             fontsize=8,
             fontweight="bold" if p.on_front else "normal",
         )
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_count(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: x_format(v)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: pct(v)))
     ax.set_title(title)
     ax.set_xlabel(x_label)

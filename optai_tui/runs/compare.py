@@ -35,7 +35,7 @@ EPOCH_METRICS = (
 TRADEOFF_AXES: dict[str, str] = {
     "params": "Parameters",
     "macs": "MACs per image",
-    "train_seconds": "Training time (s)",
+    "train_seconds": "Training time (wall clock)",
 }
 # ... and as words in a sentence ("accuracy vs parameters").
 AXIS_NAMES: dict[str, str] = {"params": "parameters", "macs": "MACs", "train_seconds": "training time"}

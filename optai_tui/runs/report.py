@@ -123,7 +123,7 @@ COMPARISON_COLUMNS: list[tuple[str, Any]] = [
     ("Run", lambda r, lab: lab),
     ("Status", lambda r, lab: r.status),
     ("Arch", lambda r, lab: r.arch),
-    ("Width", lambda r, lab: fmt_float(r.width, 3)),
+    ("Width", lambda r, lab: fmt_float(r.width, 6)),
     ("Dataset", lambda r, lab: r.dataset),
     ("Transfer", lambda r, lab: str(r.get("transfer_mode", "-"))),
     ("Params", lambda r, lab: fmt_count(r.get("params"))),
@@ -191,6 +191,8 @@ def make_figures(records: Sequence[RunRecord], labels: dict[str, str], image_for
             continue
         title = f"Best validation accuracy vs {AXIS_NAMES[cost]}"
         kw = dict(title=title, x_label=axis_label, y_label="Best validation accuracy")
+        if cost == "train_seconds":
+            kw["x_format"] = fmt_seconds
         data = charts.scatter_png(pts, **kw) if fmt == "png" else charts.scatter_svg(pts, **kw).encode()
         figs.append(Figure(f"tradeoff-{cost.replace('_', '-')}", title, fmt, data))
     series = curves(records, "val_acc", "epoch", labels)
@@ -212,7 +214,7 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
     facts = [
         f"Run id: {r.run_id}",
         f"Status: {r.status}" + (f" ({s['error']})" if s.get("error") else ""),
-        f"Architecture: {r.arch}, width x{fmt_float(r.width, 3)}, transfer mode {s.get('transfer_mode', '-')}",
+        f"Architecture: {r.arch}, width x{fmt_float(r.width, 6)}, transfer mode {s.get('transfer_mode', '-')}",
         f"Dataset: {r.dataset}, {s.get('num_train', '-')} train / {s.get('num_val', '-')} validation images, "
         f"{s.get('num_classes', '-')} classes, {s.get('image_size', '-')}px",
         f"Parameters: {_int(s.get('params'))} ({fmt_count(s.get('params'))}), trainable {_int(s.get('trainable_params'))}",
