@@ -139,7 +139,7 @@ class Trainer:
             raise
 
     def _setup(self) -> None:
-        from ..data import build_loaders, dataset_info, load_arrays
+        from ..data import build_loaders, load_arrays
         from .transfer import build_model
 
         cfg = self.config
@@ -187,7 +187,8 @@ class Trainer:
         self.step_model = torch.compile(self.model) if cfg.train.compile else self.model
         self._base = (self.train_loader, self.val_loader, self.step_model)
         self.phases = plan_phases(cfg)
-        self.image_size = cfg.effective_image_size() or dataset_info(d.dataset).image_size
+        h, w = splits.image_size
+        self.image_size = cfg.transfer.resize_to or (h if h == w else [h, w])
 
     def _start_phase(self, phase: Phase, start_step: int) -> None:
         cfg = self.config
