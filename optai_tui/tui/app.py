@@ -1,0 +1,241 @@
+"""The Textual app: the setup form, live dashboards of detached training processes, presets and runs.
+
+``run_app(runs_dir=..., attach=...)`` is what ``optai-tui`` (no arguments) and ``optai-tui attach RUN`` call.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import get_current_worker
+
+from ..config import RunConfig
+from ..errors import OptaiError
+from ..runs.store import RunDir, atomic_write_text, resolve_run
+from .commands import OptaiCommands
+from .launcher import spawn_training
+from .messages import ProcessExited
+from .screens.attach import AttachScreen, running_runs
+from .screens.dashboard import DashboardScreen
+from .screens.help import HelpScreen
+from .screens.setup import SetupScreen
+
+ERROR_LOG = Path.home() / ".cache" / "optai-tui" / "last-error.log"
+
+
+def guarded(fn: Callable) -> Callable:
+    """An action that reports a problem instead of ending the app (user errors plainly, bugs with a log)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: OptaiApp, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except OptaiError as e:
+            self.notify(str(e), severity="error", title="error", timeout=10)
+        except Exception as e:  # a bug: keep the app alive, keep the traceback
+            try:
+                atomic_write_text(ERROR_LOG, traceback.format_exc())
+                where = f"traceback in {ERROR_LOG}"
+            except OSError:
+                where = "traceback not saved"
+            self.notify(f"internal error: {type(e).__name__}: {e} ({where})", severity="error", title="bug", timeout=15)
+        return None
+
+    return wrapper
+
+
+class OptaiApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "optai-tui"
+    COMMANDS = App.COMMANDS | {OptaiCommands}
+    BINDINGS = [
+        Binding("f1,question_mark", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        # shown in the footer by the screens that have room for them
+        Binding("ctrl+l,f6", "runs", "Runs", show=False),
+        Binding("ctrl+g,f7", "attach", "Live runs", show=False),
+    ]
+
+    def __init__(self, runs_dir: Path | str, attach: str | None = None, *, check_running: bool = True) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.attach_to = attach
+        self.check_running = check_running
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.last_dashboard_id: str | None = None
+        self.setup_screen: SetupScreen | None = None
+
+    def on_mount(self) -> None:
+        self.setup_screen = SetupScreen(self.runs_dir)
+        self.push_screen(self.setup_screen)
+        if self.attach_to:
+            self.open_dashboard(self.attach_to)
+        elif self.check_running:
+            runs = running_runs(self.runs_dir)
+            if runs:
+                self.push_screen(AttachScreen(runs), self._attach_chosen)
+
+    # -- screens ------------------------------------------------------------------------------
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_setup(self) -> None:
+        while len(self.screen_stack) > 2 and self.screen is not self.setup_screen:
+            self.pop_screen()
+
+    @guarded
+    def action_runs(self) -> None:
+        try:
+            from .screens.runs import RunsScreen
+        except ImportError as e:
+            self.notify(f"the runs screen is not available in this build ({e})", severity="warning")
+            return
+        if type(self.screen).__name__ == "RunsScreen":
+            return
+        self.push_screen(RunsScreen(self.runs_dir))
+
+    @guarded
+    def action_attach(self) -> None:
+        runs = running_runs(self.runs_dir)
+        if not runs:
+            self.notify("no run is training now", title="running runs")
+            return
+        self.push_screen(AttachScreen(runs), self._attach_chosen)
+
+    def _attach_chosen(self, run_id: str | None) -> None:
+        if run_id:
+            self.open_dashboard(run_id)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "last_dashboard":
+            return True if self.last_dashboard_id else None
+        return True
+
+    def action_last_dashboard(self) -> None:
+        if self.last_dashboard_id:
+            self.open_dashboard(self.last_dashboard_id)
+
+    @guarded
+    def open_dashboard(self, run_id: str) -> None:
+        """Show the dashboard of a run (id, unique prefix or folder), reusing one already open."""
+        run = resolve_run(run_id, self.runs_dir)
+        self.last_dashboard_id = run.run_id
+        self.refresh_bindings()
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, DashboardScreen) and screen.run_id == run.run_id:
+                while self.screen is not screen:
+                    self.pop_screen()
+                return
+        self.push_screen(DashboardScreen(run, process=functools.partial(self.processes.get, run.run_id)))
+
+    def _go_to_setup(self) -> SetupScreen:
+        self.action_setup()
+        assert self.setup_screen is not None
+        return self.setup_screen
+
+    # -- runs ---------------------------------------------------------------------------------
+    @guarded
+    def start_run(self, cfg: RunConfig) -> RunDir | None:
+        """Create the run folder, start the detached training process, open its dashboard."""
+        run = RunDir.create(self.runs_dir, cfg)
+        try:
+            proc = spawn_training(run)
+        except OSError as e:
+            run.update_summary(status="failed", error=f"could not start the training process: {e}")
+            self.notify(f"could not start training: {e}", severity="error")
+            return None
+        self.processes[run.run_id] = proc
+        self.supervise(run.run_id, proc)
+        self.open_dashboard(run.run_id)
+        return run
+
+    @guarded
+    def resume_run(self, run_id: str) -> None:
+        """Continue a stopped or failed run from its last completed epoch, in a detached process."""
+        run = resolve_run(run_id, self.runs_dir)
+        if run.status() == "running":
+            self.notify(f"{run.run_id} is still training", severity="warning")
+            self.open_dashboard(run.run_id)
+            return
+        if not run.last_checkpoint.is_file():
+            self.notify("no checkpoint in this run: it restarts from epoch 1", severity="warning")
+        proc = spawn_training(run, resume=True)
+        self.processes[run.run_id] = proc
+        self.supervise(run.run_id, proc)
+        self.open_dashboard(run.run_id)
+
+    @work(thread=True, group="supervise", exit_on_error=False)
+    def supervise(self, run_id: str, proc: subprocess.Popen) -> None:
+        """Wait for a training process this app started (polling, so quitting the app is never held up)."""
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            rc = proc.poll()
+            if rc is not None:
+                self.post_message(ProcessExited(run_id, rc))
+                return
+            time.sleep(0.5)
+
+    def on_process_exited(self, message: ProcessExited) -> None:
+        try:
+            run = resolve_run(message.run_id, self.runs_dir)
+            status = run.read_summary().get("status", "?")
+        except OptaiError:
+            status = "?"
+        severity = "information" if status == "completed" else ("warning" if status == "stopped" else "error")
+        self.notify(f"{message.run_id}: {status} (exit code {message.returncode})", title="run ended", severity=severity)
+        if self.setup_screen is not None and self.setup_screen.is_mounted:
+            from .widgets.cost_preview import CostPreview
+
+            self.setup_screen.query_one(CostPreview).refresh_measured()
+            self.setup_screen.form.validate()  # the preview now shows the measured seconds per epoch
+
+    # -- the form, for the other screens -----------------------------------------------------
+    @guarded
+    def load_config_into_form(self, cfg: RunConfig) -> None:
+        self._go_to_setup().load_config(cfg, origin=cfg.display_name())
+
+    @guarded
+    def load_preset_by_name(self, name: str) -> None:
+        self._go_to_setup().load_preset(name)
+
+    @guarded
+    def start_transfer_from(self, run_id: str) -> None:
+        """Fill the form to train a linear probe on the backbone of ``run_id``, and focus the transfer fields."""
+        run = resolve_run(run_id, self.runs_dir)
+        src = run.load_config()
+        setup = self._go_to_setup()
+        form = setup.form
+        with form.prevent(*_CHANGE_MESSAGES):
+            form.set_value("model.arch", src.model.arch)
+            form.set_value("model.width", src.model.width)
+            form.set_value("transfer.mode", "linear_probe")
+            form.set_value("transfer.backbone", run.run_id)
+        form.validate()
+        setup._show_preset_status(note=f"linear probe on the backbone of {run.run_id}")
+        form.focus_field("transfer.mode")
+
+
+def _change_messages() -> tuple:
+    from textual.widgets import Input, Select, Switch
+
+    return (Input.Changed, Select.Changed, Switch.Changed)
+
+
+_CHANGE_MESSAGES = _change_messages()
+
+
+def run_app(runs_dir: Path | str, attach: str | None = None) -> int:
+    """Run the TUI until the user quits; training processes it started keep running."""
+    app = OptaiApp(runs_dir, attach)
+    app.run()
+    return app.return_code or 0

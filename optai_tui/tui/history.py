@@ -1,0 +1,387 @@
+"""The dashboard's model of a run: bounded, downsampled metric history rebuilt from its events.
+
+No Textual here: a thread worker feeds event dicts (as read from ``events.jsonl``) into ``RunModel``
+under its lock, and the screen reads it at a bounded rate. Memory stays flat however long the run is:
+every series holds at most ``capacity`` points in preallocated arrays and merges neighbouring pairs
+when full; the epoch table and the log keep their last rows only.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from array import array
+from collections import deque
+from typing import Any
+
+from ..training.console import fmt_pct
+
+STEP_CAPACITY = 512  # points per step-resolution series (a chart is at most ~200 braille columns wide)
+EPOCH_CAPACITY = 256
+MAX_ROWS = 100  # epoch table rows kept (the full table is metrics.csv in the run folder)
+MAX_LOG = 200
+SMOOTHING = 0.8  # EMA factor of the train-loss curve
+
+
+class Series:
+    """At most ``capacity`` (x, y) points. When full, neighbouring pairs merge (x of the later point, mean y)
+    and later points are averaged ``stride`` at a time, so the history is uniformly downsampled."""
+
+    __slots__ = ("_acc_n", "_acc_x", "_acc_y", "capacity", "count", "n", "stride", "xs", "ys")
+
+    def __init__(self, capacity: int = STEP_CAPACITY):
+        if capacity < 2 or capacity % 2:
+            raise ValueError("capacity must be an even number >= 2")
+        self.capacity = capacity
+        self.xs = array("d", bytes(8 * capacity))
+        self.ys = array("d", bytes(8 * capacity))
+        self.clear()
+
+    def clear(self) -> None:
+        self.n = 0
+        self.stride = 1
+        self.count = 0
+        self._acc_n, self._acc_x, self._acc_y = 0, 0.0, 0.0
+
+    def add(self, x: float, y: float) -> None:
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return
+        self.count += 1
+        self._acc_n += 1
+        self._acc_x = x
+        self._acc_y += y
+        if self._acc_n >= self.stride:
+            self._push(self._acc_x, self._acc_y / self._acc_n)
+            self._acc_n, self._acc_y = 0, 0.0
+
+    def _push(self, x: float, y: float) -> None:
+        self.xs[self.n] = x
+        self.ys[self.n] = y
+        self.n += 1
+        if self.n == self.capacity:  # full: every stored point now stands for 2x as many raw ones
+            xs, ys = self.xs, self.ys
+            for i in range(self.capacity // 2):
+                xs[i] = xs[2 * i + 1]
+                ys[i] = 0.5 * (ys[2 * i] + ys[2 * i + 1])
+            self.n = self.capacity // 2
+            self.stride *= 2
+
+    def points(self) -> tuple[list[float], list[float]]:
+        """Copies of the points, with a partly filled bucket as the latest point."""
+        xs, ys = self.xs[: self.n].tolist(), self.ys[: self.n].tolist()
+        if self._acc_n:
+            xs.append(self._acc_x)
+            ys.append(self._acc_y / self._acc_n)
+        return xs, ys
+
+    def __len__(self) -> int:
+        return self.n + (1 if self._acc_n else 0)
+
+    @property
+    def last(self) -> float | None:
+        if self._acc_n:
+            return self._acc_y / self._acc_n
+        return self.ys[self.n - 1] if self.n else None
+
+    def truncate_after(self, x: float) -> None:
+        """Forget points beyond ``x`` (a resumed run replays the epochs after its checkpoint)."""
+        if self._acc_n and self._acc_x > x:
+            self._acc_n, self._acc_y = 0, 0.0
+        while self.n and self.xs[self.n - 1] > x:
+            self.n -= 1
+
+
+ROW_KEYS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_top5",
+    "lr",
+    "images_per_second",
+    "epoch_seconds",
+    "peak_memory_mb",
+)
+
+
+class RowRing:
+    """The last ``capacity`` per-epoch metric rows in one preallocated array (missing values are NaN)."""
+
+    def __init__(self, capacity: int = MAX_ROWS, keys: tuple[str, ...] = ROW_KEYS):
+        self.keys = keys
+        self.capacity = capacity
+        self.data = array("d", [math.nan]) * (capacity * len(keys))
+        self.start = 0
+        self.size = 0
+
+    def append(self, row: dict[str, float]) -> None:
+        k = len(self.keys)
+        slot = (self.start + self.size) % self.capacity
+        if self.size == self.capacity:
+            self.start = (self.start + 1) % self.capacity
+        else:
+            self.size += 1
+        for i, key in enumerate(self.keys):
+            v = row.get(key)
+            self.data[slot * k + i] = float(v) if isinstance(v, (int, float)) else math.nan
+
+    def pop(self) -> None:
+        if self.size:
+            self.size -= 1
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def __getitem__(self, index: int) -> dict[str, float]:
+        if index < 0:
+            index += self.size
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        k = len(self.keys)
+        slot = (self.start + index) % self.capacity
+        out = {}
+        for i, key in enumerate(self.keys):
+            v = self.data[slot * k + i]
+            if v == v:  # not NaN
+                out[key] = int(v) if key == "epoch" else v
+        return out
+
+    def __iter__(self):
+        return (self[i] for i in range(self.size))
+
+
+class RunModel:
+    """Everything the dashboard shows about one run, from its events. Thread-safe through ``lock``."""
+
+    def __init__(self, run_id: str, *, step_capacity: int = STEP_CAPACITY, epoch_capacity: int = EPOCH_CAPACITY):
+        self.lock = threading.RLock()
+        self.run_id = run_id
+        self.version = 0  # bumps on every applied event
+        self.step_version = 0
+        self.epoch_version = 0
+        self.status = "waiting"  # waiting | running | completed | stopped | failed
+        self.error: str | None = None
+        self.info: dict[str, Any] = {}  # RunStarted fields
+        self.summary: dict[str, Any] | None = None  # summary.json once the run ended
+        self.epochs = 0
+        self.epoch = 0  # epoch being trained (1-based) or last completed
+        self.epochs_done = 0
+        self.step = 0
+        self.steps_per_epoch = 0
+        self.images_per_second: float | None = None
+        self.val_acc: float | None = None
+        self.best_val_acc: float | None = None
+        self.peak_memory_mb: float | None = None
+        self.phase: str | None = None
+        self.last_event_time: float | None = None
+        # metric history
+        self.loss = Series(step_capacity)  # train loss, EMA-smoothed, per progress event
+        self.lr = Series(step_capacity)
+        self.val_loss = Series(epoch_capacity)
+        self.train_acc = Series(epoch_capacity)
+        self.val_acc_series = Series(epoch_capacity)
+        self._ema = 0.0
+        self._ema_k = 0
+        self.rows = RowRing(MAX_ROWS)
+        self.rows_seq = 0  # epoch rows ever added (the table appends the new ones)
+        self.rows_gen = 0  # bumps when a resume rewinds the history (the table rebuilds)
+        self.log: deque[tuple[int, str, str]] = deque(maxlen=MAX_LOG)  # (seq, level, text)
+        self.log_seq = 0
+        # timing for the ETA
+        self._step_rate: float | None = None  # steps per second, EMA
+        self._last_batch: tuple[float, int] | None = None
+        self._epoch_walls: float = 0.0
+        self._epoch_wall_n = 0
+        self._last_epoch_time: float | None = None
+
+    # -- feeding --------------------------------------------------------------------------
+    def apply_all(self, events: list[dict[str, Any]]) -> None:
+        with self.lock:
+            for e in events:
+                self.apply(e)
+
+    def apply(self, e: dict[str, Any]) -> None:
+        kind = e.get("event")
+        handler = _HANDLERS.get(kind)  # type: ignore[arg-type]
+        if handler is None:
+            return
+        with self.lock:
+            try:
+                handler(self, e)
+            except (KeyError, TypeError, ValueError) as err:  # a malformed line must not stop the dashboard
+                self.add_log("warning", f"unreadable {kind} event skipped ({err})")
+            self.version += 1
+            t = e.get("time")
+            if isinstance(t, (int, float)):
+                self.last_event_time = float(t)
+
+    def add_log(self, level: str, text: str) -> None:
+        with self.lock:
+            self.log_seq += 1
+            self.log.append((self.log_seq, level, text))
+            self.version += 1
+
+    def _on_RunStarted(self, e: dict[str, Any]) -> None:
+        self.info = dict(e)
+        self.status = "running"
+        self.error = None
+        self.summary = None
+        self.epochs = int(e["epochs"])
+        self.steps_per_epoch = int(e["steps_per_epoch"])
+        start = int(e.get("start_epoch", 0))
+        self.epochs_done = self.epoch = start
+        self.step = 0
+        self._last_batch = None
+        self._last_epoch_time = e.get("time")
+        if e.get("resumed"):
+            for s in (self.loss, self.lr):
+                s.truncate_after(float(start))
+            for s in (self.val_loss, self.train_acc, self.val_acc_series):
+                s.truncate_after(float(start))
+            while self.rows and self.rows[-1].get("epoch", 0) > start:
+                self.rows.pop()
+            self.rows_gen += 1
+            self.add_log("info", f"resumed at epoch {start + 1} on {e.get('device')} ({e.get('device_name')})")
+        else:
+            self.add_log(
+                "info",
+                f"started: {e.get('arch')} on {e.get('dataset')}, {e.get('num_train')} train / {e.get('num_val')} val images, "
+                f"{int(e.get('params', 0)):,} params, {e.get('device')} [{e.get('device_name')}], {e.get('precision')}",
+            )
+
+    def _on_BatchEnd(self, e: dict[str, Any]) -> None:
+        self.status = "running"
+        self.epoch = int(e["epoch"])
+        self.step = int(e["step"])
+        self.steps_per_epoch = int(e["steps_per_epoch"]) or self.steps_per_epoch
+        gs = int(e["global_step"])
+        x = gs / max(self.steps_per_epoch, 1)
+        loss = float(e["loss"])
+        if math.isfinite(loss):
+            # zero-initialised EMA with bias correction (as TensorBoard smooths)
+            self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * loss
+            self._ema_k += 1
+            self.loss.add(x, self._ema / (1 - SMOOTHING**self._ema_k) if self._ema_k < 200 else self._ema)
+        self.lr.add(x, float(e["lr"]))
+        self.images_per_second = float(e["images_per_second"])
+        t = float(e.get("time", 0.0))
+        if self._last_batch is not None and gs > self._last_batch[1] and t > self._last_batch[0]:
+            rate = (gs - self._last_batch[1]) / (t - self._last_batch[0])
+            self._step_rate = rate if self._step_rate is None else 0.7 * self._step_rate + 0.3 * rate
+        self._last_batch = (t, gs)
+        self.step_version += 1
+
+    def _on_EpochEnd(self, e: dict[str, Any]) -> None:
+        m = dict(e["metrics"])
+        ep = int(e["epoch"])
+        self.epochs = int(e.get("epochs", self.epochs))
+        self.epoch = self.epochs_done = ep
+        self.step = self.steps_per_epoch
+        x = float(ep)
+        if "val_loss" in m:
+            self.val_loss.add(x, float(m["val_loss"]))
+        if "train_acc" in m:
+            self.train_acc.add(x, 100.0 * float(m["train_acc"]))
+        if "val_acc" in m:
+            self.val_acc = float(m["val_acc"])
+            self.val_acc_series.add(x, 100.0 * self.val_acc)
+        if e.get("best_val_acc") is not None:
+            self.best_val_acc = float(e["best_val_acc"])
+        if m.get("peak_memory_mb"):
+            self.peak_memory_mb = float(m["peak_memory_mb"])
+        m["epoch"] = ep
+        self.rows.append(m)
+        self.rows_seq += 1
+        t = e.get("time")
+        if isinstance(t, (int, float)):
+            if self._last_epoch_time is not None and t > self._last_epoch_time:
+                self._epoch_walls += t - self._last_epoch_time
+                self._epoch_wall_n += 1
+            self._last_epoch_time = float(t)
+        self.epoch_version += 1
+
+    def _on_PhaseChanged(self, e: dict[str, Any]) -> None:
+        self.phase = str(e["phase"])
+        self.add_log("info", f"phase {e['phase']} from epoch {e['epoch']} (lr {float(e['lr']):g})")
+
+    def _on_ControlApplied(self, e: dict[str, Any]) -> None:
+        detail = f" ({e['detail']})" if e.get("detail") else ""
+        what = {"stop_now": "stop now", "stop_after_epoch": "stop after this epoch", "lr_div10": "lr / 10"}.get(
+            e["action"], e["action"]
+        )
+        self.add_log("control", f"applied: {what} at epoch {e['epoch']}, step {e['step']}{detail}")
+
+    def _on_RunWarning(self, e: dict[str, Any]) -> None:
+        self.add_log("warning", f"epoch {e['epoch']}: {e['message']}")
+
+    def _on_Checkpointed(self, e: dict[str, Any]) -> None:
+        if str(e.get("path", "")).endswith("interrupted.pt"):
+            self.add_log("info", f"checkpoint after the current batch saved (epoch {e['epoch']})")
+
+    def _on_RunFinished(self, e: dict[str, Any]) -> None:
+        self.status = "completed"
+        if e.get("best_val_acc") is not None:
+            self.best_val_acc = float(e["best_val_acc"])
+        self.add_log(
+            "success",
+            f"finished: {e['epochs_completed']} epochs, best val acc {fmt_pct(e.get('best_val_acc'))}, "
+            f"final {fmt_pct(e.get('final_val_acc'))}, {float(e.get('train_seconds') or 0):.1f}s",
+        )
+
+    def _on_RunStopped(self, e: dict[str, Any]) -> None:
+        self.status = "stopped"
+        self.add_log("warning", f"stopped after {e['epoch']} epochs ({e.get('reason', '')})")
+
+    def _on_RunFailed(self, e: dict[str, Any]) -> None:
+        self.status = "failed"
+        self.error = str(e["error"])
+        self.add_log("error", f"failed at epoch {e['epoch']} ({e.get('kind', 'error')}): {e['error']}")
+
+    def process_gone(self, message: str) -> None:
+        """The training process ended without a final event (killed, or crashed before it could write one)."""
+        with self.lock:
+            if self.status in ("waiting", "running"):
+                self.status = "failed" if "exit" in message else "stopped"
+                self.error = message
+                self.add_log("error", message)
+
+    # -- reading --------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "stopped", "failed")
+
+    def eta(self, now: float | None = None) -> tuple[float | None, float | None]:
+        """(seconds left in this epoch, seconds left in the run), from the event timestamps."""
+        with self.lock:
+            if self.status != "running" or not self._step_rate:
+                return None, None
+            left_steps = max(self.steps_per_epoch - self.step, 0)
+            epoch_left = left_steps / self._step_rate
+            if self._epoch_wall_n:
+                per_epoch = self._epoch_walls / self._epoch_wall_n
+            else:
+                per_epoch = self.steps_per_epoch / self._step_rate
+            in_progress = self.epoch > self.epochs_done
+            later = max(self.epochs - self.epoch, 0) if in_progress else max(self.epochs - self.epochs_done, 0)
+            run_left = (epoch_left if in_progress else 0.0) + later * per_epoch
+            if now is not None and self.last_event_time is not None:
+                behind = max(0.0, now - self.last_event_time)
+                epoch_left = max(0.0, epoch_left - behind)
+                run_left = max(0.0, run_left - behind)
+            return epoch_left, run_left
+
+
+_HANDLERS = {name[4:]: fn for name, fn in vars(RunModel).items() if name.startswith("_on_")}
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}:{s % 60:02d}"

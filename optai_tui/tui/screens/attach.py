@@ -1,0 +1,54 @@
+"""Running runs: shown at start when some are training, and on ctrl+g; Enter re-attaches a dashboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+from ...runs.store import RunDir, list_runs
+from ...training.console import fmt_pct
+
+
+def running_runs(runs_dir: Path) -> list[RunDir]:
+    """Runs whose training process is alive (newest first)."""
+    return [r for r in reversed(list_runs(runs_dir)) if r.status() == "running"]
+
+
+class AttachScreen(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
+
+    def __init__(self, runs: list[RunDir]) -> None:
+        super().__init__()
+        self.runs = runs
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            n = len(self.runs)
+            yield Label(f"{n} run{'s' if n != 1 else ''} training now: attach a dashboard", classes="dialog-title")
+            options = []
+            for r in self.runs:
+                s = r.read_summary()
+                t = Text()
+                t.append(r.run_id, style="bold")
+                t.append(
+                    f"\n  {s.get('arch')} on {s.get('dataset')}, epoch {s.get('epochs_completed', 0)}/{s.get('epochs', '?')}, "
+                    f"best val {fmt_pct(s.get('best_val_acc'))}, {s.get('device') or '?'}",
+                    style="dim",
+                )
+                options.append(Option(t, id=r.run_id))
+            if not options:
+                options.append(Option(Text("no run is training", style="dim"), id="", disabled=True))
+            yield OptionList(*options, id="attach-list")
+            yield Label("enter attach   esc back to the form", classes="dialog-keys")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.dismiss(event.option.id)

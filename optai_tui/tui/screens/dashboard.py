@@ -1,0 +1,262 @@
+"""The training dashboard of one run, rebuilt from its folder and followed live.
+
+A thread worker tails ``events.jsonl`` into a ``RunModel`` (no widget is touched off the UI thread) and
+posts a coalescing ``RunUpdated``; the screen redraws at most every ``REDRAW_INTERVAL`` seconds, charts
+only when their data changed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, ProgressBar, Static
+from textual.worker import get_current_worker
+
+from ...runs.store import RunDir
+from ...training.console import fmt_pct
+from ..history import RunModel, fmt_duration
+from ..launcher import follow_run
+from ..messages import RunUpdated
+from ..widgets.charts import LR_COLOR, TRAIN_COLOR, VAL_COLOR, Line, MetricChart
+from ..widgets.epoch_table import EpochTable
+from ..widgets.run_log import RunLog
+from .confirm import ConfirmScreen
+
+REDRAW_INTERVAL = 0.25  # seconds: at most 4 redraws a second
+CONTROL_LABELS = {"stop_now": "stop now", "stop_after_epoch": "stop after this epoch", "lr_div10": "lr / 10"}
+STATUS_STYLE = {
+    "running": "bold green",
+    "completed": "bold green",
+    "stopped": "bold yellow",
+    "failed": "bold red",
+    "waiting": "dim",
+}
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("s", "stop_now", "Stop now"),
+        Binding("e", "stop_after_epoch", "Stop after epoch"),
+        Binding("l", "lr_div10", "LR/10"),
+        Binding("u", "resume", "Resume"),
+        Binding("z", "zoom", "Zoom"),
+        Binding("b,escape", "back", "Back"),
+        Binding("r", "app.runs", "Runs", show=False),
+    ]
+
+    def __init__(self, run: RunDir, process: Callable[[], subprocess.Popen | None] = lambda: None) -> None:
+        super().__init__()
+        self.run = run
+        self.run_id = run.run_id
+        self.model = RunModel(run.run_id)
+        self._process = process
+        self._last_draw = 0.0
+        self._timer = None
+        self._drawn_step = -1
+        self._drawn_epoch = -1
+        self._drawn_status = ""
+        self.redraws = 0
+
+    # -- layout -----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="dash-top"):
+            yield Static(self.run_id, id="run-title", markup=False)
+            with Horizontal(classes="progress-line", id="epoch-line"):
+                yield Label("epoch -", id="epoch-label", classes="progress-label")
+                yield ProgressBar(total=None, show_eta=False, id="epoch-bar")
+                yield Label("", id="run-eta", classes="progress-eta")
+            with Horizontal(classes="progress-line", id="batch-line"):
+                yield Label("batch -", id="batch-label", classes="progress-label")
+                yield ProgressBar(total=None, show_eta=False, id="batch-bar")
+                yield Label("", id="epoch-eta", classes="progress-eta")
+            yield Static("", id="run-stats", markup=False)
+            yield Static("", id="run-summary", markup=False)
+        with Horizontal(id="charts"):
+            yield MetricChart("loss", id="loss-chart")
+            yield MetricChart("accuracy %", id="acc-chart")
+            yield MetricChart("learning rate", id="lr-chart")
+        with Horizontal(id="dash-bottom"):
+            yield EpochTable(id="epoch-table")
+            yield RunLog(id="run-log")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.title = "optai-tui"
+        self.sub_title = f"run {self.run_id}"
+        self.query_one("#run-summary").display = False
+        self.follow()
+        self.set_interval(1.0, self._tick)
+
+    # -- following --------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
+    def follow(self) -> None:
+        worker = get_current_worker()
+        follow_run(
+            self.run,
+            self.model,
+            notify=lambda: self.post_message(RunUpdated(self.run_id)),
+            cancelled=lambda: worker.is_cancelled,
+            process=self._process,
+        )
+
+    def on_run_updated(self, message: RunUpdated) -> None:
+        message.stop()
+        self.schedule_redraw()
+
+    def schedule_redraw(self) -> None:
+        wait = REDRAW_INTERVAL - (time.monotonic() - self._last_draw)
+        if wait <= 0:
+            self.redraw()
+        elif self._timer is None:
+            self._timer = self.set_timer(wait, self._timed_redraw)
+
+    def _timed_redraw(self) -> None:
+        self._timer = None
+        self.redraw()
+
+    def _tick(self) -> None:
+        if self.model.status == "running":
+            self._draw_progress()
+
+    # -- drawing ----------------------------------------------------------------------------
+    def redraw(self) -> None:
+        self._last_draw = time.monotonic()
+        self.redraws += 1
+        m = self.model
+        with m.lock:
+            step_changed = m.step_version != self._drawn_step
+            epoch_changed = m.epoch_version != self._drawn_epoch
+            loss = m.loss.points() if step_changed or epoch_changed else None
+            lr = m.lr.points() if step_changed else None
+            val_loss = m.val_loss.points() if step_changed or epoch_changed else None
+            accs = (m.train_acc.points(), m.val_acc_series.points()) if epoch_changed else None
+            rows, rows_seq, rows_gen = list(m.rows), m.rows_seq, m.rows_gen
+            log = [e for e in m.log if e[0] > self.query_one(RunLog).drawn_seq]
+            status = m.status
+            self._drawn_step, self._drawn_epoch = m.step_version, m.epoch_version
+        if loss is not None:
+            self.query_one("#loss-chart", MetricChart).set_lines(
+                [Line("train", *loss, TRAIN_COLOR), Line("val", *val_loss, VAL_COLOR)]
+            )
+        if lr is not None:
+            self.query_one("#lr-chart", MetricChart).set_lines([Line("lr", *lr, LR_COLOR)])
+        if accs is not None:
+            self.query_one("#acc-chart", MetricChart).set_lines(
+                [Line("train", *accs[0], TRAIN_COLOR), Line("val", *accs[1], VAL_COLOR)]
+            )
+        self.query_one(EpochTable).sync(rows, rows_seq, rows_gen)
+        if log:
+            self.query_one(RunLog).sync(log)
+        self._draw_progress()
+        if status != self._drawn_status:
+            self._drawn_status = status
+            self.refresh_bindings()
+
+    def _draw_progress(self) -> None:
+        m = self.model
+        with m.lock:
+            info, status, error = dict(m.info), m.status, m.error
+            epoch, epochs, done = m.epoch, m.epochs, m.epochs_done
+            step, steps = m.step, m.steps_per_epoch
+            ips, val, best, mem = m.images_per_second, m.val_acc, m.best_val_acc, m.peak_memory_mb
+            lr = m.lr.last
+            summary = dict(m.summary) if m.summary else None
+        epoch_eta, run_eta = m.eta(time.time())
+        title = Text()
+        title.append(f"{status:<9}", style=STATUS_STYLE.get(status, ""))
+        title.append(f" {self.run_id}")
+        if info:
+            title.append(f"  {info.get('arch')} on {info.get('dataset')}, {info.get('device')}", style="dim")
+        self.query_one("#run-title", Static).update(title)
+        self.query_one("#epoch-label", Label).update(f"epoch {epoch}/{epochs or '?'}")
+        self.query_one("#batch-label", Label).update(f"batch {step}/{steps or '?'}")
+        ebar, bbar = self.query_one("#epoch-bar", ProgressBar), self.query_one("#batch-bar", ProgressBar)
+        if epochs:
+            ebar.update(total=epochs, progress=done)
+        if steps:
+            bbar.update(total=steps, progress=step)
+        self.query_one("#run-eta", Label).update(f"run ETA {fmt_duration(run_eta)}" if run_eta is not None else "")
+        self.query_one("#epoch-eta", Label).update(f"epoch ETA {fmt_duration(epoch_eta)}" if epoch_eta is not None else "")
+        parts = [
+            f"{ips:,.0f} img/s" if ips else "- img/s",
+            f"val acc {fmt_pct(val)}",
+            f"best {fmt_pct(best)}",
+            f"mem {mem:,.0f} MiB" if mem else "mem -",
+            f"lr {lr:.3g}" if lr is not None else "lr -",
+        ]
+        self.query_one("#run-stats", Static).update("  |  ".join(parts))
+        box = self.query_one("#run-summary", Static)
+        if status in ("completed", "stopped", "failed"):
+            box.update(self.summary_text(status, summary, error))
+            box.display = True
+        else:
+            box.display = False
+
+    @staticmethod
+    def summary_text(status: str, s: dict | None, error: str | None) -> Text:
+        s = s or {}
+        t = Text()
+        t.append(f"{status}: ", style=STATUS_STYLE.get(status, ""))
+        t.append(
+            f"{s.get('epochs_completed', '?')}/{s.get('epochs', '?')} epochs, best val {fmt_pct(s.get('best_val_acc'))}, "
+            f"final {fmt_pct(s.get('final_val_acc'))}, {float(s.get('train_seconds') or 0):.1f}s"
+        )
+        if s.get("params"):
+            t.append(f", {s['params']:,} params")
+        if s.get("seconds_per_epoch"):
+            t.append(f", {s['seconds_per_epoch']:.1f} s/epoch")
+        if s.get("images_per_second"):
+            t.append(f", {s['images_per_second']:,.0f} img/s")
+        err = error or s.get("error")
+        if status == "failed" and err:
+            t.append(f"\n{err.splitlines()[0]}", style="red")
+        return t
+
+    # -- controls -----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Controls only while training, resume only once it ended: hidden otherwise, so the footer fits 80 columns.
+        if action in CONTROL_LABELS:
+            return self.model.status in ("running", "waiting")
+        if action == "resume":
+            return self.model.status in ("stopped", "failed")
+        return True
+
+    def action_stop_now(self) -> None:
+        def answer(ok: bool | None) -> None:
+            if ok:
+                self.send_control("stop_now")
+
+        self.app.push_screen(ConfirmScreen("Stop this run now? (a checkpoint is saved after the current batch)"), answer)
+
+    def action_stop_after_epoch(self) -> None:
+        self.send_control("stop_after_epoch")
+
+    def action_lr_div10(self) -> None:
+        self.send_control("lr_div10")
+
+    def send_control(self, action: str) -> None:
+        try:
+            self.run.send_control(action)
+        except OSError as e:
+            self.notify(f"could not send '{CONTROL_LABELS[action]}': {e}", severity="error")
+            return
+        self.model.add_log("control", f"requested: {CONTROL_LABELS[action]} (the trainer applies it at its next check)")
+        self.schedule_redraw()
+
+    def action_resume(self) -> None:
+        self.app.resume_run(self.run_id)  # type: ignore[attr-defined]
+
+    def action_zoom(self) -> None:
+        self.toggle_class("-zoom")
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,41 @@
+"""Save the form as a named preset (YAML in the user's presets folder)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label
+
+from ...presets import user_presets_dir
+
+
+class SavePresetScreen(ModalScreen[tuple[str, str] | None]):
+    """Returns (name, description); Enter in either field saves, Escape cancels."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, name: str = "", description: str = "") -> None:
+        super().__init__()
+        self._name = name
+        self._description = description
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Save the form as a preset in {user_presets_dir()}", classes="dialog-title")
+            yield Label("name (letters, digits, . _ -)")
+            yield Input(self._name, placeholder="my-preset", id="preset-name")
+            yield Label("description (optional)")
+            yield Input(self._description, placeholder="what this recipe is for", id="preset-description")
+            yield Label("", id="preset-save-error", classes="field-error")
+            yield Label("enter save   esc cancel", classes="dialog-keys")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        name = self.query_one("#preset-name", Input).value.strip()
+        if not name:
+            self.query_one("#preset-save-error", Label).update("! a preset needs a name")
+            self.query_one("#preset-name", Input).focus()
+            return
+        self.dismiss((name, self.query_one("#preset-description", Input).value.strip()))

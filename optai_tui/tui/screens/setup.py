@@ -1,0 +1,281 @@
+"""The setup screen: the validated run form, cost preview, devices and presets; Start launches the run."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Static
+
+from ...config import RunConfig, validate_config
+from ...errors import ConfigError
+from ...presets import DEFAULT_PRESET, diff_configs, find_preset, flatten, preset_data, save_preset
+from ..form_spec import FieldSpec, FormResult, flat_values
+from ..messages import DevicesReady
+from ..widgets.config_form import ConfigForm
+from ..widgets.cost_preview import CostPreview
+from ..widgets.device_panel import DevicePanel
+from .preset_diff import PresetDiffScreen
+from .preset_picker import PresetPicker
+from .preset_save import SavePresetScreen
+
+
+def initial_config() -> tuple[str | None, RunConfig]:
+    """The offline default preset (or the schema defaults when it cannot be read)."""
+    try:
+        return DEFAULT_PRESET, _load(DEFAULT_PRESET)
+    except ConfigError:
+        return None, RunConfig()
+
+
+def _load(name: str) -> RunConfig:
+    ref = find_preset(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return validate_config(preset_data(name), source=str(ref.path))
+
+
+class SetupScreen(Screen):
+    BINDINGS = [
+        Binding("ctrl+r,f5", "start", "Start", priority=True),
+        Binding("ctrl+o,f2", "load_preset", "Presets", priority=True),
+        Binding("ctrl+s,f3", "save_preset", "Save", priority=True),
+        Binding("ctrl+t,f4", "diff_preset", "Diff", priority=True),
+        Binding("ctrl+l,f6", "app.runs", "Runs"),
+        Binding("ctrl+g,f7", "app.attach", "Live"),
+        Binding("ctrl+b,f8", "dashboard", "Run", priority=True),
+    ]
+
+    def __init__(self, runs_dir: Path) -> None:
+        super().__init__()
+        self.runs_dir = runs_dir
+        name, cfg = initial_config()
+        self.loaded_preset: tuple[str, RunConfig] | None = (name, cfg) if name else None
+        self._initial = cfg
+        self.devices: list | None = None
+        self.preset_error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="setup-body"):
+            yield ConfigForm(self._initial, extra_checks=self._device_checks, backbone_suggestions=self._backbones(), id="form")
+            with Vertical(id="side"):
+                yield Static("", id="form-status", markup=False)
+                yield CostPreview(self.runs_dir, id="cost")
+                yield DevicePanel(id="devices")
+                yield Static("", id="preset-status", markup=False)
+                yield Button("Start (ctrl+r)", id="start-button", variant="success", compact=True)
+        yield Static("", id="help-text", markup=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.title = "optai-tui"
+        self.sub_title = "new run"
+        self._show_preset_status()
+        self.form.focus_field("data.dataset")
+
+    @property
+    def form(self) -> ConfigForm:
+        return self.query_one(ConfigForm)
+
+    def _backbones(self) -> list[str]:
+        from ...runs.store import list_runs
+
+        try:
+            ids = [r.run_id for r in reversed(list_runs(self.runs_dir))]
+        except OSError:
+            ids = []
+        return ["imagenet", *ids]
+
+    # -- validation feedback ------------------------------------------------------------------
+    def _device_checks(self, cfg: RunConfig) -> Iterable[tuple[str, str]]:
+        if self.devices is None:
+            return
+        present = [d.spec for d in self.devices]
+        want = cfg.train.device
+        if want == "auto" or want in present or (want == "cuda" and any(p.startswith("cuda") for p in present)):
+            return
+        panel = self.query_one(DevicePanel)
+        why = f" ({panel.why_no_gpu})" if panel.why_no_gpu and want.startswith("cuda") else ""
+        yield "train.device", f"{want!r} is not available on this machine{why}; present: {', '.join(present)}"
+
+    def on_config_form_validated(self, message: ConfigForm.Validated) -> None:
+        r = message.result
+        status = self.query_one("#form-status", Static)
+        t = Text()
+        if r.ok:
+            t.append("ready: ctrl+r starts the run", style="bold green")
+        else:
+            n = sum(len(v) for v in r.problems.values())
+            t.append(f"{n} problem{'s' if n != 1 else ''}: ", style="bold red")
+            t.append(", ".join(k or "form" for k in r.order), style="red")
+            general = r.problems.get("")
+            if general:
+                t.append("\n" + "\n".join(general), style="red")
+        for w in r.warnings:
+            t.append(f"\nnote: {w}", style="yellow")
+        status.update(t)
+        if r.config is not None:
+            self.query_one(CostPreview).show_for(r.config)
+
+    def on_config_form_field_focused(self, message: ConfigForm.FieldFocused) -> None:
+        self.query_one("#help-text", Static).update(self.help_for(message.spec))
+
+    def help_for(self, spec: FieldSpec) -> Text:
+        t = Text()
+        t.append(spec.key, style="bold")
+        t.append(": " + spec.help_line())
+        value = self.form.raw_values().get(spec.key)
+        try:
+            if spec.key == "data.dataset":
+                from ...data import dataset_info
+
+                t.append(f"\n{value}: {dataset_info(str(value)).description}", style="dim")
+            elif spec.key == "model.arch":
+                from ...models import get_model_info
+
+                info = get_model_info(str(value))
+                pre = f", ImageNet weights: {info.pretrained}" if info.pretrained else ""
+                t.append(f"\n{value}: {info.family}, {info.kind}, min image {info.min_image_size}px{pre}", style="dim")
+        except ConfigError:
+            pass
+        return t
+
+    def on_devices_ready(self, message: DevicesReady) -> None:
+        self.devices = message.devices
+        specs = [d.spec for d in message.devices]
+        choices = ["auto", *specs]
+        if any(s.startswith("cuda") for s in specs):
+            choices.insert(1, "cuda")
+        self.form.set_choices("train.device", choices)
+        cost = self.query_one(CostPreview)
+        cost.devices = message.devices
+        cost.refresh_measured()
+        self.form.validate()
+
+    # -- actions ------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "dashboard":
+            return bool(getattr(self.app, "last_dashboard_id", None))
+        return True
+
+    def action_dashboard(self) -> None:
+        self.app.action_last_dashboard()  # type: ignore[attr-defined]
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start-button":
+            event.stop()
+            self.action_start()
+
+    def refuse_if_invalid(self, what: str) -> FormResult | None:
+        result = self.form.validate()
+        if result.ok:
+            return result
+        first = next((k for k in result.order if k), None)
+        n = sum(len(v) for v in result.problems.values())
+        where = f"; first: {first}" if first else ""
+        self.notify(f"{what}: fix {n} problem{'s' if n != 1 else ''} first{where}", severity="error", title="form")
+        if first:
+            self.form.focus_field(first)
+        return None
+
+    def action_start(self) -> None:
+        result = self.refuse_if_invalid("cannot start")
+        if result is not None:
+            self.app.start_run(result.config)  # type: ignore[attr-defined]
+
+    def action_load_preset(self) -> None:
+        self.app.push_screen(PresetPicker(), self._preset_chosen)
+
+    def _preset_chosen(self, name: str | None) -> None:
+        if name:
+            self.load_preset(name)
+
+    def load_preset(self, name: str) -> bool:
+        """Fill the form from a preset; a preset that fails validation is reported and changes nothing."""
+        try:
+            cfg = _load(name)
+        except ConfigError as e:
+            problems = getattr(e, "problems", None)
+            try:
+                where = str(find_preset(name).path)
+            except ConfigError:
+                where = name
+            if problems:
+                detail = "\n".join(f"{f}: {m}" for f, m in problems[:4])
+                text = f"preset {where} is invalid:\n{detail}"
+            else:
+                text = f"preset {name}: {e}"
+            self._show_preset_status(error=text)
+            self.notify(text, severity="error", title="preset not loaded", timeout=10)
+            return False
+        self.form.set_config(cfg)
+        self.loaded_preset = (name, cfg)
+        self._show_preset_status()
+        self.notify(f"loaded preset {name}", title="preset")
+        return True
+
+    def load_config(self, cfg: RunConfig, origin: str = "") -> None:
+        self.form.set_config(cfg)
+        if origin:
+            self._show_preset_status(note=f"form filled from {origin}")
+
+    def action_save_preset(self) -> None:
+        result = self.refuse_if_invalid("cannot save")
+        if result is None:
+            return
+        name = self.loaded_preset[0] if self.loaded_preset and self.loaded_preset[0] != DEFAULT_PRESET else ""
+
+        def save(answer: tuple[str, str] | None) -> None:
+            if not answer:
+                return
+            pname, desc = answer
+            try:
+                path = save_preset(pname, result.config, description=desc)
+            except (ConfigError, OSError) as e:
+                self.notify(f"preset not saved: {e}", severity="error", title="preset")
+                return
+            self.loaded_preset = (pname, result.config)
+            self._show_preset_status()
+            self.notify(f"saved {path}", title="preset")
+
+        self.app.push_screen(SavePresetScreen(name), save)
+
+    def action_diff_preset(self) -> None:
+        if not self.loaded_preset:
+            self.notify("no preset loaded: load one with ctrl+o", severity="warning")
+            return
+        name, preset_cfg = self.loaded_preset
+        self.app.push_screen(PresetDiffScreen(name, self.diff_rows(preset_cfg)))
+
+    def diff_rows(self, preset_cfg: RunConfig) -> list[tuple[str, object, object]]:
+        result = self.form.validate()
+        if result.config is not None:
+            return diff_configs(preset_cfg, result.config)
+        # An invalid form: compare what parses, and show the raw text of what does not.
+        ours = flatten(result.data)
+        raw = self.form.raw_values()
+        rows = []
+        for key, pv in flat_values(preset_cfg).items():
+            fv = ours.get(key, raw.get(key))
+            if fv != pv:
+                rows.append((key, pv, fv))
+        return rows
+
+    def _show_preset_status(self, *, error: str | None = None, note: str | None = None) -> None:
+        t = Text()
+        t.append("Preset ", style="bold")
+        t.append(self.loaded_preset[0] if self.loaded_preset else "(none)")
+        t.append("\nctrl+o load  ctrl+s save  ctrl+t diff", style="dim")
+        if note:
+            t.append(f"\n{note}", style="cyan")
+        if error:
+            t.append(f"\n{error}", style="red")
+        self.query_one("#preset-status", Static).update(t)
+        self.preset_error = error

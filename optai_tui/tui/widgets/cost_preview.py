@@ -1,0 +1,151 @@
+"""Cost preview: parameters, MACs and estimated training memory of the configured model, and the
+seconds per epoch measured by the most recent finished run of the same model, dataset and device."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.widgets import Static
+from textual.worker import get_current_worker
+
+from ...config import RunConfig
+from ..messages import CostReady
+
+DEBOUNCE_S = 0.3
+
+
+def cost_key(cfg: RunConfig) -> tuple:
+    return (
+        cfg.model.arch,
+        cfg.model.width,
+        cfg.data.dataset,
+        cfg.effective_image_size(),
+        cfg.train.batch_size,
+        cfg.optim.name,
+        cfg.optim.momentum > 0,
+        cfg.transfer.mode,
+        cfg.train.device,
+    )
+
+
+def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = None) -> dict[str, Any]:
+    """The numbers of the preview (runs on a worker thread: building a big model takes a moment)."""
+    from ...data import dataset_info
+    from ...models import create_model, get_model_info
+    from ...training.profile import count_macs, count_parameters, estimate_train_memory_mb
+
+    info = get_model_info(cfg.model.arch)
+    dinfo = dataset_info(cfg.data.dataset)
+    size = cfg.effective_image_size() or info.default_image_size
+    in_ch = dinfo.in_channels
+    model = create_model(cfg.model.arch, num_classes=dinfo.num_classes or 10, in_channels=in_ch, width=cfg.model.width)
+    if cfg.transfer.mode == "linear_probe":
+        for p in model.backbone_parameters():
+            p.requires_grad_(False)
+    total, trainable = count_parameters(model)
+    macs = count_macs(model, size, in_ch)
+    states = 2 if cfg.optim.name in ("adam", "adamw") else (1 if cfg.optim.momentum > 0 else 0)
+    mem = estimate_train_memory_mb(model, cfg.train.batch_size, size, in_ch, optimizer_states=states)
+    out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size}
+    if runs_dir is not None:
+        out.update(measured_epoch(cfg, runs_dir, devices))
+    return out
+
+
+def measured_epoch(cfg: RunConfig, runs_dir: Path, devices: list | None) -> dict[str, Any]:
+    from ...runs.store import list_runs
+
+    device = cfg.train.device
+    if device == "auto":
+        device = devices[0].spec if devices else None
+    elif device == "cuda":
+        device = "cuda:0"
+    for run in reversed(list_runs(runs_dir)):
+        s = run.read_summary()
+        if (
+            s.get("status") == "completed"
+            and s.get("seconds_per_epoch")
+            and s.get("arch") == cfg.model.arch
+            and s.get("width") == cfg.model.width
+            and s.get("dataset") == cfg.data.dataset
+            and (device is None or s.get("device") == device)
+        ):
+            return {"seconds_per_epoch": s["seconds_per_epoch"], "measured_in": run.run_id, "measured_images": s.get("num_train")}
+    return {}
+
+
+def _num(n: float, unit: str = "") -> str:
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{suffix}{unit}"
+    return f"{n:.0f}{unit}"
+
+
+class CostPreview(Static):
+    """Updates (debounced, on a worker thread) when the model, input size or batch changes."""
+
+    def __init__(self, runs_dir: Path | None = None, *, id: str | None = None) -> None:
+        super().__init__("cost: -", id=id)
+        self.runs_dir = runs_dir
+        self.devices: list | None = None
+        self._key: tuple | None = None
+        self.last: dict[str, Any] | None = None
+        self.last_key: tuple | None = None
+
+    def show_for(self, cfg: RunConfig | None) -> None:
+        if cfg is None:
+            return
+        key = cost_key(cfg)
+        if key == self._key:
+            return
+        self._key = key
+        self.update(Text(f"{cfg.model.arch} x{cfg.model.width:g}: computing...", style="dim"))
+        self._compute(key, cfg)
+
+    def refresh_measured(self) -> None:
+        self._key = None
+
+    @work(thread=True, exclusive=True, group="cost")
+    def _compute(self, key: tuple, cfg: RunConfig) -> None:
+        time.sleep(DEBOUNCE_S)
+        worker = get_current_worker()
+        if worker.is_cancelled:
+            return
+        try:
+            result = compute_cost(cfg, self.runs_dir, self.devices)
+        except Exception as e:  # a preview must never take the app down
+            result = {"error": f"{type(e).__name__}: {e}"}
+        if not worker.is_cancelled:
+            self.post_message(CostReady(key, result))
+
+    def on_cost_ready(self, message: CostReady) -> None:
+        message.stop()
+        if message.key != self._key:
+            return
+        self.last, self.last_key = message.result, message.key
+        self.update(self.render_cost(message.key, message.result))
+
+    @staticmethod
+    def render_cost(key: tuple, r: dict[str, Any]) -> Text:
+        arch, width, _ds, _size, batch = key[:5]
+        t = Text()
+        t.append(f"{arch} x{width:g}\n", style="bold")
+        if "error" in r:
+            t.append(f"cannot build: {r['error']}", style="red")
+            return t
+        params = _num(r["params"])
+        if r["trainable"] != r["params"]:
+            params += f" ({_num(r['trainable'])} trained)"
+        t.append(f"params  {params}\n")
+        t.append(f"MACs    {_num(r['macs'])} / image @{r['image_size']}px\n")
+        t.append(f"memory  ~{r['memory_mb']:,.0f} MiB @ batch {batch}\n")
+        if r.get("seconds_per_epoch"):
+            imgs = f", {r['measured_images']:,} img" if r.get("measured_images") else ""
+            t.append(f"epoch   {r['seconds_per_epoch']:.1f} s measured{imgs}", style="green")
+        else:
+            t.append("epoch   not measured yet", style="dim")
+        return t

@@ -1,0 +1,51 @@
+"""Device panel: the detected GPUs with their free/total memory, or the CPU and why there is no GPU."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.widgets import Static
+
+from ..messages import DevicesReady
+
+
+class DevicePanel(Static):
+    """Detects devices on a worker thread (CUDA initialisation can take a second) and posts DevicesReady."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(Text("devices: detecting...", style="dim"), id=id)
+        self.devices: list | None = None
+        self.why_no_gpu: str | None = None
+
+    def on_mount(self) -> None:
+        self.detect()
+
+    @work(thread=True, exclusive=True, group="devices")
+    def detect(self) -> None:
+        from ...training.device import detect_devices, why_no_gpu
+
+        try:
+            devices, why = detect_devices(), why_no_gpu()
+        except Exception as e:  # detection must never take the app down
+            from ...training.device import DeviceInfo
+
+            devices, why = [DeviceInfo("cpu", "CPU")], f"device detection failed: {e}"
+        self.post_message(DevicesReady(devices, why))
+
+    def on_devices_ready(self, message: DevicesReady) -> None:
+        self.devices, self.why_no_gpu = message.devices, message.why_no_gpu
+        self.update(self.render_devices(message.devices, message.why_no_gpu))
+
+    @staticmethod
+    def render_devices(devices: list, why_no_gpu: str | None) -> Text:
+        t = Text()
+        t.append("Devices\n", style="bold")
+        for d in devices:
+            t.append(f"{d.spec:<7}", style="bold green" if d.spec != "cpu" else "bold")
+            name = d.name if len(d.name) <= 22 else d.name[:21] + "~"
+            t.append(f" {name}\n")
+            if d.total_mb:
+                t.append(f"        {(d.free_mb or 0) / 1024:.1f} / {d.total_mb / 1024:.1f} GiB free\n")
+        if why_no_gpu:
+            t.append(f"no GPU: {why_no_gpu}", style="yellow")
+        return t

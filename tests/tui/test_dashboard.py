@@ -1,0 +1,195 @@
+"""The dashboard on run folders written by hand: replay, live follow, bounded redraws, controls, failures."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import screen_text, wait_for
+from textual.widgets import OptionList
+from tui_synthetic import T0, make_run
+
+from optai_tui.tui.app import OptaiApp
+from optai_tui.tui.screens.attach import AttachScreen
+from optai_tui.tui.screens.dashboard import DashboardScreen
+from optai_tui.tui.screens.help import HelpScreen
+from optai_tui.tui.screens.setup import SetupScreen
+from optai_tui.tui.widgets.charts import MetricChart
+from optai_tui.tui.widgets.epoch_table import EpochTable
+from optai_tui.tui.widgets.run_log import RunLog
+
+
+def _footer_keys(screen) -> set[str]:
+    return {b.binding.action for b in screen.active_bindings.values() if b.enabled and b.binding.show}
+
+
+async def test_finished_run_replays_and_shows_its_summary(runs_dir):
+    run = make_run(runs_dir, epochs=6, warnings={5: "train/val accuracy gap widening (21%): overfitting"})
+    app = OptaiApp(runs_dir, attach=run.run_id)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.model.summary is not None, what="replay"
+        )
+        await pilot.pause(0.4)
+        dash = app.screen
+        assert dash.query_one(EpochTable).row_count == 6
+        assert dash.query_one("#loss-chart", MetricChart).points > 6
+        assert dash.query_one("#acc-chart", MetricChart).points == 12
+        assert dash.query_one("#lr-chart", MetricChart).points > 6
+        log = "\n".join(dash.query_one(RunLog).plain)
+        assert "gap widening" in log and "finished: 6 epochs" in log
+        text = screen_text(app)
+        assert "completed: 6/6 epochs" in text and "best val 77.01%" in text
+        assert "Stop now" not in text  # controls are hidden once a run ended
+        keys = _footer_keys(dash)
+        assert "stop_now" not in keys and "resume" not in keys and "back" in keys
+
+
+async def test_failed_run_shows_the_error_and_offers_resume(runs_dir):
+    run = make_run(runs_dir, epochs=6, done=2, end="failed")
+    app = OptaiApp(runs_dir, attach=run.run_id)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.model.status == "failed", what="failed status"
+        )
+        await pilot.pause(0.4)
+        text = screen_text(app)
+        assert "failed: 2/6 epochs" in text and "loss became nan" in text
+        assert "resume" in _footer_keys(app.screen)
+
+
+async def test_live_follow_is_coalesced_and_bounded(runs_dir):
+    run = make_run(runs_dir, epochs=50, done=1, end=None)  # "running" on another host: followed, not pid-checked
+    app = OptaiApp(runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        # at start the app offers to re-attach to the running run
+        await wait_for(pilot, lambda: isinstance(app.screen, AttachScreen), what="running runs list")
+        assert run.run_id in screen_text(app)
+        app.screen.query_one(OptionList).highlighted = 0
+        await pilot.press("enter")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.model.epochs_done == 1, what="dashboard"
+        )
+        dash = app.screen
+        assert "stop_now" in _footer_keys(dash) and "lr_div10" in _footer_keys(dash)
+        await pilot.pause(0.5)
+        before = dash.redraws
+        # a burst of 3,000 progress events lands at once: every event reaches the model, few redraws happen
+        with open(run.events_path, "a") as f:
+            f.writelines(
+                json.dumps(
+                    {
+                        "event": "BatchEnd",
+                        "time": T0 + 100 + g,
+                        "epoch": 2 + (g - 11) // 1000,
+                        "step": 1 + (g - 11) % 1000,
+                        "steps_per_epoch": 1000,
+                        "global_step": g,
+                        "loss": 1.0,
+                        "lr": 0.01,
+                        "images_per_second": 500.0,
+                    }
+                )
+                + "\n"
+                for g in range(11, 3011)
+            )
+        await wait_for(pilot, lambda: dash.model.loss.count == 10 + 3000, what="burst applied")
+        await pilot.pause(0.6)
+        assert dash.redraws - before <= 8
+        assert len(dash.model.loss) <= 512
+        assert "batch 1000/1000" in screen_text(app) or dash.model.step == 1000
+        # controls: the request is logged at once, the trainer's answer when it comes back
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        controls = [json.loads(x)["action"] for x in run.control_path.read_text().splitlines()]
+        assert controls == ["lr_div10"]
+        run.append_event(
+            {"event": "ControlApplied", "time": T0 + 5000, "action": "lr_div10", "epoch": 4, "step": 2, "detail": "lr now 0.001"}
+        )
+        await wait_for(
+            pilot, lambda: any("applied: lr / 10" in x for x in dash.query_one(RunLog).plain), what="applied control in the log"
+        )
+        assert any("requested: lr / 10" in x for x in dash.query_one(RunLog).plain)
+        # stop now asks first
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert len(run.control_path.read_text().splitlines()) == 1
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen), what="back to setup")
+        await pilot.press("ctrl+b")  # and forward to the run again
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard again")
+
+
+async def test_help_lists_every_screens_keys(runs_dir):
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        body = str(app.screen.query_one("#help-body").render())
+        for needle in (
+            "Start",
+            "Presets",
+            "Save",
+            "Diff",
+            "Stop now",
+            "Stop after epoch",
+            "LR/10",
+            "Resume",
+            "Runs",
+            "Live",
+            "Quit",
+            "ctrl+p",
+        ):
+            assert needle in body, needle
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen), what="help closed")
+
+
+async def test_app_methods_for_the_runs_screen(runs_dir):
+    run = make_run(runs_dir, epochs=3)
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        app.start_transfer_from(run.run_id)
+        await pilot.pause()
+        form = app.screen.form
+        raw = form.raw_values()
+        assert raw["transfer.mode"] == "linear_probe" and raw["transfer.backbone"] == run.run_id
+        assert raw["model.arch"] == "resnet18" and raw["model.width"] == "0.125"
+        assert app.focused is form.control("transfer.mode")
+        app.open_dashboard(run.run_id)
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard")
+        await pilot.pause(0.3)
+        app.load_config_into_form(run.load_config())
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup")
+        assert form.raw_values()["train.epochs"] == "3"
+        # a bad run id is reported, the app stays up
+        app.open_dashboard("no-such-run")
+        await pilot.pause()
+        assert any("unknown run" in n.message for n in app._notifications)
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "RunsScreen" or any("runs screen" in n.message for n in app._notifications)
+
+
+async def test_command_palette_finds_screens_presets_and_runs(runs_dir):
+    from optai_tui.tui.commands import palette_items
+
+    run = make_run(runs_dir, epochs=2)
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        titles = [t for t, _, _ in palette_items(app)]
+        assert "Setup: new run form" in titles and "Help: keys" in titles
+        assert "Preset: kuangliu-resnet18" in titles and f"Run: {run.run_id}" in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.5)
+        await pilot.press(*"kuangliu-densenet")
+        await pilot.pause(1.0)
+        await pilot.press("enter")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, SetupScreen) and app.screen.form.raw_values()["model.arch"] == "densenet121",
+            10,
+            "preset from the palette",
+        )

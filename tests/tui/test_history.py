@@ -1,0 +1,146 @@
+"""The dashboard's model without Textual: bounded downsampling, replay, resume rewinds, ETA."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+from tui_synthetic import make_run
+
+from optai_tui.tui.history import RunModel, Series, fmt_duration
+from optai_tui.tui.launcher import follow_run
+
+
+def test_series_stays_bounded_and_uniform():
+    s = Series(64)
+    for i in range(10_000):
+        s.add(float(i), float(i % 2))
+    xs, ys = s.points()
+    assert len(xs) <= 65
+    assert xs[-1] == 9999.0
+    assert all(b > a for a, b in zip(xs, xs[1:], strict=False))
+    # pairs merged by their mean: the alternating 0/1 signal averages to 0.5
+    assert all(abs(y - 0.5) < 1e-9 for y in ys[:-1])
+    assert s.count == 10_000
+
+
+def test_series_skips_non_finite_and_truncates():
+    s = Series(8)
+    for i in range(6):
+        s.add(float(i), 1.0)
+    s.add(6.0, float("nan"))
+    assert len(s) == 6
+    s.truncate_after(2.5)
+    assert s.points()[0] == [0.0, 1.0, 2.0]
+
+
+def test_replay_fills_the_model(runs_dir):
+    run = make_run(runs_dir, epochs=5, warnings={4: "train/val accuracy gap widening (20%)"})
+    model = RunModel(run.run_id)
+    calls = []
+    follow_run(run, model, notify=lambda: calls.append(1), cancelled=lambda: len(calls) >= 2, poll=0.01, idle_poll=0.01)
+    assert model.status == "completed"
+    assert model.epochs_done == 5 and len(model.rows) == 5
+    assert len(model.val_acc_series) == 5
+    assert model.summary and model.summary["status"] == "completed"
+    assert any("gap widening" in text for _, _, text in model.log)
+
+
+def test_resume_rewinds_history():
+    model = RunModel("r")
+    model.apply({"event": "RunStarted", "time": 0, "epochs": 3, "steps_per_epoch": 2, "start_epoch": 0})
+    for g in range(1, 4):
+        model.apply(
+            {
+                "event": "BatchEnd",
+                "time": g,
+                "epoch": (g + 1) // 2,
+                "step": 2 - g % 2,
+                "steps_per_epoch": 2,
+                "global_step": g,
+                "loss": 1.0,
+                "lr": 0.1,
+                "images_per_second": 10,
+            }
+        )
+        if g == 2:
+            model.apply(
+                {
+                    "event": "EpochEnd",
+                    "time": g,
+                    "epoch": 1,
+                    "epochs": 3,
+                    "metrics": {"train_loss": 1, "train_acc": 0.1, "val_acc": 0.1, "val_loss": 1},
+                    "best_val_acc": 0.1,
+                    "elapsed_seconds": 2,
+                }
+            )
+    model.apply({"event": "RunStopped", "time": 4, "epoch": 1, "reason": "stop"})
+    assert model.status == "stopped"
+    model.apply({"event": "RunStarted", "time": 5, "epochs": 3, "steps_per_epoch": 2, "start_epoch": 1, "resumed": True})
+    assert model.status == "running"
+    assert max(model.loss.points()[0]) <= 1.0  # the half epoch after the checkpoint is forgotten
+    assert [r["epoch"] for r in model.rows] == [1]
+
+
+def test_eta_from_event_times():
+    model = RunModel("r")
+    model.apply({"event": "RunStarted", "time": 0, "epochs": 2, "steps_per_epoch": 10, "start_epoch": 0})
+    for g in range(1, 6):
+        model.apply(
+            {
+                "event": "BatchEnd",
+                "time": float(g),
+                "epoch": 1,
+                "step": g,
+                "steps_per_epoch": 10,
+                "global_step": g,
+                "loss": 1.0,
+                "lr": 0.1,
+                "images_per_second": 10,
+            }
+        )
+    epoch_left, run_left = model.eta()
+    assert abs(epoch_left - 5.0) < 1e-6  # 5 steps at 1 step/s
+    assert abs(run_left - 15.0) < 1e-6  # plus one more epoch of 10 steps
+    assert fmt_duration(75) == "1:15" and fmt_duration(3700) == "1h01m" and fmt_duration(None) == "-"
+
+
+def test_model_memory_is_flat():
+    def replay(steps: int) -> int:
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        model = RunModel("r")
+        model.apply({"event": "RunStarted", "time": 0, "epochs": steps // 100, "steps_per_epoch": 100, "start_epoch": 0})
+        for g in range(1, steps + 1):
+            model.apply(
+                {
+                    "event": "BatchEnd",
+                    "time": g,
+                    "epoch": 1 + (g - 1) // 100,
+                    "step": 1 + (g - 1) % 100,
+                    "steps_per_epoch": 100,
+                    "global_step": g,
+                    "loss": 1.0 / g,
+                    "lr": 0.1,
+                    "images_per_second": 10.0,
+                }
+            )
+            if g % 100 == 0:
+                model.apply(
+                    {
+                        "event": "EpochEnd",
+                        "time": g,
+                        "epoch": g // 100,
+                        "epochs": steps // 100,
+                        "metrics": {"train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.1},
+                        "best_val_acc": 0.5,
+                        "elapsed_seconds": g,
+                    }
+                )
+        used = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        del model
+        return used
+
+    small, large = replay(1_000), replay(20_000)
+    assert large <= 1.2 * small, (small, large)

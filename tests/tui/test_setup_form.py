@@ -1,0 +1,139 @@
+"""The setup form: generated from the schema, validated as you type, Start refused while invalid."""
+
+from __future__ import annotations
+
+from conftest import fill, screen_text, wait_for
+from textual.widgets import Input, Select
+
+from optai_tui.config import iter_fields
+from optai_tui.models import list_models
+from optai_tui.tui.app import OptaiApp
+from optai_tui.tui.screens.setup import SetupScreen
+from optai_tui.tui.widgets.config_form import ConfigForm, FieldRow
+from optai_tui.tui.widgets.cost_preview import CostPreview
+from optai_tui.tui.widgets.flag_switch import FlagSwitch
+
+
+def _form(app) -> ConfigForm:
+    return app.screen.query_one(ConfigForm)
+
+
+def _error(form: ConfigForm, key: str) -> str:
+    row = form._rows[key]
+    err = row.query_one(".field-error")
+    return str(err.render()) if err.display else ""
+
+
+async def test_every_schema_field_has_a_control(runs_dir):
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        form = _form(app)
+        keys = {f"{s}.{n}" if s else n for s, n, _ in iter_fields()}
+        assert keys == set(form._rows)
+        assert isinstance(form.control("optim.name"), Select)
+        assert isinstance(form.control("optim.nesterov"), FlagSwitch)
+        assert isinstance(form.control("optim.lr"), Input)
+        arch = form.control("model.arch")
+        assert {v for _, v in arch._options} == set(list_models())
+        # grouped by family: all resnets before all densenets
+        values = [v for _, v in arch._options]
+        assert max(values.index(n) for n in list_models(family="resnet")) < min(
+            values.index(n) for n in list_models(family="densenet")
+        )
+        assert form.result is not None and form.result.ok
+
+
+async def test_field_error_appears_under_the_field_and_disappears(runs_dir):
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        form = _form(app)
+        form.focus_field("optim.lr")
+        lr = form.control("optim.lr")
+        lr.value = ""
+        await pilot.press("1", "x")
+        await pilot.pause()
+        assert "must be a number" in _error(form, "optim.lr")
+        assert form._rows["optim.lr"].has_class("-invalid")
+        assert "must be a number" in screen_text(app)
+        await pilot.press("backspace", "e", "-", "3")
+        await pilot.pause()
+        assert lr.value == "1e-3"
+        assert _error(form, "optim.lr") == ""
+        assert not form._rows["optim.lr"].has_class("-invalid")
+        # out of bounds: the schema's limit, in words
+        lr.value = "20"
+        await pilot.pause()
+        assert "less than or equal to 10" in _error(form, "optim.lr")
+        # the help of the focused field
+        assert "Peak learning rate" in str(app.screen.query_one("#help-text").render())
+
+
+async def test_cross_field_rule_shows_at_every_field_it_names(runs_dir):
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        form = _form(app)
+        fill(form, {"optim.momentum": "0", "optim.nesterov": True})
+        await pilot.pause()
+        assert "Nesterov needs momentum > 0" in _error(form, "optim.nesterov")
+        assert "Nesterov needs momentum > 0" in _error(form, "optim.momentum")
+        fill(form, {"optim.momentum": "0.9"})
+        await pilot.pause()
+        assert _error(form, "optim.nesterov") == _error(form, "optim.momentum") == ""
+        fill(form, {"transfer.mode": "linear_probe"})
+        await pilot.pause()
+        assert "needs a backbone" in _error(form, "transfer.backbone")
+
+
+async def test_start_is_refused_with_focus_on_the_first_problem(runs_dir):
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        form = _form(app)
+        fill(form, {"train.epochs": "0", "optim.lr": "fast"})
+        form.focus_field("name")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert isinstance(app.screen, SetupScreen)
+        assert app.focused is form.control("optim.lr")  # optim comes before train in the form
+        assert list(runs_dir.iterdir()) == []
+        assert any("cannot start" in n.message for n in app._notifications)
+        assert "2 problems" in str(app.screen.query_one("#form-status").render())
+
+
+async def test_device_panel_cost_preview_and_unavailable_device(runs_dir):
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: app.screen.devices is not None, what="device detection")
+        await pilot.pause()
+        panel = str(app.screen.query_one("#devices").render())
+        assert "Test CPU" in panel and "no GPU: this torch build has no CUDA support" in panel
+        assert "Test CPU" in screen_text(app)
+        form = _form(app)
+        assert {v for _, v in form.control("train.device")._options} == {"auto", "cpu"}
+        fill(form, {"train.device": "cuda"})
+        await pilot.pause()
+        assert "not available on this machine" in _error(form, "train.device")
+        fill(form, {"train.device": "cpu", "model.arch": "resnet18", "model.width": "0.5"})
+        cost = app.screen.query_one(CostPreview)
+        await wait_for(pilot, lambda: cost.last_key is not None and cost.last_key[:2] == ("resnet18", 0.5), what="cost preview")
+        small = cost.last["params"]
+        assert cost.last["macs"] > 0 and cost.last["memory_mb"] > 0
+        assert "params" in str(cost.render()) and "MACs" in str(cost.render()) and "MiB @ batch" in str(cost.render())
+        fill(form, {"model.width": "1"})
+        await wait_for(pilot, lambda: cost.last_key[1] == 1.0, what="updated cost")
+        assert cost.last["params"] > 3 * small
+
+
+async def test_form_is_usable_at_80x24(runs_dir):
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        text = screen_text(app)
+        for needle in ("dataset", "Start", "Presets", "Help", "ready"):
+            assert needle in text, needle
+        # tab walks the fields; every row can scroll into view
+        form = _form(app)
+        form.focus_field("train.progress_every")
+        await pilot.pause()
+        assert "progress every" in screen_text(app)
+        assert isinstance(form._rows["train.progress_every"], FieldRow)
