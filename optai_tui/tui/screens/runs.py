@@ -383,6 +383,7 @@ class RunsScreen(Screen):
         table = self.query_one("#runs-table", DataTable)
         current = self.current_run()
         keep = current.run_id if current else None
+        scroll_x = table.scroll_x
         col = COLUMN_BY_KEY[self.sort_key]
         rows = filter_records(self.records, self.filter_text)
         self.shown = sort_records(rows, col.field or "name", self.sort_reverse)
@@ -400,6 +401,8 @@ class RunsScreen(Screen):
             idx = next((i for i, r in enumerate(self.shown) if r.run_id == keep), None)
             if idx is not None:
                 table.move_cursor(row=idx, animate=False)
+        # a refresh must not jump back to the first column
+        table.call_after_refresh(table.scroll_to, x=scroll_x, animate=False)
         self._update_status()
 
     def _update_status(self) -> None:
