@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tiny models on 2 cores: one intra-op thread is faster than two fighting over a busy machine.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
 CIFAR_SUB = REPO.parent / "shared" / "data" / "cifar10-sub"

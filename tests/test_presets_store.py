@@ -116,3 +116,11 @@ def test_atomic_write_never_shows_a_partial_file(tmp_path):
     t.join()
     assert not bad and json.loads(path.read_text())["n"] == 299
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import stat
+
+    atomic_write_json(tmp_path / "x.json", {})
+    mode = stat.S_IMODE((tmp_path / "x.json").stat().st_mode)
+    assert mode & 0o044 == 0o044 & ~os.umask(os.umask(0))  # readable by others unless the umask says no
