@@ -4,11 +4,17 @@ scratch            one phase, everything trained
 linear_probe       backbone frozen (no grads, not in the optimizer, batch norm in eval mode); head trained
 finetune           both trained; the backbone's lr is optim.lr x transfer.backbone_lr_mult
 probe_then_finetune  linear_probe for transfer.probe_epochs, then finetune at transfer.finetune_lr
+
+Where the backbone weights come from is ``backbones.py``. A frozen phase without augmentation trains the
+head on features cached once (``prepare_phase`` / :class:`FeatureLoader`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import math
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,16 +37,18 @@ class Phase:
 
 def plan_phases(cfg: RunConfig) -> list[Phase]:
     t, lr, n = cfg.transfer, cfg.optim.lr, cfg.train.epochs
+    # A backbone lr multiplier of 0 leaves the backbone untrained: frozen, batch norm included.
+    still = t.backbone_lr_mult == 0
     if t.mode == "scratch":
         return [Phase("train", 0, n, lr, False)]
     if t.mode == "linear_probe":
         return [Phase("linear_probe", 0, n, lr, True)]
     if t.mode == "finetune":
-        return [Phase("finetune", 0, n, lr, False, t.backbone_lr_mult)]
+        return [Phase("finetune", 0, n, lr, still, t.backbone_lr_mult)]
     ft_lr = t.finetune_lr if t.finetune_lr is not None else lr / 10
     return [
         Phase("linear_probe", 0, t.probe_epochs, lr, True),
-        Phase("finetune", t.probe_epochs, n, ft_lr, False, t.backbone_lr_mult),
+        Phase("finetune", t.probe_epochs, n, ft_lr, still, t.backbone_lr_mult),
     ]
 
 
@@ -80,9 +88,10 @@ def configure_phase(model: nn.Module, phase: Phase) -> list[dict[str, Any]]:
         return [{"params": head, "lr": phase.lr, "name": "head"}]
     if phase.backbone_lr_mult == 1.0:
         return [{"params": backbone + head, "lr": phase.lr, "name": "all"}]
+    # The head's group comes first: the engine reports group 0's lr, which is then the phase's lr.
     groups = [{"params": head, "lr": phase.lr, "name": "head"}]
     if phase.backbone_lr_mult > 0:
-        groups.insert(0, {"params": backbone, "lr": phase.lr * phase.backbone_lr_mult, "name": "backbone"})
+        groups.append({"params": backbone, "lr": phase.lr * phase.backbone_lr_mult, "name": "backbone"})
     else:
         for p in backbone:
             p.requires_grad_(False)
@@ -101,22 +110,178 @@ def prepare_phase(trainer: Any, phase: Phase) -> None:
     """Hook run by the engine at the start of each phase, after configure_phase.
 
     It may replace ``trainer.train_loader``, ``trainer.val_loader`` and ``trainer.step_model`` (the module
-    the loop calls), e.g. to train a linear probe on cached backbone features. The replacement loaders
-    must keep the loader interface (iteration, len, set_epoch, num_samples) and the batch count.
+    the loop calls). A frozen-backbone phase with ``transfer.cache_features`` and no augmentation runs the
+    backbone once over the train and validation images and trains the head alone on the cached
+    features (:class:`FeatureLoader`), so a probing epoch costs a fraction of a fine-tuning epoch.
     """
-    return None
+    cfg = trainer.config
+    src = getattr(trainer.model, "backbone_source", None)
+    if src is not None and phase.start_epoch == 0:
+        trainer.run_dir.update_summary(backbone=src.describe())
+    if not phase.frozen_backbone or not cfg.transfer.cache_features:
+        return
+    if cfg.data.augment:
+        if cfg.transfer.mode == "linear_probe":  # probe_then_finetune needs augmentation for phase 2
+            from . import events as ev
+
+            trainer.emit(
+                ev.RunWarning(
+                    epoch=phase.start_epoch + 1,
+                    message="linear probe with data.augment on: backbone features are recomputed every epoch; "
+                    "set data.augment=false to compute them once (much faster epochs)",
+                )
+            )
+        return
+    t0 = time.perf_counter()
+    train_loader, val_loader = cache_features(trainer)
+    trainer.train_loader, trainer.val_loader = train_loader, val_loader
+    trainer.step_model = trainer.model.get_classifier()
+    trainer.run_dir.update_summary(feature_cache_seconds=round(time.perf_counter() - t0, 3))
 
 
-def build_model(cfg: RunConfig, num_classes: int, in_channels: int, runs_dir: Path | None = None) -> nn.Module:
-    """Create the configured architecture; transfer modes load their backbone and build the head."""
+class FeatureLoader:
+    """Batches of cached backbone features with the data loaders' interface.
+
+    Iterating yields ``(features, labels)`` on ``device``; ``len()`` is the batch count; ``set_epoch(e)``
+    makes the next iteration epoch ``e``, shuffled (``train=True``) by a generator seeded with
+    ``(seed, e)`` exactly as :class:`~optai_tui.data.TensorLoader` shuffles, so a cached probe sees the
+    same batches as an uncached one. ``features`` and ``labels`` are in dataset order.
+    """
+
+    def __init__(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        train: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        device: torch.device | str | None = None,
+    ):
+        if len(features) != len(labels):
+            raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
+        self.features = features
+        self.labels = labels
+        self.batch_size = int(batch_size)
+        self.train = train
+        self.seed = int(seed)
+        self.drop_last = drop_last
+        self.device = torch.device(device) if device is not None else features.device
+        self.num_samples = len(features)
+        self.epoch = 0
+        self._start_batch = 0
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch = int(epoch)
+        self._start_batch = int(start_batch)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch, start = self.epoch, self._start_batch
+        self.epoch, self._start_batch = epoch + 1, 0
+        return self._batches(epoch, start)
+
+    def _batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from ..data.tensor_loader import epoch_seed
+
+        order = None
+        if self.train:
+            g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+            order = torch.randperm(self.num_samples, generator=g).to(self.features.device)
+        bs = self.batch_size
+        for i in range(start, len(self)):
+            if order is None:
+                x, y = self.features[i * bs : (i + 1) * bs], self.labels[i * bs : (i + 1) * bs]
+            else:
+                idx = order[i * bs : (i + 1) * bs]
+                x, y = self.features.index_select(0, idx), self.labels.index_select(0, idx)
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def __repr__(self) -> str:
+        n, f = self.features.shape[0], self.features.shape[1]
+        return f"FeatureLoader({n} x {f} features, batch_size={self.batch_size}, train={self.train})"
+
+
+@torch.no_grad()
+def extract_features(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], autocast: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model.forward_features`` over every batch (eval mode, no grad): float32 features and labels."""
+    was_training = model.training
+    model.eval()
+    feats, labels = [], []
+    try:
+        for x, y in batches:
+            with autocast() if autocast is not None else contextlib.nullcontext():
+                f = model.forward_features(x)
+            feats.append(f.float())
+            labels.append(y)
+    finally:
+        model.train(was_training)
+    return torch.cat(feats), torch.cat(labels)
+
+
+def cache_features(trainer: Any) -> tuple[FeatureLoader, FeatureLoader | None]:
+    """Run the frozen backbone once over the training and validation images; loaders over the result.
+
+    The training images are read in dataset order, without augmentation, with the engine's
+    normalisation and device resize (``transfer.resize_to``).
+    """
+    from ..data import TensorLoader
+
+    cfg, splits, device = trainer.config, trainer.splits, trainer.device
+    base_train, base_val = trainer.train_loader, trainer.val_loader
+    autocast = getattr(trainer, "_autocast", None)
+    in_order = TensorLoader(
+        splits.train_x,
+        splits.train_y,
+        batch_size=cfg.train.batch_size,
+        device=device,
+        train=False,
+        mean=splits.mean,
+        std=splits.std,
+        resize_to=cfg.transfer.resize_to,
+        channels_last=cfg.train.channels_last,
+    )
+    train_x, train_y = extract_features(trainer.model, in_order, autocast)
+    del in_order
+    val = None
+    if base_val is not None:
+        val_x, val_y = extract_features(trainer.model, base_val, autocast)
+        val = FeatureLoader(val_x, val_y, batch_size=getattr(base_val, "batch_size", cfg.train.batch_size), train=False)
+    train = FeatureLoader(
+        train_x,
+        train_y,
+        batch_size=getattr(base_train, "batch_size", cfg.train.batch_size),
+        train=True,
+        seed=cfg.train.seed,
+        drop_last=getattr(base_train, "drop_last", False),
+    )
+    return train, val
+
+
+def build_model(
+    cfg: RunConfig, num_classes: int, in_channels: int, runs_dir: Path | None = None, *, load_weights: bool = True
+) -> nn.Module:
+    """Create the configured architecture; transfer modes load their backbone and build the head.
+
+    ``load_weights=False`` builds the same modules without reading the backbone source (for a resumed run,
+    whose checkpoint holds the weights: the source may be gone, or a run name may now mean a newer run).
+    """
     from ..models import create_model
 
     torch.manual_seed(cfg.train.seed)
     model = create_model(cfg.model.arch, num_classes=num_classes, in_channels=in_channels, width=cfg.model.width)
     if cfg.transfer.mode != "scratch":
-        from .backbones import load_backbone
+        if load_weights:
+            from .backbones import load_backbone
 
-        load_backbone(model, cfg, runs_dir=runs_dir)
+            load_backbone(model, cfg, runs_dir=runs_dir)
         install_head(model, cfg, num_classes)
     return model
 
@@ -124,7 +289,9 @@ def build_model(cfg: RunConfig, num_classes: int, in_channels: int, runs_dir: Pa
 def install_head(model: nn.Module, cfg: RunConfig, num_classes: int) -> None:
     t = cfg.transfer
     if t.head == "linear":
-        head: nn.Module = nn.Sequential(nn.Dropout(t.head_dropout), nn.Linear(model.num_features, num_classes)) if t.head_dropout else nn.Linear(model.num_features, num_classes)
+        head: nn.Module = nn.Linear(model.num_features, num_classes)
+        if t.head_dropout:
+            head = nn.Sequential(nn.Dropout(t.head_dropout), head)
     else:
         head = nn.Sequential(
             nn.Linear(model.num_features, t.head_hidden),

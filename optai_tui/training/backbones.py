@@ -1,0 +1,425 @@
+"""Where a transfer run's backbone weights come from (``transfer.backbone``).
+
+``imagenet``
+    torchvision's ImageNet weights of a ``tv_*`` architecture, read through the torch hub cache
+    (``$TORCH_HOME/hub/checkpoints/<file>``, downloaded there on first use). Offline, the error names the
+    file, its URL and the folder to put it in.
+a checkpoint file
+    one of our checkpoints, a plain ``state_dict``, or a kuangliu-style ``{'net': state_dict}`` whose keys
+    carry DataParallel's ``module.`` prefix. Loaded with ``weights_only=True``.
+a previous run
+    a run id (or a unique prefix/suffix of one), a run folder, or a run *name*: the newest completed run of
+    that name, so a preset can point at the backbone another preset trains. Its best checkpoint (else its
+    last) is loaded.
+
+Only the backbone is loaded: the source's classifier (``classifier.*``, or a foreign head such as
+kuangliu's ``linear.*`` or torchvision's ``fc.*``) is dropped because the transfer run installs a new
+head. Every other key must match the model exactly: a missing, unexpected or wrongly shaped tensor is a
+:class:`~optai_tui.errors.CheckpointError` naming a few of them, never silently wrong weights.
+
+The architecture of a source run or of one of our checkpoints is known, so a different ``model.arch`` or
+``model.width`` is refused up front with the setting to change. (The config is not rewritten to follow the
+source: the run's saved config stays the truth about what was trained, and an explicit setting is never
+overridden behind the user's back. :func:`source_architecture` tells a form which values to fill in.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError, UnknownNameError, close_matches
+from ..runs.store import RunDir, default_runs_dir, list_runs, resolve_run
+from .checkpoint import FORMAT, load_checkpoint, unwrap_state_dict
+
+IMAGENET = "imagenet"
+HEAD_PREFIX = "classifier."
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pth.tar", ".tar", ".ckpt", ".bin")
+DOWNLOAD_TIMEOUT_S = 60.0
+_SHOWN = 3  # keys named in an error message
+
+
+@dataclass(frozen=True)
+class BackboneSource:
+    """What was loaded into the backbone (recorded in the run summary as ``backbone``)."""
+
+    kind: str  # imagenet | file | run
+    ref: str  # transfer.backbone as written
+    path: str  # the weights file
+    run_id: str | None = None
+    arch: str | None = None
+    width: float | None = None
+    epoch: int | None = None
+    val_acc: float | None = None
+    loaded: int = 0  # tensors loaded into the backbone
+    ignored: tuple[str, ...] = field(default=())  # the source's classifier keys, dropped
+
+    def describe(self) -> str:
+        if self.kind == IMAGENET:
+            what = f"ImageNet weights {self.arch} ({Path(self.path).name})"
+        elif self.kind == "run":
+            what = f"run {self.run_id} ({Path(self.path).name}"
+            if self.epoch is not None:
+                what += f", epoch {self.epoch}"
+            if self.val_acc is not None:
+                what += f", val_acc {self.val_acc:.4f}"
+            what += ")"
+        else:
+            what = f"file {self.path}"
+        return f"{what}: {self.loaded} tensors loaded, {len(self.ignored)} classifier tensors dropped"
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+
+
+def load_backbone(model: nn.Module, cfg: Any, runs_dir: Path | str | None = None) -> BackboneSource:
+    """Load ``cfg.transfer.backbone`` into ``model``'s backbone (its classifier is left alone).
+
+    The source is also attached to the model as ``model.backbone_source``.
+    """
+    ref = (cfg.transfer.backbone or "").strip()
+    if not ref:
+        raise ConfigError("no backbone to load (mode scratch)", field="transfer.backbone")
+    if ref.lower() == IMAGENET:
+        src = load_imagenet_backbone(model, cfg.model.arch)
+    else:
+        path, run = resolve_backbone_file(ref, runs_dir)
+        src = load_backbone_file(model, path, cfg, ref=ref, run=run)
+    model.backbone_source = src
+    return src
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageNet weights through the torch hub cache
+
+
+def imagenet_weights_file(arch: str) -> tuple[str, str, Path]:
+    """(url, file name, hub checkpoints folder) of a ``tv_*`` architecture's ImageNet weights."""
+    import torchvision
+
+    from ..models import get_model_info
+
+    info = get_model_info(arch)
+    if not info.pretrained:
+        from ..models import list_models
+
+        alts = [n for n in list_models(kind="imagenet") if get_model_info(n).pretrained]
+        raise ConfigError(
+            f"{arch} has no published ImageNet weights", hint="choose one of " + ", ".join(alts), field="model.arch"
+        )
+    weights = torchvision.models.get_weight(info.pretrained)
+    url = weights.url
+    return url, os.path.basename(urlparse(url).path), Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def load_imagenet_backbone(model: nn.Module, arch: str, *, progress: bool | None = None) -> BackboneSource:
+    """torchvision's ImageNet weights for ``arch`` into ``model.body``, via ``weights.get_state_dict``."""
+    import torchvision
+
+    from ..models import get_model_info
+
+    url, fname, folder = imagenet_weights_file(arch)
+    if not hasattr(model, "load_body_state_dict"):
+        raise ConfigError(f"{arch} is not a torchvision architecture; ImageNet weights need a tv_* model", field="model.arch")
+    target = folder / fname
+    cached = target.is_file()
+    weights = torchvision.models.get_weight(get_model_info(arch).pretrained)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            sd = weights.get_state_dict(progress=progress, check_hash=True, weights_only=True, map_location="cpu")
+    except Exception as e:  # URLError, HTTPError, timeouts, hash mismatch, a corrupt cached file
+        reason = _first_line(e)
+        if cached:
+            raise CheckpointError(
+                f"cannot read the cached ImageNet weights {target} ({reason})",
+                hint=f"delete the file to download it again from {url}",
+                field="transfer.backbone",
+            ) from None
+        raise CheckpointError(
+            f"ImageNet weights for {arch} are not in the cache and the download failed ({reason}): "
+            f"download {url} and save it as {fname} in the folder {folder}",
+            hint="set TORCH_HOME to use another cache folder",
+            field="transfer.backbone",
+        ) from None
+    res = model.load_body_state_dict(sd)
+    missing = [k for k in res.missing_keys if not k.endswith("num_batches_tracked")]
+    if missing or res.unexpected_keys:
+        raise _mismatch_error(str(target), arch, 1.0, missing, list(res.unexpected_keys), [])
+    loaded = len(sd) - len(res.ignored_keys) - len(res.unexpected_keys)
+    return BackboneSource(IMAGENET, IMAGENET, str(target), arch=arch, width=1.0, loaded=loaded, ignored=tuple(res.ignored_keys))
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """A per-operation socket timeout while downloading (urllib waits forever otherwise)."""
+    old = socket.getdefaulttimeout()
+    if old is None:
+        socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint files and runs
+
+
+def _looks_like_path(ref: str) -> bool:
+    return (
+        os.sep in ref
+        or "/" in ref
+        or ref.startswith(("~", "."))
+        or ref.lower().endswith(CHECKPOINT_SUFFIXES)
+    )
+
+
+def _run_name(run: RunDir) -> str | None:
+    name = run.read_summary().get("name")
+    if name:
+        return str(name)
+    try:
+        return run.raw_config().get("name")
+    except Exception:
+        return None
+
+
+def _has_checkpoint(run: RunDir) -> bool:
+    return run.best_checkpoint.is_file() or run.last_checkpoint.is_file()
+
+
+def find_source_run(ref: str, runs_dir: Path | str | None = None) -> RunDir:
+    """The run ``ref`` names: a run folder, a run id, a run name (the newest completed run with a
+    checkpoint of that name), or a unique prefix/suffix of a run id."""
+    p = Path(ref).expanduser()
+    if (p / "config.yaml").is_file():
+        return RunDir(p)
+    rdir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    runs = list_runs(rdir)
+    for r in runs:
+        if r.run_id == ref:
+            return r
+    named = [r for r in runs if _run_name(r) == ref]
+    if named:
+        with_ckpt = [r for r in named if _has_checkpoint(r)]
+        completed = [r for r in with_ckpt if r.read_summary().get("status") == "completed"]
+        return (completed or with_ckpt or named)[-1]  # list_runs is oldest first; ids sort by time
+    try:
+        return resolve_run(ref, rdir)
+    except UnknownNameError:
+        names = sorted({n for n in (_run_name(r) for r in runs) if n} | {r.run_id for r in runs})
+        close = close_matches(ref, names)
+        hint = ("did you mean " + " or ".join(repr(c) for c in close) + "? ") if close else ""
+        raise CheckpointError(
+            f"backbone {ref!r} is not 'imagenet', a checkpoint file, or a run (id or name) in {rdir}",
+            hint=hint + "train the backbone run first, or give a checkpoint path",
+            field="transfer.backbone",
+        ) from None
+    except ConfigError as e:  # ambiguous prefix
+        raise CheckpointError(e.message, hint="give the full run id", field="transfer.backbone") from None
+
+
+def resolve_backbone_file(ref: str, runs_dir: Path | str | None = None) -> tuple[Path, RunDir | None]:
+    """The weights file of a checkpoint path or a run reference (and the run, for a run)."""
+    p = Path(ref).expanduser()
+    if p.is_file():
+        return p, None
+    if not (p / "config.yaml").is_file() and _looks_like_path(ref):
+        raise CheckpointError(f"checkpoint file {str(p)!r} does not exist", field="transfer.backbone")
+    run = find_source_run(ref, runs_dir)
+    for ckpt in (run.best_checkpoint, run.last_checkpoint):
+        if ckpt.is_file():
+            return ckpt, run
+    raise CheckpointError(
+        f"run {run.run_id} has no checkpoint to take the backbone from",
+        hint="it finished no epoch or ran with train.checkpoint=false; train it again with checkpoints",
+        field="transfer.backbone",
+    )
+
+
+def _source_meta(obj: Any, run: RunDir | None) -> tuple[str | None, float | None]:
+    """(arch, width) of the weights' source, when it tells: our checkpoint, else the run's config."""
+    arch = width = None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        arch = obj.get("arch")
+        model_cfg = (obj.get("config") or {}).get("model") or {}
+        arch = model_cfg.get("arch", arch)
+        width = model_cfg.get("width")
+    if run is not None and (arch is None or width is None):
+        try:
+            model_cfg = run.raw_config().get("model") or {}
+        except Exception:
+            model_cfg = {}
+        arch = arch or model_cfg.get("arch", "resnet18")
+        width = width if width is not None else model_cfg.get("width", 1.0)
+    if arch is not None and width is None:
+        width = 1.0
+    return arch, (float(width) if width is not None else None)
+
+
+def source_architecture(ref: str, runs_dir: Path | str | None = None) -> tuple[str, float] | None:
+    """(arch, width) a backbone reference was trained with, when known (for a form to fill in)."""
+    if not ref or ref.strip().lower() == IMAGENET:
+        return None
+    try:
+        path, run = resolve_backbone_file(ref, runs_dir)
+        arch, width = _source_meta(load_checkpoint(path), run)
+    except CheckpointError:
+        return None
+    return (arch, width) if arch is not None and width is not None else None
+
+
+def load_backbone_file(
+    model: nn.Module, path: Path | str, cfg: Any, *, ref: str | None = None, run: RunDir | None = None
+) -> BackboneSource:
+    """Backbone weights from a checkpoint file (ours, a plain state_dict, or ``{'net': ...}``)."""
+    obj = load_checkpoint(path)
+    arch, width = _source_meta(obj, run)
+    want_arch, want_width = cfg.model.arch, float(cfg.model.width)
+    what = f"run {run.run_id}" if run is not None else f"checkpoint {path}"
+    if arch is not None and arch != want_arch:
+        raise CheckpointError(
+            f"the backbone {what} is a {arch} (width {width:g}), but model.arch is {want_arch}",
+            hint=f"set model.arch={arch} model.width={width:g} to match the backbone",
+            field="model.arch",
+        )
+    if width is not None and abs(width - want_width) > 1e-9:
+        raise CheckpointError(
+            f"the backbone {what} is {arch} at width {width:g}, but model.width is {want_width:g}",
+            hint=f"set model.width={width:g} to match the backbone",
+            field="model.width",
+        )
+    sd = unwrap_state_dict(obj)
+    loaded, ignored = load_backbone_state_dict(model, sd, source=str(path), arch=want_arch, width=want_width)
+    epoch = val_acc = None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        epoch = obj.get("epoch")
+        val_acc = obj.get("best_val_acc")
+    return BackboneSource(
+        "run" if run is not None else "file",
+        ref or str(path),
+        str(path),
+        run_id=run.run_id if run is not None else None,
+        arch=arch or want_arch,
+        width=width if width is not None else want_width,
+        epoch=epoch,
+        val_acc=val_acc,
+        loaded=loaded,
+        ignored=tuple(ignored),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# matching a state_dict to the backbone
+
+
+def _foreign_head_keys(sd: Mapping[str, torch.Tensor], candidates: list[str], num_features: int) -> list[str]:
+    """Keys among ``candidates`` that form a Linear on the features (kuangliu's ``linear``, tv's ``fc``)."""
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    for k in candidates:
+        mod, _, leaf = k.rpartition(".")
+        groups.setdefault(mod, {})[leaf] = sd[k]
+    out = []
+    for mod, leaves in groups.items():
+        w, b = leaves.get("weight"), leaves.get("bias")
+        if set(leaves) - {"weight", "bias"} or w is None or w.dim() != 2 or w.shape[1] != num_features:
+            continue
+        if b is not None and (b.dim() != 1 or b.shape[0] != w.shape[0]):
+            continue
+        out += [f"{mod}.{leaf}" if mod else leaf for leaf in leaves]
+    return out
+
+
+def load_backbone_state_dict(
+    model: nn.Module,
+    sd: Mapping[str, torch.Tensor],
+    *,
+    source: str = "state_dict",
+    arch: str | None = None,
+    width: float | None = None,
+) -> tuple[int, list[str]]:
+    """Copy ``sd``'s backbone tensors into ``model``; returns (tensors loaded, classifier keys dropped).
+
+    ``sd`` is in the model's own key layout, or (torchvision models) torchvision's. The classifier is
+    never loaded. Missing, unexpected or wrongly shaped tensors raise :class:`CheckpointError`.
+    """
+    arch = arch or getattr(model, "arch", type(model).__name__)
+    width = 1.0 if width is None else width
+    sd = {_strip_prefixes(k): v for k, v in sd.items()}
+    if hasattr(model, "load_body_state_dict") and sd and not any(k.startswith("body.") for k in sd):
+        # torchvision's own layout (e.g. a state_dict saved from torchvision.models.resnet18())
+        try:
+            res = model.load_body_state_dict(sd)
+        except CheckpointError as e:
+            raise CheckpointError(f"{source}: {e.message}", hint=e.hint, field="transfer.backbone") from None
+        missing = [k for k in res.missing_keys if not k.endswith("num_batches_tracked")]
+        if missing or res.unexpected_keys:
+            raise _mismatch_error(source, arch, width, missing, list(res.unexpected_keys), [])
+        return len(sd) - len(res.ignored_keys), list(res.ignored_keys)
+
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(HEAD_PREFIX)}
+    ignored = [k for k in sd if k.startswith(HEAD_PREFIX)]
+    rest = {k: v for k, v in sd.items() if not k.startswith(HEAD_PREFIX)}
+    unexpected = [k for k in rest if k not in own]
+    head = _foreign_head_keys(rest, unexpected, int(getattr(model, "num_features", -1)))
+    ignored += head
+    unexpected = [k for k in unexpected if k not in head]
+    missing = [k for k in own if k not in rest and not k.endswith("num_batches_tracked")]
+    wrong = [
+        f"{k}: file {tuple(rest[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in rest
+        if k in own and tuple(rest[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or wrong:
+        raise _mismatch_error(source, arch, width, missing, unexpected, wrong)
+    matched = {k: v for k, v in rest.items() if k in own}
+    model.load_state_dict(matched, strict=False)
+    return len(matched), ignored
+
+
+def _strip_prefixes(k: str) -> str:
+    for prefix in ("module.", "_orig_mod."):
+        while k.startswith(prefix):
+            k = k[len(prefix) :]
+    return k
+
+
+def _listed(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_SHOWN])
+    return shown + (", ..." if len(keys) > _SHOWN else "")
+
+
+def _mismatch_error(
+    source: str, arch: str, width: float, missing: list[str], unexpected: list[str], wrong: list[str]
+) -> CheckpointError:
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing ({_listed(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({_listed(unexpected)})")
+    if wrong:
+        parts.append(f"{len(wrong)} with another shape ({_listed(wrong)})")
+    return CheckpointError(
+        f"the weights in {source} do not fit a {arch} backbone at width {width:g}: " + "; ".join(parts),
+        hint="were they trained with another architecture or width? set model.arch / model.width to the backbone's",
+        field="transfer.backbone",
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else ""
+    return f"{type(e).__name__}: {line[:200]}" if line else type(e).__name__
