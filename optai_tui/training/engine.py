@@ -181,7 +181,9 @@ class Trainer:
             workers=cfg.train.workers,
         )
         self.num_classes = len(splits.classes)
-        self.model = build_model(cfg, self.num_classes, splits.in_channels, runs_dir=self.runs_dir).to(self.device)
+        # A resumed run takes every weight from its own checkpoint, not from the backbone source again
+        # (which may be gone, or whose name may now point at a newer run).
+        self.model = build_model(cfg, self.num_classes, splits.in_channels, runs_dir=self.runs_dir, load_weights=not self._resume).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.step_model = torch.compile(self.model) if cfg.train.compile else self.model
@@ -190,13 +192,14 @@ class Trainer:
         h, w = splits.image_size
         self.image_size = cfg.transfer.resize_to or (h if h == w else [h, w])
 
-    def _start_phase(self, phase: Phase, start_step: int) -> None:
+    def _start_phase(self, phase: Phase, start_step: int, *, prepare: bool = True) -> None:
         cfg = self.config
         self.phase = phase
         groups = configure_phase(self.model, phase)
         # A phase may swap what the loop runs on (e.g. cached backbone features and the head alone).
         self.train_loader, self.val_loader, self.step_model = self._base
-        prepare_phase(self, phase)
+        if prepare:
+            prepare_phase(self, phase)
         self.optimizer = build_optimizer(groups, cfg.optim)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         steps = len(self.train_loader)
@@ -223,7 +226,7 @@ class Trainer:
             self.best_val_acc = ckpt.get("best_val_acc")
             self.model.load_state_dict(ckpt["model"])
         phase = phase_at(self.phases, min(start_epoch, cfg.train.epochs - 1))
-        self._start_phase(phase, phase.start_epoch * steps)
+        self._start_phase(phase, phase.start_epoch * steps, prepare=False)  # prepared after RunStarted
         if ckpt is not None and ckpt.get("phase") == phase.name:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.schedule.load_state_dict(ckpt["schedule"])
@@ -266,6 +269,7 @@ class Trainer:
         )
         if start_epoch >= cfg.train.epochs:
             return self._finish("completed")
+        prepare_phase(self, self.phase)
         if len(self.phases) > 1 or self.phase.name != "train":
             self.emit(ev.PhaseChanged(epoch=start_epoch + 1, phase=self.phase.name, lr=self.phase.lr))
         self._t_progress = 0.0
