@@ -58,12 +58,12 @@ def baseline(data: Path, arch: str, width: float, images: int, batch: int, worke
     return seen / (time.perf_counter() - t0)
 
 
-def ours(data: Path, arch: str, width: float, images: int, batch: int, seed: int) -> tuple[float, float]:
+def ours(data: Path, arch: str, width: float, images: int, batch: int, seed: int, channels_last: bool = False) -> tuple[float, float]:
     cfg = validate_config(
         {
             "data": {"dataset": "imagefolder", "path": str(data), "subset": images},
             "model": {"arch": arch, "width": width},
-            "train": {"epochs": 1, "batch_size": batch, "device": "cpu", "checkpoint": False, "seed": seed},
+            "train": {"epochs": 1, "batch_size": batch, "device": "cpu", "checkpoint": False, "seed": seed, "channels_last": channels_last},
         }
     )
     with tempfile.TemporaryDirectory() as runs:
@@ -91,8 +91,10 @@ def main() -> None:
     base = baseline(data, a.arch, a.width, a.images, a.batch, a.workers, a.seed)
     print(f"baseline (ImageFolder + PIL transforms + DataLoader, {a.workers} workers): {base:8.1f} img/s")
     mine, wall = ours(data, a.arch, a.width, a.images, a.batch, a.seed)
-    print(f"optai-tui Trainer (tensor loader):                          {mine:8.1f} img/s  (whole run incl. decode and eval: {wall:.1f}s)")
-    print(f"ratio ours / baseline: {mine / base:.2f}x")
+    print(f"optai-tui Trainer (tensor loader):                             {mine:8.1f} img/s  (whole run incl. decode and eval: {wall:.1f}s)")
+    cl, wall_cl = ours(data, a.arch, a.width, a.images, a.batch, a.seed, channels_last=True)
+    print(f"optai-tui Trainer (tensor loader, train.channels_last=true):   {cl:8.1f} img/s  (whole run: {wall_cl:.1f}s)")
+    print(f"ratio ours / baseline: {mine / base:.2f}x   with channels_last: {cl / base:.2f}x")
 
 
 if __name__ == "__main__":
