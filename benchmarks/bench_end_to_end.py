@@ -58,12 +58,12 @@ def baseline(data: Path, arch: str, width: float, images: int, batch: int, worke
     return seen / (time.perf_counter() - t0)
 
 
-def ours(data: Path, arch: str, width: float, images: int, batch: int, seed: int, channels_last: bool = False) -> tuple[float, float]:
+def ours(data: Path, arch: str, width: float, images: int, batch: int, seed: int, channels_last: bool = False, precision: str = "fp32") -> tuple[float, float]:
     cfg = validate_config(
         {
             "data": {"dataset": "imagefolder", "path": str(data), "subset": images},
             "model": {"arch": arch, "width": width},
-            "train": {"epochs": 1, "batch_size": batch, "device": "cpu", "checkpoint": False, "seed": seed, "channels_last": channels_last},
+            "train": {"epochs": 1, "batch_size": batch, "device": "cpu", "checkpoint": False, "seed": seed, "channels_last": channels_last, "precision": precision},
         }
     )
     with tempfile.TemporaryDirectory() as runs:
@@ -95,6 +95,12 @@ def main() -> None:
     cl, wall_cl = ours(data, a.arch, a.width, a.images, a.batch, a.seed, channels_last=True)
     print(f"optai-tui Trainer (tensor loader, train.channels_last=true):   {cl:8.1f} img/s  (whole run: {wall_cl:.1f}s)")
     print(f"ratio ours / baseline: {mine / base:.2f}x   with channels_last: {cl / base:.2f}x")
+    from optai_tui.training.device import cpu_supports_bf16
+
+    if cpu_supports_bf16():
+        bf, wall_bf = ours(data, a.arch, a.width, a.images, a.batch, a.seed, channels_last=True, precision="bf16")
+        print(f"optai-tui Trainer (channels_last + train.precision=bf16):      {bf:8.1f} img/s  (whole run: {wall_bf:.1f}s)")
+        print(f"ratio ours (bf16 autocast, channels_last) / baseline (fp32): {bf / base:.2f}x")
 
 
 if __name__ == "__main__":

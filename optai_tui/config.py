@@ -215,7 +215,7 @@ class TrainConfig(_Section):
     """auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."""
 
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """Mixed precision on CUDA: auto picks bf16 where supported, fp16 otherwise; fp32 on CPU."""
+    """Mixed precision: auto = bf16 on GPUs that support it, else fp16; fp32 on the CPU (bf16 there on request)."""
 
     channels_last: bool = False
     """Channels-last memory format (faster convolutions on recent GPUs)."""

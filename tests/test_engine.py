@@ -229,3 +229,21 @@ def test_vgg11_on_real_cifar_imagefolder(cifar_sub, tmp_path):
     assert s["final_val_acc"] == t.history[-1]["val_acc"] and s["best_val_acc"] == max(h["val_acc"] for h in t.history)
     assert s["best_val_acc"] > 0.3
     assert s["train_seconds"] >= sum(h["epoch_seconds"] for h in t.history)
+
+
+def test_precision_rules_on_cpu(tiny_config, tmp_path):
+    from optai_tui.errors import ConfigError
+    from optai_tui.training.device import cpu_supports_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) is None and resolve_precision("fp32", cpu) is None
+    with pytest.raises(ConfigError) as e:
+        resolve_precision("fp16", cpu)
+    assert e.value.field == "train.precision" and "CUDA" in e.value.message
+    if not cpu_supports_bf16():
+        pytest.skip("this CPU has no native bf16")
+    t = Trainer(tiny_config(data={"subset": 1024}, train={"precision": "bf16", "epochs": 3}), runs_dir=tmp_path)
+    s = t.run()
+    assert s["status"] == "completed" and s["best_val_acc"] > 0.2  # learns as the fp32 tiny run does
+    started = next(t.run_dir.iter_events())
+    assert started["precision"] == "bfloat16"

@@ -81,10 +81,32 @@ def device_name(device: torch.device) -> str:
     return cpu_name()
 
 
+def cpu_supports_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision setting on a device; None = full fp32."""
-    if device.type != "cuda" or precision == "fp32":
+    """The autocast dtype for a precision setting on a device; None = full fp32.
+
+    auto: bf16 on CUDA GPUs that support it, else fp16; fp32 elsewhere. On the CPU, bf16 autocast is
+    available on request where the processor has native bf16 (AVX512-BF16 or AMX): about 1.8x faster
+    convolutions there.
+    """
+    from ..errors import ConfigError
+
+    if precision == "fp32":
         return None
+    if device.type == "cuda":
+        if precision == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        return None
+    if device.type == "cpu" and precision == "bf16":
+        if not cpu_supports_bf16():
+            raise ConfigError("this CPU has no native bf16 support; use fp32", field="train.precision")
+        return torch.bfloat16
+    raise ConfigError(f"{precision} needs a CUDA GPU (device is {device}); use fp32" + (" or bf16" if device.type == "cpu" else ""), field="train.precision")
