@@ -30,7 +30,8 @@ from ..widgets.epoch_table import EpochTable
 from ..widgets.run_log import RunLog
 from .confirm import ConfirmScreen
 
-REDRAW_INTERVAL = 0.25  # seconds: at most 4 redraws a second
+REDRAW_INTERVAL = 0.25  # seconds: text and progress redraw at most 4 times a second
+CHART_INTERVAL = 2.0  # charts (the costly part: plotext builds, Textual re-renders every cell) every 2 s at most
 CONTROL_LABELS = {"stop_now": "stop now", "stop_after_epoch": "stop after this epoch", "lr_div10": "lr / 10"}
 STATUS_STYLE = {
     "running": "bold green",
@@ -60,10 +61,13 @@ class DashboardScreen(Screen):
         self._process = process
         self._last_draw = 0.0
         self._timer = None
+        self._chart_timer = None
+        self._last_chart_draw = 0.0
         self._drawn_step = -1
         self._drawn_epoch = -1
         self._drawn_status = ""
         self.redraws = 0
+        self._shown: dict[str, str] = {}
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -72,11 +76,11 @@ class DashboardScreen(Screen):
             yield Static(self.run_id, id="run-title", markup=False)
             with Horizontal(classes="progress-line", id="epoch-line"):
                 yield Label("epoch -", id="epoch-label", classes="progress-label")
-                yield ProgressBar(total=None, show_eta=False, id="epoch-bar")
+                yield ProgressBar(total=1, show_eta=False, id="epoch-bar")
                 yield Label("", id="run-eta", classes="progress-eta")
             with Horizontal(classes="progress-line", id="batch-line"):
                 yield Label("batch -", id="batch-label", classes="progress-label")
-                yield ProgressBar(total=None, show_eta=False, id="batch-bar")
+                yield ProgressBar(total=1, show_eta=False, id="batch-bar")
                 yield Label("", id="epoch-eta", classes="progress-eta")
             yield Static("", id="run-stats", markup=False)
             yield Static("", id="run-summary", markup=False)
@@ -123,26 +127,48 @@ class DashboardScreen(Screen):
         self._timer = None
         self.redraw()
 
+    def _charts_later(self) -> None:
+        """Charts changed but were drawn less than CHART_INTERVAL ago: draw them when it has passed."""
+        if self._chart_timer is None:
+            wait = max(0.0, CHART_INTERVAL - (time.monotonic() - self._last_chart_draw))
+            self._chart_timer = self.set_timer(wait + 0.01, self._timed_chart_redraw)
+
+    def _timed_chart_redraw(self) -> None:
+        self._chart_timer = None
+        self.redraw()
+
     def _tick(self) -> None:
         if self.model.status == "running":
             self._draw_progress()
 
     # -- drawing ----------------------------------------------------------------------------
     def redraw(self) -> None:
-        self._last_draw = time.monotonic()
+        now = time.monotonic()
+        self._last_draw = now
         self.redraws += 1
         m = self.model
+        table, log_pane = self.query_one(EpochTable), self.query_one(RunLog)
+        charts_due = now - self._last_chart_draw >= CHART_INTERVAL or m.finished
         with m.lock:
             step_changed = m.step_version != self._drawn_step
             epoch_changed = m.epoch_version != self._drawn_epoch
-            loss = m.loss.points() if step_changed or epoch_changed else None
-            lr = m.lr.points() if step_changed else None
-            val_loss = m.val_loss.points() if step_changed or epoch_changed else None
-            accs = (m.train_acc.points(), m.val_acc_series.points()) if epoch_changed else None
-            rows, rows_seq, rows_gen = list(m.rows), m.rows_seq, m.rows_gen
-            log = [e for e in m.log if e[0] > self.query_one(RunLog).drawn_seq]
+            loss = lr = val_loss = accs = None
+            if charts_due:
+                if step_changed or epoch_changed:
+                    loss, val_loss = m.loss.points(), m.val_loss.points()
+                if step_changed:
+                    lr = m.lr.points()
+                if epoch_changed:
+                    accs = (m.train_acc.points(), m.val_acc_series.points())
+                self._drawn_step, self._drawn_epoch = m.step_version, m.epoch_version
+            rows_changed = (m.rows_seq, m.rows_gen) != (table.drawn_seq, table.drawn_gen)
+            rows, rows_seq, rows_gen = (list(m.rows) if rows_changed else []), m.rows_seq, m.rows_gen
+            log = [e for e in m.log if e[0] > log_pane.drawn_seq]
             status = m.status
-            self._drawn_step, self._drawn_epoch = m.step_version, m.epoch_version
+        if charts_due and (step_changed or epoch_changed):
+            self._last_chart_draw = now
+        elif step_changed or epoch_changed:
+            self._charts_later()
         if loss is not None:
             self.query_one("#loss-chart", MetricChart).set_lines(
                 [Line("train", *loss, TRAIN_COLOR), Line("val", *val_loss, VAL_COLOR)]
@@ -153,9 +179,10 @@ class DashboardScreen(Screen):
             self.query_one("#acc-chart", MetricChart).set_lines(
                 [Line("train", *accs[0], TRAIN_COLOR), Line("val", *accs[1], VAL_COLOR)]
             )
-        self.query_one(EpochTable).sync(rows, rows_seq, rows_gen)
+        if rows_changed:
+            table.sync(rows, rows_seq, rows_gen)
         if log:
-            self.query_one(RunLog).sync(log)
+            log_pane.sync(log)
         self._draw_progress()
         if status != self._drawn_status:
             self._drawn_status = status
@@ -176,16 +203,16 @@ class DashboardScreen(Screen):
         title.append(f" {self.run_id}")
         if info:
             title.append(f"  {info.get('arch')} on {info.get('dataset')}, {info.get('device')}", style="dim")
-        self.query_one("#run-title", Static).update(title)
-        self.query_one("#epoch-label", Label).update(f"epoch {epoch}/{epochs or '?'}")
-        self.query_one("#batch-label", Label).update(f"batch {step}/{steps or '?'}")
+        self._set("#run-title", title)
+        self._set("#epoch-label", f"epoch {epoch}/{epochs or '?'}")
+        self._set("#batch-label", f"batch {step}/{steps or '?'}")
         ebar, bbar = self.query_one("#epoch-bar", ProgressBar), self.query_one("#batch-bar", ProgressBar)
-        if epochs:
+        if epochs and (ebar.total, ebar.progress) != (epochs, done):
             ebar.update(total=epochs, progress=done)
-        if steps:
+        if steps and (bbar.total, bbar.progress) != (steps, step):
             bbar.update(total=steps, progress=step)
-        self.query_one("#run-eta", Label).update(f"run ETA {fmt_duration(run_eta)}" if run_eta is not None else "")
-        self.query_one("#epoch-eta", Label).update(f"epoch ETA {fmt_duration(epoch_eta)}" if epoch_eta is not None else "")
+        self._set("#run-eta", f"run ETA {fmt_duration(run_eta)}" if run_eta is not None else "")
+        self._set("#epoch-eta", f"epoch ETA {fmt_duration(epoch_eta)}" if epoch_eta is not None else "")
         parts = [
             f"{ips:,.0f} img/s" if ips else "- img/s",
             f"val acc {fmt_pct(val)}",
@@ -193,13 +220,24 @@ class DashboardScreen(Screen):
             f"mem {mem:,.0f} MiB" if mem else "mem -",
             f"lr {lr:.3g}" if lr is not None else "lr -",
         ]
-        self.query_one("#run-stats", Static).update("  |  ".join(parts))
+        self._set("#run-stats", "  |  ".join(parts))
         box = self.query_one("#run-summary", Static)
         if status in ("completed", "stopped", "failed"):
-            box.update(self.summary_text(status, summary, error))
+            text = self.summary_text(status, summary, error)
+            if self._shown.get("#run-summary") != text.plain:
+                self._shown["#run-summary"] = text.plain
+                box.update(text)
             box.display = True
         else:
             box.display = False
+
+    def _set(self, selector: str, content: str | Text) -> None:
+        """Update a one-line, fixed-size label only when its text changed, without a layout pass."""
+        key = content.plain + str(content.spans) if isinstance(content, Text) else content
+        if self._shown.get(selector) == key:
+            return
+        self._shown[selector] = key
+        self.query_one(selector, Static).update(content, layout=False)
 
     @staticmethod
     def summary_text(status: str, s: dict | None, error: str | None) -> Text:

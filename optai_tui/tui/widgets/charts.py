@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 # plotext names of the 16 ANSI colours: readable in a 16-colour terminal.
@@ -41,6 +42,8 @@ class MetricChart(PlotextPlot):
         self.ylabel = ylabel
         self.points = 0  # how many points the chart shows now (tests read it)
         self.lines: list[Line] = []
+        self._version = 0
+        self._cache: tuple[tuple, RenderResult] | None = None
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -77,4 +80,13 @@ class MetricChart(PlotextPlot):
             plt.ylim(*ylim)
         self.points = total
         self.lines = lines
+        self._version += 1
         self.refresh()
+
+    def render(self) -> RenderResult:
+        """plotext builds the figure only when the data, the size or the theme changed (a repaint caused
+        by a neighbour reuses the last picture)."""
+        key = (self._version, self.size, self.app.theme, self.theme)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, super().render())
+        return self._cache[1]
