@@ -7,7 +7,6 @@ exactly whatever the number of workers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from optai_tui.data.tensor_loader import Batch, _as_size, epoch_seed
+from optai_tui.data.tensor_loader import Batch, EpochLoader, _as_size, epoch_seed
 from optai_tui.errors import DataError
 
 
@@ -72,7 +71,7 @@ def kuangliu_transforms(train: bool, mean: Sequence[float], std: Sequence[float]
     return T.Compose(steps)
 
 
-class StreamLoader:
+class StreamLoader(EpochLoader):
     """A DataLoader over uint8 tensors with PIL augmentation in ``workers`` processes; batches are moved
     to ``device`` (from pinned memory when it is a GPU). Same interface as :class:`TensorLoader`."""
 
@@ -115,18 +114,6 @@ class StreamLoader:
         size = (int(x.shape[-2]), int(x.shape[-1]))
         transform = kuangliu_transforms(train, mean, std, size, crop_padding, flip, translate)
         self.dataset = UInt8ImageDataset(x, y.to(torch.int64), transform)
-        self.epoch = 0
-        self._start_batch = 0
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return math.ceil(self.num_samples / self.batch_size)
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        """Make the next iteration epoch ``epoch``, starting at batch ``start_batch`` (for exact resume)."""
-        self.epoch = int(epoch)
-        self._start_batch = int(start_batch)
 
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
         seed = epoch_seed(self.seed, epoch)
@@ -148,8 +135,7 @@ class StreamLoader:
         )
 
     def __iter__(self) -> Iterator[Batch]:
-        epoch, start = self.epoch, self._start_batch
-        self.epoch, self._start_batch = epoch + 1, 0
+        epoch, start = self._take_epoch()
         return self._batches(self._loader(epoch, start))
 
     def _batches(self, loader: DataLoader) -> Iterator[Batch]:

@@ -108,7 +108,34 @@ def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flips: torch.
     return out.view(b, c, h, w)
 
 
-class TensorLoader:
+class EpochLoader:
+    """Bookkeeping shared by the loaders: the batch count, and a settable epoch so that epoch ``e``'s
+    order (and augmentation) is the same every time it is replayed, as exact resume needs."""
+
+    num_samples: int
+    batch_size: int
+    drop_last: bool = False
+    epoch: int = 0
+    _start_batch: int = 0
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Make the next iteration epoch ``epoch``, starting at batch ``start_batch`` (for exact resume)."""
+        self.epoch = int(epoch)
+        self._start_batch = int(start_batch)
+
+    def _take_epoch(self) -> tuple[int, int]:
+        """(epoch, first batch) of the iteration starting now; the next one is the following epoch."""
+        epoch, start = self.epoch, self._start_batch
+        self.epoch, self._start_batch = epoch + 1, 0
+        return epoch, start
+
+
+class TensorLoader(EpochLoader):
     """Iterate ``(images, labels)`` batches from uint8 tensors already in memory.
 
     Yields float images ``[B, C, H, W]`` (normalised, ``dtype``, optionally resized to ``resize_to``
@@ -180,8 +207,6 @@ class TensorLoader:
             self._events: list[torch.cuda.Event | None] = [None, None]
         self.y = y.to(device=self.device, dtype=torch.int64)
         self._mean, self._inv_std = _norm_tensors(mean, std, self.channels, self.device, dtype)
-        self.epoch = 0
-        self._start_batch = 0
         # intra-op threads for the batch ops when they run on the CPU (None: leave torch's setting)
         self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
 
@@ -192,16 +217,6 @@ class TensorLoader:
             free, _total = torch.cuda.mem_get_info(self.device)
             return "device" if x.numel() <= memory_fraction * free else "pinned"
         return "device"  # mps, xpu: unified or unknown memory, try the device
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return math.ceil(self.num_samples / self.batch_size)
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        """Make the next iteration epoch ``epoch``, starting at batch ``start_batch`` (for exact resume)."""
-        self.epoch = int(epoch)
-        self._start_batch = int(start_batch)
 
     def _plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Order, crop corners [N, 2] and flips [N] of an epoch, in iteration order."""
@@ -215,8 +230,7 @@ class TensorLoader:
         return order, corners, flips
 
     def __iter__(self) -> Iterator[Batch]:
-        epoch, start = self.epoch, self._start_batch
-        self.epoch, self._start_batch = epoch + 1, 0
+        epoch, start = self._take_epoch()
         order, corners, flips = self._plan(epoch)
         return self._batches(order, corners, flips, start)
 

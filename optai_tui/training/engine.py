@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import RunConfig
+from ..data.tensor_loader import epoch_seed
 from ..errors import OptaiError, TrainingError
 from ..runs.store import RunDir, atomic_write_text, default_runs_dir
 from . import events as ev
@@ -41,10 +42,6 @@ CONTROL_ACTIONS = ("stop_now", "stop_after_epoch", "lr_div10")
 
 class _StopNow(Exception):
     pass
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch * 7919) % (2**31)
 
 
 class Trainer:
@@ -295,7 +292,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
-        torch.manual_seed(_epoch_seed(cfg.train.seed, epoch))
+        torch.manual_seed(epoch_seed(cfg.train.seed, epoch))
         self.train_loader.set_epoch(epoch)
         set_train_mode(self.model, self.phase)
         steps = len(self.train_loader)

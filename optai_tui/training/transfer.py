@@ -12,7 +12,6 @@ head on features cached once (``prepare_phase`` / :class:`FeatureLoader`).
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
+from ..data.tensor_loader import EpochLoader
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def prepare_phase(trainer: Any, phase: Phase) -> None:
     trainer.run_dir.update_summary(feature_cache_seconds=round(time.perf_counter() - t0, 3))
 
 
-class FeatureLoader:
+class FeatureLoader(EpochLoader):
     """Batches of cached backbone features with the data loaders' interface.
 
     Iterating yields ``(features, labels)`` on ``device``; ``len()`` is the batch count; ``set_epoch(e)``
@@ -169,21 +169,9 @@ class FeatureLoader:
         self.drop_last = drop_last
         self.device = torch.device(device) if device is not None else features.device
         self.num_samples = len(features)
-        self.epoch = 0
-        self._start_batch = 0
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return math.ceil(self.num_samples / self.batch_size)
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch = int(epoch)
-        self._start_batch = int(start_batch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        epoch, start = self.epoch, self._start_batch
-        self.epoch, self._start_batch = epoch + 1, 0
+        epoch, start = self._take_epoch()
         return self._batches(epoch, start)
 
     def _batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
