@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,29 @@ def cifar_sub() -> Path:
     if not (CIFAR_SUB / "train").is_dir():
         pytest.skip(f"real CIFAR-10 subset not found at {CIFAR_SUB} (only present beside the project's CI checkout)")
     return CIFAR_SUB
+
+
+
+# Three tiny real runs (two widths of resnet18, one preact_resnet18), trained once per test session and
+# shared read-only by the compare, export and runs-screen tests (copy them before changing anything).
+FIXTURE_RUNS = (("tiny-r18", "resnet18", 0.125), ("wide-r18", "resnet18", 0.1875), ("tiny-preact", "preact_resnet18", 0.125))
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory) -> Path:
+    from optai_tui.config import validate_config
+    from optai_tui.training.engine import Trainer
+
+    runs = tmp_path_factory.mktemp("trained") / "runs"
+    for name, arch, width in FIXTURE_RUNS:
+        cfg = validate_config(
+            {
+                "name": name,
+                "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
+                "model": {"arch": arch, "width": width},
+                "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
+            }
+        )
+        Trainer(cfg, runs_dir=runs).run()
+        time.sleep(1.05 - time.time() % 1)  # run ids are time-sortable to the second: keep the order
+    return runs

@@ -8,7 +8,6 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,46 +32,14 @@ from optai_tui.runs.compare import (
     sort_records,
     tradeoff_points,
 )
+from .conftest import FIXTURE_RUNS
 from optai_tui.runs.store import RunDir, list_runs
 
-# -- three tiny real runs, trained once per test session (the same helper is in test_export.py and
-# -- tests/tui/test_runs_screen.py: whichever runs first trains, the others reuse the folder) ---------
-FIXTURE_RUNS = (("tiny-r18", "resnet18", 0.125), ("wide-r18", "resnet18", 0.1875), ("tiny-preact", "preact_resnet18", 0.125))
 
 
-def trained_runs_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.getbasetemp() / "optai-trained-runs"
-    runs = root / "runs"
-    if not (root / "DONE").exists():
-        import torch
-
-        from optai_tui.config import validate_config
-        from optai_tui.training.engine import Trainer
-
-        shutil.rmtree(root, ignore_errors=True)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # tiny convolutions: one thread is ~10x faster on a busy 2-core machine
-        try:
-            for name, arch, width in FIXTURE_RUNS:
-                cfg = validate_config(
-                    {
-                        "name": name,
-                        "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
-                        "model": {"arch": arch, "width": width},
-                        "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
-                    }
-                )
-                Trainer(cfg, runs_dir=runs).run()
-                time.sleep(1.05 - time.time() % 1)  # run ids are time-sortable to the second: keep the order
-        finally:
-            torch.set_num_threads(threads)
-        (root / "DONE").write_text("ok")
-    return runs
-
-
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
-    return trained_runs_dir(tmp_path_factory)
+@pytest.fixture
+def runs_dir(trained_runs) -> Path:
+    return trained_runs
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import socket
-import time
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,45 +19,14 @@ from optai_tui.errors import ConfigError, UnknownNameError
 from optai_tui.runs import charts
 from optai_tui.runs.compare import TradeoffPoint, load_records
 from optai_tui.runs.export import PARETO_FIELDS, RUN_FIELDS, export_runs
+from .conftest import FIXTURE_RUNS
 from optai_tui.runs.store import list_runs
 
-# -- three tiny real runs, trained once per test session (same helper as in test_compare.py) --------
-FIXTURE_RUNS = (("tiny-r18", "resnet18", 0.125), ("wide-r18", "resnet18", 0.1875), ("tiny-preact", "preact_resnet18", 0.125))
 
 
-def trained_runs_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.getbasetemp() / "optai-trained-runs"
-    runs = root / "runs"
-    if not (root / "DONE").exists():
-        import torch
-
-        from optai_tui.config import validate_config
-        from optai_tui.training.engine import Trainer
-
-        shutil.rmtree(root, ignore_errors=True)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # tiny convolutions: one thread is ~10x faster on a busy 2-core machine
-        try:
-            for name, arch, width in FIXTURE_RUNS:
-                cfg = validate_config(
-                    {
-                        "name": name,
-                        "data": {"dataset": "shapes", "subset": 320, "val_split": 0.2, "image_size": 16},
-                        "model": {"arch": arch, "width": width},
-                        "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
-                    }
-                )
-                Trainer(cfg, runs_dir=runs).run()
-                time.sleep(1.05 - time.time() % 1)  # run ids are time-sortable to the second: keep the order
-        finally:
-            torch.set_num_threads(threads)
-        (root / "DONE").write_text("ok")
-    return runs
-
-
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory) -> Path:
-    return trained_runs_dir(tmp_path_factory)
+@pytest.fixture
+def runs_dir(trained_runs) -> Path:
+    return trained_runs
 
 
 @pytest.fixture
