@@ -58,11 +58,11 @@ class OptaiApp(App):
     TITLE = "optai-tui"
     COMMANDS = App.COMMANDS | {OptaiCommands}
     BINDINGS = [
-        Binding("f1,question_mark", "help", "Help"),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("f1,question_mark", "help", "Help", tooltip="this list of keys"),
+        Binding("ctrl+q", "quit", "Quit", tooltip="quit the app; runs it started keep training", priority=True),
         # shown in the footer by the screens that have room for them
-        Binding("ctrl+l,f6", "runs", "Runs", show=False),
-        Binding("ctrl+g,f7", "attach", "Live runs", show=False),
+        Binding("ctrl+l,f6", "runs", "Runs", tooltip="every run: compare, export, resume, use as a backbone", show=False),
+        Binding("ctrl+g,f7", "attach", "Live", tooltip="runs training now: attach a dashboard", show=False),
     ]
 
     def __init__(self, runs_dir: Path | str, attach: str | None = None, *, check_running: bool = True) -> None:

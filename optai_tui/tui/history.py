@@ -173,6 +173,7 @@ class RunModel:
         self.step = 0
         self.steps_per_epoch = 0
         self.images_per_second: float | None = None
+        self.current_lr: float | None = None
         self.val_acc: float | None = None
         self.best_val_acc: float | None = None
         self.peak_memory_mb: float | None = None
@@ -266,7 +267,8 @@ class RunModel:
             self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * loss
             self._ema_k += 1
             self.loss.add(x, self._ema / (1 - SMOOTHING**self._ema_k) if self._ema_k < 200 else self._ema)
-        self.lr.add(x, float(e["lr"]))
+        self.current_lr = float(e["lr"])
+        self.lr.add(x, self.current_lr)
         self.images_per_second = float(e["images_per_second"])
         t = float(e.get("time", 0.0))
         if self._last_batch is not None and gs > self._last_batch[1] and t > self._last_batch[0]:
@@ -370,6 +372,8 @@ class RunModel:
             run_left = (epoch_left if in_progress else 0.0) + later * per_epoch
             if now is not None and self.last_event_time is not None:
                 behind = max(0.0, now - self.last_event_time)
+                if behind > run_left + 60:  # no news for a while: the estimate means nothing any more
+                    return None, None
                 epoch_left = max(0.0, epoch_left - behind)
                 run_left = max(0.0, run_left - behind)
             return epoch_left, run_left

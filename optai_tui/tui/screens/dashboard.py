@@ -44,13 +44,13 @@ STATUS_STYLE = {
 
 class DashboardScreen(Screen):
     BINDINGS = [
-        Binding("s", "stop_now", "Stop now"),
-        Binding("e", "stop_after_epoch", "Stop after epoch"),
-        Binding("l", "lr_div10", "LR/10"),
-        Binding("u", "resume", "Resume"),
-        Binding("z", "zoom", "Zoom"),
-        Binding("b,escape", "back", "Back"),
-        Binding("r", "app.runs", "Runs", show=False),
+        Binding("s", "stop_now", "Stop now", tooltip="stop after the current batch, with a checkpoint (asks first)"),
+        Binding("e", "stop_after_epoch", "Stop after epoch", tooltip="finish this epoch (validation, checkpoint), then stop"),
+        Binding("l", "lr_div10", "LR/10", tooltip="divide the learning rate by 10 now (e.g. on a plateau)"),
+        Binding("u", "resume", "Resume", tooltip="continue a stopped or failed run from its last completed epoch"),
+        Binding("z", "zoom", "Zoom", tooltip="charts use the whole height (hides the table and log)"),
+        Binding("b,escape", "back", "Back", tooltip="back to the screen underneath; the run keeps training"),
+        Binding("r", "app.runs", "Runs", tooltip="every run: compare, export, resume, use as a backbone", show=False),
     ]
 
     def __init__(self, run: RunDir, process: Callable[[], subprocess.Popen | None] = lambda: None) -> None:
@@ -195,7 +195,7 @@ class DashboardScreen(Screen):
             epoch, epochs, done = m.epoch, m.epochs, m.epochs_done
             step, steps = m.step, m.steps_per_epoch
             ips, val, best, mem = m.images_per_second, m.val_acc, m.best_val_acc, m.peak_memory_mb
-            lr = m.lr.last
+            lr = m.current_lr
             summary = dict(m.summary) if m.summary else None
         epoch_eta, run_eta = m.eta(time.time())
         title = Text()

@@ -25,7 +25,7 @@ def binding_rows(cls) -> list[tuple[str, str]]:
         if isinstance(b, tuple):
             b = Binding(*b)
         if b.description:
-            rows.append((_keys(b), b.description))
+            rows.append((_keys(b), f"{b.description}: {b.tooltip}" if b.tooltip else b.description))
     return rows
 
 
@@ -34,9 +34,10 @@ def help_sections() -> list[tuple[str, list[tuple[str, str]]]]:
     from .dashboard import DashboardScreen
     from .setup import SetupScreen
 
+    everywhere = binding_rows(OptaiApp)
     return [
-        ("Everywhere", binding_rows(OptaiApp) + EXTRA[0][1]),
-        ("Setup form", binding_rows(SetupScreen) + EXTRA[1][1]),
+        ("Everywhere", everywhere + EXTRA[0][1]),
+        ("Setup form", [r for r in binding_rows(SetupScreen) if r not in everywhere] + EXTRA[1][1]),
         ("Dashboard", binding_rows(DashboardScreen)),
         ("Dialogs", [("enter", "choose / confirm"), ("escape", "close")]),
     ]

@@ -43,13 +43,13 @@ def _load(name: str) -> RunConfig:
 
 class SetupScreen(Screen):
     BINDINGS = [
-        Binding("ctrl+r,f5", "start", "Start", priority=True),
-        Binding("ctrl+o,f2", "load_preset", "Presets", priority=True),
-        Binding("ctrl+s,f3", "save_preset", "Save", priority=True),
-        Binding("ctrl+t,f4", "diff_preset", "Diff", priority=True),
-        Binding("ctrl+l,f6", "app.runs", "Runs"),
-        Binding("ctrl+g,f7", "app.attach", "Live"),
-        Binding("ctrl+b,f8", "dashboard", "Run", priority=True),
+        Binding("ctrl+r,f5", "start", "Start", tooltip="start the run (refused while a field is invalid)", priority=True),
+        Binding("ctrl+o,f2", "load_preset", "Presets", tooltip="load a shipped or saved preset into the form", priority=True),
+        Binding("ctrl+s,f3", "save_preset", "Save", tooltip="save the form as a named preset (YAML)", priority=True),
+        Binding("ctrl+t,f4", "diff_preset", "Diff", tooltip="the form against the loaded preset", priority=True),
+        Binding("ctrl+l,f6", "app.runs", "Runs", tooltip="every run: compare, export, resume, use as a backbone"),
+        Binding("ctrl+g,f7", "app.attach", "Live", tooltip="runs training now: attach a dashboard"),
+        Binding("ctrl+b,f8", "dashboard", "Run", tooltip="back to the dashboard of the last run", priority=True),
     ]
 
     def __init__(self, runs_dir: Path) -> None:
