@@ -122,3 +122,15 @@ def test_core_imports_without_textual():
 def test_module_entry_point_version():
     r = cli("--version")
     assert r.returncode == 0 and "optai-tui" in r.stdout
+
+
+def test_failure_during_training_exits_1_with_message(tmp_path, monkeypatch, capsys):
+    import optai_tui.training.engine as engine
+
+    real = engine.F.cross_entropy
+    monkeypatch.setattr(engine.F, "cross_entropy", lambda out, y, **kw: real(out, y, **kw) * float("inf"))
+    preset = write_preset(tmp_path / "p.yaml")
+    assert main(["train", "--preset", str(preset), "--runs-dir", str(tmp_path / "runs"), "--plain"]) == 1
+    captured = capsys.readouterr()
+    assert "loss became inf" in captured.err and "optim.lr=" in captured.err and "Traceback" not in captured.err
+    assert list_runs(tmp_path / "runs")[0].read_summary()["status"] == "failed"

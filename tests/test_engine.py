@@ -247,3 +247,25 @@ def test_precision_rules_on_cpu(tiny_config, tmp_path):
     assert s["status"] == "completed" and s["best_val_acc"] > 0.2  # learns as the fp32 tiny run does
     started = next(t.run_dir.iter_events())
     assert started["precision"] == "bfloat16"
+
+
+def test_label_smoothing_reaches_the_loss(tiny_config, tmp_path):
+    def first_loss(ls):
+        seen = []
+        t = Trainer(tiny_config(optim={"label_smoothing": ls}, train={"epochs": 1}), on_event=seen.append, runs_dir=tmp_path / str(ls))
+        t.run()
+        return next(e.loss for e in seen if isinstance(e, ev.BatchEnd))
+
+    plain, smoothed = first_loss(0.0), first_loss(0.5)
+    assert smoothed != pytest.approx(plain, rel=1e-4)
+
+
+def test_default_preset_learns_offline_well_above_chance(tmp_path):
+    """The README's main job: the offline default preset, headless, exactly as shipped."""
+    from optai_tui.presets import load_preset
+
+    cfg = load_preset("default")
+    assert cfg.data.dataset == "shapes"
+    s = Trainer(cfg, runs_dir=tmp_path).run()
+    assert s["status"] == "completed" and s["epochs_completed"] == cfg.train.epochs
+    assert s["best_val_acc"] > 0.5  # 10 classes: chance is 0.1
