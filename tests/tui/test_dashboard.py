@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import screen_text, wait_for
 from textual.widgets import OptionList
+from tui_helpers import screen_text, wait_for
 from tui_synthetic import T0, make_run
 
 from optai_tui.tui.app import OptaiApp

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import TINY, fill, read_events, screen_text, wait_file_status, wait_for
+from tui_helpers import TINY, fill, read_events, screen_text, wait_file_status, wait_for
 
 from optai_tui.runs.store import pid_alive
 from optai_tui.tui.app import OptaiApp

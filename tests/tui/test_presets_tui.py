@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import yaml
-from conftest import fill, screen_text, wait_for
 from textual.widgets import DataTable, Input, OptionList
+from tui_helpers import fill, screen_text, wait_for
 
 from optai_tui.presets import load_preset
 from optai_tui.tui.app import OptaiApp

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import fill, screen_text, wait_for
 from textual.widgets import Input, Select
+from tui_helpers import fill, screen_text, wait_for
 
 from optai_tui.config import iter_fields
 from optai_tui.models import list_models

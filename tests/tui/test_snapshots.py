@@ -7,7 +7,7 @@ the SVGs under ``__snapshots__``. Devices are fixed by conftest, so the pictures
 from __future__ import annotations
 
 import pytest
-from conftest import fill, wait_for
+from tui_helpers import fill, wait_for
 from tui_synthetic import make_run
 
 from optai_tui.tui.app import OptaiApp
