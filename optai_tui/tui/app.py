@@ -235,7 +235,12 @@ _CHANGE_MESSAGES = _change_messages()
 
 
 def run_app(runs_dir: Path | str, attach: str | None = None) -> int:
-    """Run the TUI until the user quits; training processes it started keep running."""
+    """Run the TUI until the user quits; training processes it started keep running.
+
+    An ``attach`` that names no run raises the OptaiError the CLI prints (exit 2) before the screen opens.
+    """
+    if attach:
+        attach = str(resolve_run(attach, runs_dir).path)
     app = OptaiApp(runs_dir, attach)
     app.run()
     return app.return_code or 0

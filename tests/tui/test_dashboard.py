@@ -193,3 +193,12 @@ async def test_command_palette_finds_screens_presets_and_runs(runs_dir):
             10,
             "preset from the palette",
         )
+
+
+def test_attach_to_an_unknown_run_is_a_clean_cli_error(runs_dir, capsys):
+    from optai_tui.cli import main
+
+    make_run(runs_dir, epochs=2)
+    assert main(["--runs-dir", str(runs_dir), "attach", "20240101-000000-synthetc"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown run" in err and "did you mean" in err
