@@ -223,7 +223,7 @@ def cmd_doctor(args) -> int:
 
     console = Console(highlight=False)
     console.print(f"optai-tui {__version__}, Python {platform.python_version()}, torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}")
-    for d in detect_devices():
+    for d in detect_devices(cuda_context=True):
         mem = f", {d.free_mb / 1024:.1f} / {d.total_mb / 1024:.1f} GiB free" if d.total_mb else ""
         console.print(f"  device {d.spec}: {d.name}{mem}", markup=False)
     reason = why_no_gpu()

@@ -17,15 +17,64 @@ class DeviceInfo:
     free_mb: float | None = None
 
 
-def detect_devices() -> list[DeviceInfo]:
-    """Every usable device, GPUs first, CPU last."""
+def _nvidia_smi_memory() -> dict[int, tuple[float, float]]:
+    """{visible CUDA index: (free MiB, total MiB)} from nvidia-smi, honouring CUDA_VISIBLE_DEVICES.
+
+    Asking nvidia-smi instead of torch.cuda.mem_get_info keeps a process that only *shows* devices (the
+    TUI) from creating a CUDA context, which would hold GPU memory for as long as it runs.
+    """
+    import os
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return {}
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=index,uuid,memory.free,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    rows = []
+    for line in out.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 4:
+            try:
+                rows.append((parts[0], parts[1], float(parts[2]), float(parts[3])))
+            except ValueError:
+                continue
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    wanted = [v.strip() for v in visible.split(",") if v.strip()] if visible is not None else [r[0] for r in rows]
+    mem = {}
+    for i, ref in enumerate(wanted):
+        match = [r for r in rows if r[0] == ref or r[1] == ref or (ref.startswith("GPU-") and r[1].startswith(ref))]
+        if len(match) == 1:
+            mem[i] = (match[0][2], match[0][3])
+    return mem
+
+
+def detect_devices(*, cuda_context: bool = False) -> list[DeviceInfo]:
+    """Every usable device, GPUs first, CPU last.
+
+    GPU memory comes from nvidia-smi; only with ``cuda_context`` (a process that trains anyway) does it
+    fall back to torch.cuda.mem_get_info, which creates a CUDA context.
+    """
     out: list[DeviceInfo] = []
     if torch.cuda.is_available():
+        smi = _nvidia_smi_memory()
         for i in range(torch.cuda.device_count()):
             name = torch.cuda.get_device_name(i)
+            if i in smi:
+                free, total = smi[i]
+                out.append(DeviceInfo(f"cuda:{i}", name, total, free))
+                continue
             try:
-                free, total = torch.cuda.mem_get_info(i)
-                out.append(DeviceInfo(f"cuda:{i}", name, total / 2**20, free / 2**20))
+                if not cuda_context:
+                    raise RuntimeError("no context wanted")
+                free_b, total_b = torch.cuda.mem_get_info(i)
+                out.append(DeviceInfo(f"cuda:{i}", name, total_b / 2**20, free_b / 2**20))
             except RuntimeError:
                 out.append(DeviceInfo(f"cuda:{i}", name))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
