@@ -18,18 +18,6 @@ from typing import Any
 
 from .store import RunDir, list_runs
 
-# Per-epoch metrics in the order tables show them (timm's summary.csv prefixes).
-EPOCH_METRICS = (
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "val_top5",
-    "lr",
-    "images_per_second",
-    "epoch_seconds",
-    "peak_memory_mb",
-)
 
 # Cost axes of the trade-off study: key in the record -> axis label.
 TRADEOFF_AXES: dict[str, str] = {

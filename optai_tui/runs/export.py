@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UnknownNameError
-from .compare import EPOCH_METRICS, RunRecord, flat_config, load_record, now_iso, pareto_flags
+from ..training.events import EPOCH_METRICS
+from .compare import RunRecord, flat_config, load_record, now_iso, pareto_flags
 from .report import write_output
 from .store import RunDir, default_runs_dir, resolve_run
 

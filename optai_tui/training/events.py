@@ -51,11 +51,25 @@ class BatchEnd(Event):
     images_per_second: float
 
 
+# The per-epoch metrics of EpochEnd (timm's summary.csv prefixes), in the order tables show them.
+EPOCH_METRICS = (
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_top5",  # only with more than 10 classes
+    "lr",
+    "images_per_second",
+    "epoch_seconds",
+    "peak_memory_mb",
+)
+
+
 @dataclass(frozen=True)
 class EpochEnd(Event):
     epoch: int  # 1-based, completed
     epochs: int
-    metrics: dict[str, float]  # train_loss, train_acc, val_loss, val_acc, [val_top5], lr, images_per_second, epoch_seconds, peak_memory_mb
+    metrics: dict[str, float]  # EPOCH_METRICS (val_* only on epochs that validated)
     best_val_acc: float | None
     elapsed_seconds: float
 

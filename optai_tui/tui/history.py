@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from ..training.console import fmt_pct
+from ..training.events import EPOCH_METRICS
 
 STEP_CAPACITY = 512  # points per step-resolution series (a chart is at most ~200 braille columns wide)
 EPOCH_CAPACITY = 256
@@ -91,18 +92,7 @@ class Series:
             self.n -= 1
 
 
-ROW_KEYS = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "val_top5",
-    "lr",
-    "images_per_second",
-    "epoch_seconds",
-    "peak_memory_mb",
-)
+ROW_KEYS = ("epoch", *EPOCH_METRICS)
 
 
 class RowRing:
