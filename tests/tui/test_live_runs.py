@@ -60,19 +60,23 @@ async def test_start_watch_lr_div10_and_stop_now(runs_dir):
 async def test_stop_after_epoch_then_resume(runs_dir):
     app = OptaiApp(runs_dir, check_running=False)
     async with app.run_test(size=(100, 32)) as pilot:
-        dash = await _start(pilot, app, {"train.epochs": 2, "data.subset": 1024})
+        # Enough epochs that the request lands before the last one on a fast machine too (a request
+        # during the final epoch just lets the run complete).
+        dash = await _start(pilot, app, {"train.epochs": 6, "data.subset": 1024})
         run = dash.run
         await wait_for(pilot, lambda: dash.model.step_version > 0, LIMIT, "first batch")
         await pilot.press("e")
         await wait_for(pilot, lambda: dash.model.status == "stopped", LIMIT, "stopped after the epoch")
-        assert dash.model.epochs_done == 1 and run.last_checkpoint.is_file()
+        stopped_at = dash.model.epochs_done
+        assert 1 <= stopped_at < 6 and run.last_checkpoint.is_file()
+        assert wait_file_status(run.path, ("stopped",), 30)["epochs_completed"] == stopped_at
         await wait_for(
             pilot, lambda: "resume" in {b.binding.action for b in dash.active_bindings.values() if b.enabled}, 5, "resume key"
         )
         await pilot.press("u")
         await wait_for(pilot, lambda: dash.model.status == "completed", LIMIT, "resumed run completed")
-        await wait_for(pilot, lambda: dash.query_one(EpochTable).row_count == 2, 5, "2 epoch rows")
-        assert wait_file_status(run.path, ("completed",), 30)["epochs_completed"] == 2
+        await wait_for(pilot, lambda: dash.query_one(EpochTable).row_count == 6, 5, "6 epoch rows")
+        assert wait_file_status(run.path, ("completed",), 30)["epochs_completed"] == 6
         assert [e["resumed"] for e in read_events(run.path) if e["event"] == "RunStarted"] == [False, True]
 
 
