@@ -373,8 +373,8 @@ def validate_config(data: dict[str, Any], *, source: str | None = None) -> RunCo
         problems = format_validation_error(err)
         field, msg = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        where = f"{source}: " if source else ""
-        exc = ConfigError(f"{where}{msg}{more}", field=field)
+        where = f" (in {source})" if source else ""
+        exc = ConfigError(f"{msg}{more}{where}", field=field)
         exc.problems = problems  # type: ignore[attr-defined]
         raise exc from None
 
