@@ -16,7 +16,6 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from optai_tui.data.tensor_loader import Batch, EpochLoader, _as_size, epoch_seed
-from optai_tui.errors import DataError
 
 
 class UInt8ImageDataset(Dataset):
@@ -95,12 +94,7 @@ class StreamLoader(EpochLoader):
         dtype: torch.dtype = torch.float32,
         workers: int = 2,
     ) -> None:
-        if x.dtype != torch.uint8 or x.dim() != 4:
-            raise DataError(f"StreamLoader needs uint8 images [N, C, H, W], got {x.dtype} {tuple(x.shape)}")
-        if len(x) != len(y):
-            raise DataError(f"{len(x)} images but {len(y)} labels")
-        if batch_size < 1:
-            raise DataError(f"batch size must be at least 1, got {batch_size}", field="training.batch_size")
+        self._check_inputs(x, y, batch_size, "StreamLoader")
         self.device = torch.device(device)
         self.train = train
         self.batch_size = int(batch_size)

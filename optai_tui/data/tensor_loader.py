@@ -128,6 +128,15 @@ class EpochLoader:
         self.epoch = int(epoch)
         self._start_batch = int(start_batch)
 
+    @staticmethod
+    def _check_inputs(x: torch.Tensor, y: torch.Tensor, batch_size: int, what: str) -> None:
+        if x.dtype != torch.uint8 or x.dim() != 4:
+            raise DataError(f"{what} needs uint8 images [N, C, H, W], got {x.dtype} {tuple(x.shape)}")
+        if len(x) != len(y):
+            raise DataError(f"{len(x)} images but {len(y)} labels")
+        if batch_size < 1:
+            raise DataError(f"batch size must be at least 1, got {batch_size}", field="train.batch_size")
+
     def _take_epoch(self) -> tuple[int, int]:
         """(epoch, first batch) of the iteration starting now; the next one is the following epoch."""
         epoch, start = self.epoch, self._start_batch
@@ -171,12 +180,7 @@ class TensorLoader(EpochLoader):
         memory_fraction: float = 0.5,
         cpu_threads: int | None = 1,
     ) -> None:
-        if x.dtype != torch.uint8 or x.dim() != 4:
-            raise DataError(f"TensorLoader needs uint8 images [N, C, H, W], got {x.dtype} {tuple(x.shape)}")
-        if len(x) != len(y):
-            raise DataError(f"{len(x)} images but {len(y)} labels")
-        if batch_size < 1:
-            raise DataError(f"batch size must be at least 1, got {batch_size}", field="training.batch_size")
+        self._check_inputs(x, y, batch_size, "TensorLoader")
         if len(x) == 0:
             raise DataError("the dataset is empty")
         self.device = torch.device(device)

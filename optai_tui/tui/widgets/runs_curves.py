@@ -9,19 +9,10 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from ...runs.compare import Series
+from .charts import thin
 
 # plotext names of ANSI colours, readable in a 16-colour terminal; a run keeps its colour across plots.
 RUN_COLORS = ("blue", "red", "green", "orange", "magenta", "cyan", "yellow", "white", "gray")
-
-
-def thin(xs: list[float], ys: list[float], limit: int) -> tuple[list[float], list[float]]:
-    """At most about ``limit`` points (every k-th, always the last), so plotext's cost stays bounded."""
-    n = len(xs)
-    if n <= limit or limit < 2:
-        return xs, ys
-    step = (n + limit - 1) // limit
-    idx = list(range(0, n - 1, step)) + [n - 1]
-    return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
 def run_color(i: int) -> str:
