@@ -152,3 +152,38 @@ def _unregister(name: str) -> None:
     """Remove a registration (for tests only)."""
     _INFOS.pop(name, None)
     _BUILDERS.pop(name, None)
+
+
+def register_resnet_depths(
+    configs: dict[str, tuple[type, list[int]]],
+    model_cls: Callable[..., Any],
+    *,
+    family: str,
+    basic_block: type,
+    label: str,
+    min_image_size: int,
+) -> None:
+    """Register one CIFAR model per depth of a ResNet-like family.
+
+    ``configs`` maps a name to (block class, blocks per stage); the model is built as
+    ``model_cls(block, num_blocks, num_classes, in_channels, width)``.
+    """
+
+    def make(block: type, num_blocks: list[int]) -> Callable[..., Any]:
+        def build(num_classes: int = 10, in_channels: int = 3, width: float = 1.0):
+            return model_cls(block, num_blocks, num_classes, in_channels, width)
+
+        return build
+
+    for name, (block, num_blocks) in configs.items():
+        build = make(block, num_blocks)
+        build.__name__ = build.__qualname__ = name
+        kind = "basic" if block is basic_block else "bottleneck"
+        register_model(
+            name,
+            family=family,
+            kind="cifar",
+            min_image_size=min_image_size,
+            default_image_size=32,
+            description=f"{label}, {kind} blocks {num_blocks}",
+        )(build)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import ImageClassifier, scaled
-from .registry import register_model
+from .registry import register_resnet_depths
 
 STAGE_PLANES = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -111,22 +111,4 @@ _CONFIGS = {
 }
 
 
-def _register(name: str, block, num_blocks: list[int]) -> None:
-    kind = "basic" if block is BasicBlock else "bottleneck"
-
-    @register_model(
-        name,
-        family="resnet",
-        kind="cifar",
-        min_image_size=MIN_IMAGE_SIZE,
-        default_image_size=32,
-        description=f"CIFAR ResNet, {kind} blocks {num_blocks}",
-    )
-    def build(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> ResNet:
-        return ResNet(block, num_blocks, num_classes, in_channels, width)
-
-    build.__name__ = build.__qualname__ = name
-
-
-for _name, (_block, _blocks) in _CONFIGS.items():
-    _register(_name, _block, _blocks)
+register_resnet_depths(_CONFIGS, ResNet, family="resnet", basic_block=BasicBlock, label="CIFAR ResNet", min_image_size=MIN_IMAGE_SIZE)
