@@ -13,9 +13,8 @@ from torch import nn
 
 from .base import ImageClassifier, scaled
 from .registry import register_resnet_depths
+from .resnet import make_stages
 
-STAGE_PLANES = (64, 128, 256, 512)
-STAGE_STRIDES = (1, 2, 2, 2)
 # Smallest input that runs forward (measured, train and eval mode): every downsampling conv is
 # padded, so even a 1x1 image goes through (stages 2-4 then see 1x1 maps). Training mode needs a
 # batch of at least 2 at that size, as BatchNorm needs more than one value per channel.
@@ -82,15 +81,7 @@ class PreActResNet(ImageClassifier):
         super().__init__()
         stem = scaled(64, width)
         self.conv1 = nn.Conv2d(in_channels, stem, 3, stride=1, padding=1, bias=False)
-        in_planes = stem
-        stages = []
-        for planes, stride, n in zip(STAGE_PLANES, STAGE_STRIDES, num_blocks):
-            planes = scaled(planes, width)
-            blocks = []
-            for s in [stride] + [1] * (n - 1):
-                blocks.append(block(in_planes, planes, s))
-                in_planes = planes * block.expansion
-            stages.append(nn.Sequential(*blocks))
+        stages, in_planes = make_stages(block, num_blocks, stem, width)
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = in_planes

@@ -15,6 +15,20 @@ from .registry import register_resnet_depths
 
 STAGE_PLANES = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
+
+
+def make_stages(block, num_blocks: list[int], in_planes: int, width: float) -> tuple[list[nn.Sequential], int]:
+    """The four residual stages (64/128/256/512 planes x width, strides 1/2/2/2) of a CIFAR ResNet-like
+    network; returns them and the number of output channels."""
+    stages = []
+    for planes, stride, n in zip(STAGE_PLANES, STAGE_STRIDES, num_blocks):
+        planes = scaled(planes, width)
+        blocks = []
+        for s in [stride] + [1] * (n - 1):
+            blocks.append(block(in_planes, planes, s))
+            in_planes = planes * block.expansion
+        stages.append(nn.Sequential(*blocks))
+    return stages, in_planes
 # Smallest input that runs forward (measured, train and eval mode): every downsampling conv is
 # padded, so even a 1x1 image goes through (stages 2-4 then see 1x1 maps). Training mode needs a
 # batch of at least 2 at that size, as BatchNorm needs more than one value per channel.
@@ -81,15 +95,7 @@ class ResNet(ImageClassifier):
         stem = scaled(64, width)
         self.conv1 = nn.Conv2d(in_channels, stem, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
-        in_planes = stem
-        stages = []
-        for planes, stride, n in zip(STAGE_PLANES, STAGE_STRIDES, num_blocks):
-            planes = scaled(planes, width)
-            blocks = []
-            for s in [stride] + [1] * (n - 1):
-                blocks.append(block(in_planes, planes, s))
-                in_planes = planes * block.expansion
-            stages.append(nn.Sequential(*blocks))
+        stages, in_planes = make_stages(block, num_blocks, stem, width)
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = in_planes
