@@ -193,11 +193,17 @@ class OptaiApp(App):
             status = "?"
         severity = "information" if status == "completed" else ("warning" if status == "stopped" else "error")
         self.notify(f"{message.run_id}: {status} (exit code {message.returncode})", title="run ended", severity=severity)
-        if self.setup_screen is not None and self.setup_screen.is_mounted:
+        screen = self.setup_screen
+        if screen is not None and screen.is_mounted:
+            from .widgets.config_form import ConfigForm
             from .widgets.cost_preview import CostPreview
 
-            self.setup_screen.query_one(CostPreview).refresh_measured()
-            self.setup_screen.form.validate()  # the preview now shows the measured seconds per epoch
+            # The process can end while the app is closing and the screen's widgets are already gone:
+            # query (not query_one) so that a torn-down screen is simply skipped.
+            for cost in screen.query(CostPreview):
+                cost.refresh_measured()
+            for form in screen.query(ConfigForm):
+                form.validate()  # the preview now shows the measured seconds per epoch
 
     # -- the form, for the other screens -----------------------------------------------------
     @guarded

@@ -137,3 +137,19 @@ async def test_form_is_usable_at_80x24(runs_dir):
         await pilot.pause()
         assert "progress every" in screen_text(app)
         assert isinstance(form._rows["train.progress_every"], FieldRow)
+
+
+async def test_a_run_ending_while_the_setup_screen_is_torn_down_is_no_crash(runs_dir):
+    """CI regression: a training process exited while the app was closing; the handler must not raise."""
+    from optai_tui.tui.messages import ProcessExited
+
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        setup = app.setup_screen
+        assert setup is not None and setup.query(CostPreview)
+        await setup.query_one("#setup-body").remove()  # the widgets go first when a screen is torn down
+        assert setup.is_mounted and not setup.query(CostPreview)
+        app.post_message(ProcessExited("no-such-run", 130))
+        await pilot.pause(0.2)
+        assert "no-such-run" in " ".join(str(n.message) for n in app._notifications)
