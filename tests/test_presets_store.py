@@ -91,6 +91,14 @@ def test_run_store(tmp_path):
     assert a.status() == "running"
     a.update_summary(pid=2**22 + 12345)
     assert not pid_alive(2**22 + 12345) and a.status() == "stopped"
+    # the launcher's pid file (written before the trainer is up) takes precedence over summary.json's
+    a.write_pid(os.getpid())
+    assert a.read_pid() == os.getpid() and a.status() == "running"
+    a.write_pid(2**22 + 12345)
+    a.update_summary(pid=os.getpid())
+    assert a.status() == "stopped"
+    a.pid_path.write_text("garbage")
+    assert a.read_pid() is None and a.status() == "running"
     m = a.write_meta(tags=["b", "a", " "], note="hello")
     assert m == {"tags": ["a", "b"], "note": "hello"} and a.read_meta() == m
 

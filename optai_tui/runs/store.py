@@ -103,6 +103,7 @@ class RunDir:
     meta_path = property(lambda self: self.path / "meta.json")
     control_path = property(lambda self: self.path / "control.jsonl")
     log_path = property(lambda self: self.path / "train.log")
+    pid_path = property(lambda self: self.path / "process.pid")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
 
     # -- creation -------------------------------------------------------------------------
@@ -235,9 +236,22 @@ class RunDir:
         """The run's status, with a 'running' run whose process is gone reported as stopped."""
         s = self.read_summary()
         st = s.get("status", "failed")
-        if st == "running" and s.get("host") == socket.gethostname() and s.get("pid") and not pid_alive(s["pid"]):
+        pid = self.read_pid() or s.get("pid")
+        if st == "running" and s.get("host") == socket.gethostname() and pid and not pid_alive(pid):
             return "stopped"
         return st
+
+    # -- the training process's pid -------------------------------------------------------
+    # Its own small file, written by whoever starts the process and by the trainer itself, so that
+    # the launcher never read-modify-writes summary.json while the trainer is writing it.
+    def write_pid(self, pid: int) -> None:
+        atomic_write_text(self.pid_path, f"{pid}\n")
+
+    def read_pid(self) -> int | None:
+        try:
+            return int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def read_meta(self) -> dict[str, Any]:
         try:

@@ -107,6 +107,7 @@ class Trainer:
         failures are recorded (RunFailed, summary status 'failed') and re-raised as TrainingError only
         for the caller's exit code."""
         t_start = time.time()
+        self.run_dir.write_pid(os.getpid())
         self.run_dir.update_summary(pid=os.getpid(), status="running", error=None, finished_at=None)
         try:
             return self._run(t_start)

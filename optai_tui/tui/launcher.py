@@ -41,9 +41,9 @@ def spawn_training(run: RunDir, *, resume: bool = False) -> subprocess.Popen:
             cwd=os.getcwd(),
         )
     # The trainer writes its own pid once it is up; writing it now lets status() notice a process that
-    # dies while still importing torch.
+    # dies while still importing torch. A file of its own: summary.json belongs to the trainer.
     try:
-        run.update_summary(pid=proc.pid)
+        run.write_pid(proc.pid)
     except OSError:
         pass
     return proc

@@ -35,7 +35,7 @@ async def test_start_watch_lr_div10_and_stop_now(runs_dir):
     async with app.run_test(size=(100, 32)) as pilot:
         dash = await _start(pilot, app, {"train.epochs": 20, "data.subset": 1024, "name": "live-stop"})
         run = dash.run
-        assert app.processes[run.run_id].pid
+        assert app.processes[run.run_id].pid and run.read_pid() == app.processes[run.run_id].pid
         await wait_for(pilot, lambda: dash.query_one("#loss-chart", MetricChart).points > 0, LIMIT, "loss points")
         assert dash.query_one("#lr-chart", MetricChart).points > 0
         await pilot.press("l")
