@@ -144,7 +144,7 @@ class OptimConfig(_Section):
     """Peak learning rate."""
 
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
-    """SGD momentum, in [0, 1)."""
+    """SGD momentum, in [0, 1) (the one-cycle schedule drives it unless schedule.onecycle_cycle_momentum is off)."""
 
     nesterov: bool = False
     """Nesterov momentum (SGD, needs momentum > 0)."""
@@ -153,7 +153,7 @@ class OptimConfig(_Section):
     """L2 weight decay (decoupled for AdamW)."""
 
     beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
-    """Adam/AdamW first-moment decay."""
+    """Adam/AdamW first-moment decay (the one-cycle schedule drives it unless schedule.onecycle_cycle_momentum is off)."""
 
     beta2: float = Field(default=0.999, ge=0.0, lt=1.0)
     """Adam/AdamW second-moment decay."""
@@ -195,12 +195,26 @@ class ScheduleConfig(_Section):
     onecycle_pct_start: float = Field(default=0.25, gt=0.0, lt=1.0)
     """One-cycle: fraction of the run spent increasing the lr."""
 
+    onecycle_cycle_momentum: bool = True
+    """One-cycle: move momentum (SGD) or beta1 (Adam, AdamW) opposite to the lr, from max down to base and back."""
+
+    onecycle_base_momentum: float = Field(default=0.85, ge=0.0, lt=1.0)
+    """One-cycle: momentum (or beta1) at the lr peak; replaces optim.momentum while cycling."""
+
+    onecycle_max_momentum: float = Field(default=0.95, ge=0.0, lt=1.0)
+    """One-cycle: momentum (or beta1) at the start and end of the run."""
+
     @model_validator(mode="after")
     def _check(self) -> ScheduleConfig:
         if self.name == "step" and not self.milestones:
             raise ValueError("schedule.milestones: the step schedule needs at least one milestone epoch, e.g. [100, 150]")
         if any(m < 1 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
             raise ValueError("schedule.milestones: must be increasing positive epoch numbers, e.g. [100, 150]")
+        if self.onecycle_base_momentum > self.onecycle_max_momentum:
+            raise ValueError(
+                f"schedule.onecycle_base_momentum: must not exceed onecycle_max_momentum "
+                f"({self.onecycle_base_momentum} > {self.onecycle_max_momentum})"
+            )
         return self
 
 
@@ -307,6 +321,11 @@ class RunConfig(_Section):
             raise ValueError(
                 f"data.normalize: {self.model.arch} is a CIFAR-style backbone trained with dataset statistics; set it to 'dataset'"
             )
+        if self.cycles_momentum() and self.optim.name == "sgd" and self.optim.momentum == 0:
+            raise ValueError(
+                "schedule.onecycle_cycle_momentum: plain SGD (optim.momentum 0) has no momentum to cycle; "
+                "set optim.momentum > 0 or turn onecycle_cycle_momentum off"
+            )
         if self.schedule.milestones and self.schedule.milestones[-1] > self.train.epochs and self.schedule.name == "step":
             raise ValueError(
                 f"schedule.milestones: milestone {self.schedule.milestones[-1]} is past the last epoch ({self.train.epochs})"
@@ -317,6 +336,10 @@ class RunConfig(_Section):
             )
         del dinfo
         return self
+
+    def cycles_momentum(self) -> bool:
+        """True when the one-cycle schedule drives momentum (SGD) or beta1 (Adam, AdamW)."""
+        return self.schedule.name == "onecycle" and self.schedule.onecycle_cycle_momentum
 
     def effective_image_size(self) -> int | None:
         """The size the model sees: transfer.resize_to, else data.image_size, else the dataset's own."""

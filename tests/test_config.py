@@ -49,6 +49,12 @@ def test_every_field_has_help():
         ({"schedule": {"name": "step", "milestones": [300]}}, "schedule.milestones", "past the last epoch"),
         ({"transfer": {"mode": "finetune"}}, "transfer.backbone", "needs a backbone"),
         ({"data": {"val_split": 1.0}}, "data.val_split", "less than 1"),
+        (
+            {"schedule": {"name": "onecycle", "onecycle_base_momentum": 0.95, "onecycle_max_momentum": 0.9}},
+            "schedule.onecycle_base_momentum",
+            "must not exceed",
+        ),
+        ({"schedule": {"name": "onecycle"}, "optim": {"momentum": 0}}, "schedule.onecycle_cycle_momentum", "no momentum to cycle"),
     ],
 )
 def test_bad_values_are_refused_with_field_and_rule(data, field, words):

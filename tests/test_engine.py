@@ -196,6 +196,14 @@ def test_schedules():
     one = LRSchedule(ScheduleConfig(name="onecycle", onecycle_pct_start=0.25), 10, 100)
     peak = max(range(100), key=one.factor)
     assert 20 <= peak <= 26 and one.factor(0) < 0.05 and one.factor(99) < 0.01
+    # one-cycle moves momentum opposite to the lr: max at both ends, base at the lr's peak
+    moms = [one.momentum(s) for s in range(101)]
+    assert moms[0] == pytest.approx(0.95) and moms[100] == pytest.approx(0.95)
+    assert min(moms) == pytest.approx(0.85) and moms.index(min(moms)) == 25
+    assert all(a >= b for a, b in zip(moms[:25], moms[1:26])) and all(a <= b for a, b in zip(moms[25:], moms[26:]))
+    assert cos.momentum(10) is None
+    off = LRSchedule(ScheduleConfig(name="onecycle", onecycle_cycle_momentum=False), 10, 100)
+    assert off.momentum(30) is None
     pl = LRSchedule(ScheduleConfig(name="plateau", plateau_patience=1, plateau_factor=0.5), 10, 100)
     assert not pl.epoch_end(1.0) and not pl.epoch_end(1.0) and pl.epoch_end(1.0)
     assert pl.factor(0) == 0.5
@@ -285,3 +293,31 @@ def test_gpu_memory_from_nvidia_smi_honours_visible_devices(tmp_path, monkeypatc
     assert _nvidia_smi_memory() == {0: (70000.0, 80000.0)}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aa")
     assert _nvidia_smi_memory() == {0: (1000.0, 80000.0)}
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adamw"])
+def test_onecycle_drives_the_optimizers_momentum(opt):
+    """SGD's momentum and Adam's beta1 follow the schedule, in every parameter group."""
+    from optai_tui.config import OptimConfig, ScheduleConfig
+    from optai_tui.training.optim import LRSchedule, build_optimizer
+
+    params = [{"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.1}, {"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.01}]
+    optimizer = build_optimizer(params, OptimConfig(name=opt, lr=0.1))
+    sched = LRSchedule(ScheduleConfig(name="onecycle", onecycle_base_momentum=0.8, onecycle_max_momentum=0.9), 10, 100)
+    for step, want in ((0, 0.9), (25, 0.8), (99, None)):
+        sched.apply(optimizer, step)
+        want = sched.momentum(step) if want is None else want
+        got = [g["betas"][0] if opt == "adamw" else g["momentum"] for g in optimizer.param_groups]
+        assert got == [pytest.approx(want)] * 2
+    if opt == "adamw":
+        assert all(g["betas"][1] == 0.999 for g in optimizer.param_groups)
+
+
+def test_onecycle_momentum_resumes_on_the_same_curve(tiny_config, tmp_path):
+    """A one-cycle run's last step leaves SGD's momentum where the schedule says (and not at optim.momentum)."""
+    cfg = tiny_config(schedule={"name": "onecycle"}, train={"epochs": 2})
+    t = Trainer(cfg, runs_dir=tmp_path)
+    assert t.run()["status"] == "completed"
+    last_step = 2 * len(t.train_loader) - 1
+    assert t.optimizer.param_groups[0]["momentum"] == pytest.approx(t.schedule.momentum(last_step))
+    assert t.optimizer.param_groups[0]["momentum"] != pytest.approx(cfg.optim.momentum)

@@ -54,12 +54,11 @@ class LRSchedule:
             t = min(1.0, max(0.0, (s - self.warmup_steps) / max(1, n - self.warmup_steps)))
             f = self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * t))
         elif c.name == "onecycle":
-            up = max(1, int(c.onecycle_pct_start * n))
+            rising, t = self._onecycle_phase(s)
             lo_start, lo_end = 1 / 25, 1 / 1e4
-            if s < up:
-                f = lo_start + (1 - lo_start) * 0.5 * (1 - math.cos(math.pi * s / up))
+            if rising:
+                f = lo_start + (1 - lo_start) * 0.5 * (1 - math.cos(math.pi * t))
             else:
-                t = min(1.0, (s - up) / max(1, n - up))
                 f = lo_end + (1 - lo_end) * 0.5 * (1 + math.cos(math.pi * t))
             return f * self.scale  # one-cycle has its own warm-up
         else:  # plateau
@@ -68,11 +67,36 @@ class LRSchedule:
             f *= 0.01 + 0.99 * (s + 1) / self.warmup_steps
         return f * self.scale
 
+    def _onecycle_phase(self, s: int) -> tuple[bool, float]:
+        """(rising, t): whether the lr is still rising, and the fraction of that half done (0..1)."""
+        n = self.total_steps
+        up = max(1, int(self.cfg.onecycle_pct_start * n))
+        if s < up:
+            return True, max(0.0, s / up)
+        return False, min(1.0, (s - up) / max(1, n - up))
+
+    def momentum(self, step: int) -> float | None:
+        """One-cycle's momentum (or beta1) for this step: max -> base while the lr rises, then back; else None."""
+        c = self.cfg
+        if c.name != "onecycle" or not c.onecycle_cycle_momentum:
+            return None
+        rising, t = self._onecycle_phase(step - self.start_step)
+        lo, hi = c.onecycle_base_momentum, c.onecycle_max_momentum
+        done = 0.5 * (1 - math.cos(math.pi * t))  # 0 -> 1 along each half
+        return hi - (hi - lo) * done if rising else lo + (hi - lo) * done
+
     def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
-        """Set every group's lr for this step (groups keep their own 'base_lr'); returns group 0's lr."""
+        """Set every group's lr (and one-cycle's momentum) for this step (groups keep their own 'base_lr');
+        returns group 0's lr."""
         f = self.factor(step)
+        m = self.momentum(step)
         for g in optimizer.param_groups:
             g["lr"] = g.setdefault("base_lr", g["lr"]) * f
+            if m is not None:
+                if "betas" in g:
+                    g["betas"] = (m, g["betas"][1])
+                elif "momentum" in g:
+                    g["momentum"] = m
         return optimizer.param_groups[0]["lr"]
 
     def epoch_end(self, val_loss: float | None) -> bool:
