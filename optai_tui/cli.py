@@ -111,7 +111,10 @@ def cmd_train(args) -> int:
         run = RunDir.open(args.run_dir) if args.run_dir else resolve_run(args.resume, runs_dir)
         trainer = Trainer.resume(run, on_event=sink)
     else:
+        from .training.preflight import preflight, raise_if_problems
+
         cfg = load_preset(args.preset or DEFAULT_PRESET, args.overrides)
+        raise_if_problems(preflight(cfg, runs_dir=runs_dir))  # before a run folder exists
         trainer = Trainer(cfg, on_event=sink, runs_dir=runs_dir)
     trainer.install_signal_handlers()
     try:

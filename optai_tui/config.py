@@ -130,7 +130,7 @@ class TransferConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> TransferConfig:
         if self.mode != "scratch" and not self.backbone:
-            raise ValueError(f"transfer.backbone: mode {self.mode!r} needs a backbone ('imagenet', a checkpoint file or a run id)")
+            raise ValueError(f"transfer.backbone: transfer.mode {self.mode} needs a backbone ('imagenet', a checkpoint file or a run id)")
         if self.mode == "scratch" and self.backbone:
             raise ValueError("transfer.mode: a backbone is set, so choose linear_probe, finetune or probe_then_finetune (or clear the backbone)")
         return self
@@ -207,7 +207,7 @@ class ScheduleConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> ScheduleConfig:
         if self.name == "step" and not self.milestones:
-            raise ValueError("schedule.milestones: the step schedule needs at least one milestone epoch, e.g. [100, 150]")
+            raise ValueError("schedule.milestones: schedule.name step needs at least one milestone epoch, e.g. [100, 150]")
         if any(m < 1 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
             raise ValueError("schedule.milestones: must be increasing positive epoch numbers, e.g. [100, 150]")
         if self.onecycle_base_momentum > self.onecycle_max_momentum:
@@ -328,7 +328,7 @@ class RunConfig(_Section):
             )
         if self.schedule.milestones and self.schedule.milestones[-1] > self.train.epochs and self.schedule.name == "step":
             raise ValueError(
-                f"schedule.milestones: milestone {self.schedule.milestones[-1]} is past the last epoch ({self.train.epochs})"
+                f"schedule.milestones: milestone {self.schedule.milestones[-1]} is past the last epoch (train.epochs {self.train.epochs})"
             )
         if self.transfer.mode == "probe_then_finetune" and self.transfer.probe_epochs >= self.train.epochs:
             raise ValueError(

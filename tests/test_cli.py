@@ -45,6 +45,18 @@ def test_unknown_arch_suggests_close_names(tmp_path, capsys):
     assert "did you mean 'resnet18'" in flat(err)
 
 
+def test_machine_checks_refuse_before_a_run_folder_exists(tmp_path, capsys):
+    """A backbone that is not there, or fp16 on the CPU: exit 2, one message, no failed run left behind."""
+    runs = tmp_path / "runs"
+    args = ["train", "--runs-dir", str(runs), "--set", "transfer.mode=linear_probe", "--set", "transfer.backbone=no-such-run"]
+    assert main(args) == 2
+    err = flat(capsys.readouterr().err)
+    assert "transfer.backbone: backbone 'no-such-run' is not 'imagenet', a checkpoint file, or a run" in err
+    assert err.count("no-such-run") == 1 and not runs.exists()
+    assert main(["train", "--runs-dir", str(runs), "--set", "train.device=cpu", "--set", "train.precision=fp16"]) == 2
+    assert "train.precision: fp16 needs a CUDA GPU" in flat(capsys.readouterr().err) and not runs.exists()
+
+
 def test_unknown_preset_and_usage_errors(capsys):
     assert main(["train", "--preset", "defualt"]) == 2
     assert "did you mean 'default'" in flat(capsys.readouterr().err)

@@ -83,6 +83,46 @@ async def test_cross_field_rule_shows_at_every_field_it_names(runs_dir):
         fill(form, {"transfer.mode": "linear_probe"})
         await pilot.pause()
         assert "needs a backbone" in _error(form, "transfer.backbone")
+        assert "needs a backbone" in _error(form, "transfer.mode")
+        fill(form, {"transfer.mode": "scratch", "schedule.name": "step"})
+        await pilot.pause()
+        assert "at least one milestone" in _error(form, "schedule.milestones")
+        assert "at least one milestone" in _error(form, "schedule.name")
+
+
+async def test_machine_checks_precision_and_backbone_show_before_start(runs_dir):
+    """What the trainer would refuse at start is shown at the fields: fp16 off CUDA, a backbone that is
+    not there, a backbone trained with another architecture or width."""
+    from tui_synthetic import make_run
+
+    src = make_run(runs_dir, "20240101-000000-src")  # a resnet18 x0.125 run with a checkpoint
+    (src.checkpoints_dir / "last.pt").write_bytes(b"weights")
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: app.screen.devices is not None, what="device detection")
+        form = _form(app)
+        fill(form, {"train.device": "cpu", "train.precision": "fp16"})
+        await pilot.pause()
+        assert "fp16 needs a CUDA GPU" in _error(form, "train.precision")
+        fill(form, {"train.device": "auto"})
+        await pilot.pause()
+        assert "train.device auto is cpu here" in _error(form, "train.precision")
+        fill(form, {"train.precision": "fp32", "transfer.mode": "linear_probe", "transfer.backbone": "no-such-run"})
+        await pilot.pause()
+        assert "'no-such-run' is not 'imagenet', a checkpoint file, or a run" in _error(form, "transfer.backbone")
+        fill(form, {"transfer.backbone": src.run_id, "model.arch": "vgg11", "model.width": "0.25"})
+        await pilot.pause()
+        assert "is a resnet18 (width 0.125), but model.arch is vgg11" in _error(form, "model.arch")
+        assert "is a resnet18" in _error(form, "transfer.backbone")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert isinstance(app.screen, SetupScreen) and list(runs_dir.iterdir()) == [src.path]
+        fill(form, {"model.arch": "resnet18"})
+        await pilot.pause()
+        assert "width 0.125, but model.width is 0.25" in _error(form, "model.width")
+        fill(form, {"model.width": "0.125"})
+        await pilot.pause()
+        assert form.result.ok, form.result.problems
 
 
 async def test_start_is_refused_with_focus_on_the_first_problem(runs_dir):

@@ -95,15 +95,12 @@ class SetupScreen(Screen):
 
     # -- validation feedback ------------------------------------------------------------------
     def _device_checks(self, cfg: RunConfig) -> Iterable[tuple[str, str]]:
-        if self.devices is None:
-            return
-        present = [d.spec for d in self.devices]
-        want = cfg.train.device
-        if want == "auto" or want in present or (want == "cuda" and any(p.startswith("cuda") for p in present)):
-            return
-        panel = self.query_one(DevicePanel)
-        why = f" ({panel.why_no_gpu})" if panel.why_no_gpu and want.startswith("cuda") else ""
-        yield "train.device", f"{want!r} is not available on this machine{why}; present: {', '.join(present)}"
+        """The machine's checks (device, precision, backbone), the same the CLI makes before a run."""
+        from ...training.preflight import backbone_problems, device_problems
+
+        if self.devices is not None:
+            yield from device_problems(cfg, [d.spec for d in self.devices])
+        yield from backbone_problems(cfg, self.runs_dir)
 
     def on_config_form_validated(self, message: ConfigForm.Validated) -> None:
         r = message.result

@@ -1,0 +1,113 @@
+"""Checks a config must pass on *this* machine before a run starts, beyond the schema's own rules.
+
+The schema (``config.py``) knows what a valid config is anywhere; these checks need the machine: the
+devices present, the precision they support, and the backbone a transfer run names (a run of the runs
+folder or a checkpoint file, and the architecture it was trained with). The trainer makes the same
+checks when it starts; running them first lets the CLI refuse a config without leaving a failed run
+folder behind, and lets the TUI's form show the problem at the field before Start.
+
+Each check yields ``(field, message)``; a message names every field it involves, so a form can show it
+at each of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..errors import ConfigError, OptaiError
+
+IMAGENET = "imagenet"
+
+
+def preflight(cfg, *, runs_dir: Path | str | None = None, devices: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Every problem with ``cfg`` on this machine (empty when it can start).
+
+    ``devices``: the device specs present (``cuda:0``, ``mps``, ``cpu``); detected when not given.
+    """
+    return [*device_problems(cfg, devices), *backbone_problems(cfg, runs_dir)]
+
+
+def raise_if_problems(problems: list[tuple[str, str]]) -> None:
+    """Raise the first problem as a ConfigError (its field named) carrying all of them."""
+    if not problems:
+        return
+    field, msg = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    err = ConfigError(msg + more, field=field)
+    err.problems = problems
+    raise err
+
+
+# -- device and precision --------------------------------------------------------------------
+def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[tuple[str, str]]:
+    import torch
+
+    from .device import detect_devices, resolve_precision, why_no_gpu
+
+    present = list(devices) if devices is not None else [d.spec for d in detect_devices()]
+    if not present:
+        return
+    want = cfg.train.device.strip().lower()
+    spec = present[0] if want == "auto" else ("cuda:0" if want == "cuda" else want)
+    if spec not in present:
+        why = why_no_gpu() if spec.startswith("cuda") else None
+        yield "train.device", f"{want!r} is not available on this machine{f' ({why})' if why else ''}; present: {', '.join(present)}"
+        return
+    try:
+        resolve_precision(cfg.train.precision, torch.device(spec))
+    except ConfigError as e:
+        msg = e.message
+        if want == "auto":
+            msg += f" (train.device auto is {spec} here)"
+        yield e.field or "train.precision", msg
+
+
+# -- the backbone of a transfer run -------------------------------------------------------------
+_meta_cache: dict[tuple[str, int, int], tuple[str | None, float | None]] = {}
+
+
+def _file_meta(path: Path) -> tuple[str | None, float | None]:
+    """(arch, width) recorded in a checkpoint file, cached by path, size and mtime (files can be large)."""
+    from .backbones import _source_meta
+    from .checkpoint import load_checkpoint
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _meta_cache:
+        if len(_meta_cache) > 32:
+            _meta_cache.clear()
+        _meta_cache[key] = _source_meta(load_checkpoint(path), None)
+    return _meta_cache[key]
+
+
+def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[tuple[str, str]]:
+    """The backbone reference resolves to weights, trained with the arch and width the config asks for."""
+    from .backbones import _source_meta, resolve_backbone_file
+
+    ref = (cfg.transfer.backbone or "").strip()
+    if cfg.transfer.mode == "scratch" or not ref or ref.lower() == IMAGENET:
+        return
+    try:
+        path, run = resolve_backbone_file(ref, runs_dir)
+        arch, width = _source_meta(None, run) if run is not None else _file_meta(path)
+    except OptaiError as e:
+        hint = f"; {e.hint}" if getattr(e, "hint", None) else ""
+        yield "transfer.backbone", f"{e.message}{hint}"
+        return
+    except OSError as e:
+        yield "transfer.backbone", f"cannot read the backbone {ref!r}: {e.strerror or e}"
+        return
+    what = f"run {run.run_id}" if run is not None else f"checkpoint {os.path.basename(path)}"
+    want_arch, want_width = cfg.model.arch, float(cfg.model.width)
+    if arch is not None and arch != want_arch:
+        yield "model.arch", (
+            f"the transfer.backbone {what} is a {arch} (width {width or 1:g}), but model.arch is {want_arch}; "
+            f"set model.arch={arch} and model.width={width or 1:g}, or pick another backbone"
+        )
+    elif width is not None and abs(width - want_width) > 1e-9:
+        yield "model.width", (
+            f"the transfer.backbone {what} is {arch} at width {width:g}, but model.width is {want_width:g}; "
+            f"set model.width={width:g}"
+        )
