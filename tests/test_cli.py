@@ -118,6 +118,20 @@ def test_presets_commands(capsys, tmp_path):
     assert "optim.lr" in capsys.readouterr().out
 
 
+def test_a_preset_file_that_is_not_utf8_is_reported_not_fatal(capsys, monkeypatch):
+    user = Path(os.environ["OPTAI_PRESETS_DIR"])
+    user.mkdir(parents=True, exist_ok=True)
+    (user / "binary.yaml").write_bytes(b"\xff\xfe\x00bad")
+    assert main(["presets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "binary" in out and "unreadable" in out and "default" in out
+    assert main(["presets", "validate"]) == 2
+    out = flat(capsys.readouterr().out)
+    assert "invalid binary:" in out and "is not a UTF-8 text file" in out and "ok default" in out
+    assert main(["train", "--preset", "binary"]) == 2
+    assert "is not a UTF-8 text file (byte 0)" in flat(capsys.readouterr().err)
+
+
 def test_profile_and_doctor(capsys):
     assert main(["profile", "vgg11", "--json", "--width", "0.25"]) == 0
     d = json.loads(capsys.readouterr().out)

@@ -96,3 +96,14 @@ async def test_invalid_preset_is_reported_with_file_and_field_and_the_form_keeps
         assert str(bad) in error and "optim.lr" in error
         assert any(str(bad) in n.message and "optim.lr" in n.message for n in app._notifications)
         assert app.screen.loaded_preset[0] != "broken"
+
+
+async def test_a_preset_file_that_is_not_utf8_does_not_stop_the_app(runs_dir, presets_dir):
+    (presets_dir / "binary.yaml").write_bytes(b"\xff\xfe\x00bad")
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        form = app.screen.query_one(ConfigForm)
+        assert app.screen.loaded_preset[0] == "default"
+        await _pick(pilot, app, "binary")
+        assert "is not a UTF-8 text file" in app.screen.preset_error
+        assert app.screen.loaded_preset[0] == "default" and form.validate().ok
