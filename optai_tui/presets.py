@@ -105,7 +105,7 @@ def load_preset(name_or_path: str, overrides: list[str] | None = None) -> RunCon
 
 def save_preset(name: str, cfg: RunConfig, *, description: str = "", folder: Path | None = None) -> Path:
     """Write cfg as a preset (only the fields that differ from the defaults, for readability)."""
-    from .runs.store import atomic_write_text
+    from .runs.store import atomic_write_text, writing
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
         raise ConfigError(f"preset name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)", field="preset")
@@ -116,7 +116,8 @@ def save_preset(name: str, cfg: RunConfig, *, description: str = "", folder: Pat
         text += yaml.safe_dump({"description": description}, sort_keys=False)
     text += yaml.safe_dump(body, sort_keys=False) if body else ""
     path = folder / f"{name}.yaml"
-    atomic_write_text(path, text or "{}\n")
+    with writing(path, "preset", field="preset"):
+        atomic_write_text(path, text or "{}\n")
     return path
 
 

@@ -307,6 +307,14 @@ def test_cli_export(runs_dir, ids, tmp_path, capsys):
     assert len(list(csv.DictReader(io.StringIO(out.read_text())))) == 2
     assert "wrote" in capsys.readouterr().out
     assert main(["--runs-dir", str(runs_dir), "export", "nope", "-o", str(tmp_path / "n.md")]) == 2
+    # a place that cannot be written: one clear line naming the file, not an internal error
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for fmt in ("csv", "md"):
+        target = blocker / f"out.{fmt}"
+        assert main(["--runs-dir", str(runs_dir), "export", ids[0], "-f", fmt, "-o", str(target)]) == 2
+        err = " ".join(capsys.readouterr().err.replace("│", " ").split())
+        assert f"cannot write the export '{target}'" in err and "internal error" not in err and ".tmp" not in err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,6 +42,11 @@ def test_save_load_diff_and_user_precedence():
     assert load_preset("default").model.width == 0.125
     with pytest.raises(ConfigError):
         save_preset("../evil", cfg)
+    blocker = user_presets_dir() / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="cannot write the preset") as e:
+        save_preset("mine", cfg, folder=blocker)
+    assert e.value.field == "preset" and str(blocker / "mine.yaml") in e.value.message
 
 
 def test_invalid_preset_names_file_and_field(tmp_path):

@@ -22,7 +22,7 @@ from ..errors import ConfigError, UnknownNameError
 from ..training.events import EPOCH_METRICS
 from .compare import RunRecord, flat_config, load_record, now_iso, pareto_flags
 from .report import write_output
-from .store import RunDir, default_runs_dir, resolve_run
+from .store import RunDir, default_runs_dir, resolve_run, writing
 
 FORMATS = ("md", "csv", "json", "html")
 JSON_SCHEMA = "optai-tui/runs"
@@ -101,14 +101,15 @@ def export_records(
         raise ConfigError("no runs to export")
     output = Path(output)
     _check_output(output, [RunDir(r.path) for r in records])
-    if fmt in ("md", "html"):
-        from .report import write_report
+    with writing(output, "export", field="output"):
+        if fmt in ("md", "html"):
+            from .report import write_report
 
-        return write_report(records, output, fmt, image_format=image_format)
-    if fmt == "csv":
-        write_output(output, to_csv(records, per_epoch=per_epoch))
-    else:
-        write_output(output, json.dumps(to_json(records, per_epoch=per_epoch), indent=2) + "\n")
+            return write_report(records, output, fmt, image_format=image_format)
+        if fmt == "csv":
+            write_output(output, to_csv(records, per_epoch=per_epoch))
+        else:
+            write_output(output, json.dumps(to_json(records, per_epoch=per_epoch), indent=2) + "\n")
     return output
 
 

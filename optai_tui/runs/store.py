@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -57,6 +58,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+@contextlib.contextmanager
+def writing(path: Path | str, what: str = "file", field: str | None = None) -> Iterator[None]:
+    """Turn a failure to write ``path`` (a user's choice of file) into one clear error naming it."""
+    try:
+        yield
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise ConfigError(f"cannot write the {what} {str(path)!r}: {reason}", hint="choose a folder you can write to", field=field) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
