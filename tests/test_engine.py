@@ -118,6 +118,25 @@ def test_stop_now_from_control_file_checkpoints_and_resume_restarts_epoch(tiny_c
     assert s2["status"] == "completed" and s2["epochs_completed"] == 2
 
 
+@pytest.mark.parametrize("action", ["stop_after_epoch", "stop_now"])
+def test_a_stop_sent_during_validation_stops_after_that_epoch(tiny_config, tmp_path, monkeypatch, action):
+    """The user presses stop while epoch 1 is being validated: the run ends after epoch 1, not epoch 2."""
+    t = Trainer(tiny_config(train={"epochs": 3}), runs_dir=tmp_path)
+    evaluate = t._evaluate
+
+    def evaluate_and_press(epoch):
+        if epoch == 0:
+            t.run_dir.send_control(action)
+        return evaluate(epoch)
+
+    monkeypatch.setattr(t, "_evaluate", evaluate_and_press)
+    s = t.run()
+    assert s["status"] == "stopped" and s["epochs_completed"] == 1
+    applied = [e for e in t.run_dir.iter_events() if e["event"] == "ControlApplied"]
+    assert [(e["action"], e["epoch"]) for e in applied] == [(action, 1)]
+    assert load_checkpoint(t.run_dir.last_checkpoint)["epoch"] == 1
+
+
 def test_lr_div10_control(tiny_config, tmp_path):
     cfg = tiny_config(schedule={"name": "constant"}, train={"epochs": 2})
     holder = {}

@@ -281,7 +281,10 @@ class Trainer:
             metrics = self._train_epoch(epoch)
             metrics.update(self._evaluate(epoch))
             self._end_epoch(epoch, metrics, t_start)
-            if self._stop_after_epoch.is_set() and epoch + 1 < cfg.train.epochs:
+            # requests sent during validation count for this epoch, not the next one
+            self._poll_controls(epoch, steps)
+            stop = self._stop_after_epoch.is_set() or self._stop_now.is_set()
+            if stop and epoch + 1 < cfg.train.epochs:
                 return self._finish("stopped", reason="stopped after epoch")
         return self._finish("completed")
 
