@@ -14,11 +14,15 @@ from pathlib import Path
 
 import pytest
 from textual.app import App
+from textual.binding import Binding
 from textual.widgets import DataTable, Input
+from tui_helpers import screen_text, wait_for
 
 from tests.conftest import FIXTURE_RUNS
 from optai_tui.runs.store import RunDir, list_runs
+from optai_tui.tui.app import OptaiApp
 from optai_tui.tui.screens.compare import CompareScreen
+from optai_tui.tui.screens.help import HelpScreen
 from optai_tui.tui.screens.runs import ConfirmDeleteDialog, ExportDialog, RunsScreen, TagsNoteDialog
 from optai_tui.tui.widgets.runs_curves import RunsCurvesPlot
 from optai_tui.tui.widgets.tradeoff import TradeoffPlot
@@ -395,3 +399,47 @@ async def test_compare_follows_a_running_run(runs):
         await cmp.workers.wait_for_complete()
         await pilot.pause()
         assert [len(s.x) for s in cmp.query_one("#acc-plot", RunsCurvesPlot).series] == [3]
+
+
+# -- help (f1) ---------------------------------------------------------------------------------
+
+
+def _key_names(binding) -> list[str]:
+    names = {"escape": "esc", "slash": "/", "question_mark": "?"}
+    return [names.get(k.strip(), k.strip()) for k in binding.key.split(",")]
+
+
+async def test_help_lists_runs_and_compare_keys_and_scrolls_to_its_end_at_80x24(runs_dir):
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        body = str(app.screen.query_one("#help-body").render())
+        sections = {}
+        for block in body.split("\n\n"):
+            title, *rows = block.splitlines()
+            sections[title] = rows
+        for title, screen_cls in (("Runs screen", RunsScreen), ("Compare screen", CompareScreen)):
+            assert title in sections, title
+            rows = sections[title]
+            for b in screen_cls.BINDINGS:
+                b = b if isinstance(b, Binding) else Binding(*b)
+                # the row of this binding: its keys, then its description
+                want = " / ".join(_key_names(b))
+                assert any(r.strip().startswith(want + " ") and b.description in r for r in rows), (title, want)
+        for key in ("space", "a", "c", "o", "l", "r", "b", "t", "d", "e", "s", "S", "/"):
+            assert any(r.split()[0] == key for r in sections["Runs screen"]), key
+        for key in ("x", "m", "a", "f", "e", "esc"):
+            assert any(r.split()[0] == key for r in sections["Compare screen"]), key
+        # the dialog fits 80x24: its key line shows, and the end of the list can be scrolled into view
+        dialog = app.screen.query_one("#help-dialog")
+        assert dialog.region.y >= 0 and dialog.region.bottom <= 24
+        assert "esc close" in screen_text(app)
+        last = body.splitlines()[-1].strip()
+        assert last not in screen_text(app)  # the list is longer than the dialog
+        await pilot.press("end")
+        await pilot.pause()
+        text = screen_text(app)
+        assert last in text and "esc close" in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), what="help closed")

@@ -87,12 +87,12 @@ class CompareScreen(Screen):
         Binding("1", "tab('curves')", "Curves", show=False),
         Binding("2", "tab('tradeoffs')", "Trade-offs", show=False),
         Binding("3", "tab('configs')", "Configs", show=False),
-        Binding("x", "toggle_x", "Epoch/time"),
-        Binding("m", "toggle_split", "Train/val"),
-        Binding("a", "next_axis", "Cost axis"),
-        Binding("f", "toggle_diff", "Diff only"),
-        Binding("e", "export", "Export"),
-        Binding("escape", "back", "Back"),
+        Binding("x", "toggle_x", "Epoch/time", tooltip="curves against the epoch or wall-clock time"),
+        Binding("m", "toggle_split", "Train/val", tooltip="validation or training curves"),
+        Binding("a", "next_axis", "Cost axis", tooltip="trade-offs against parameters, MACs, training time"),
+        Binding("f", "toggle_diff", "Diff only", tooltip="configs: only the fields that differ"),
+        Binding("e", "export", "Export", tooltip="report of these runs: md, html, csv, json"),
+        Binding("escape", "back", "Back", tooltip="back to the runs screen"),
     ]
     REFRESH_SECONDS = 5.0
 

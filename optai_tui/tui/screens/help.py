@@ -1,6 +1,13 @@
-"""The keys of every screen, generated from their bindings so the list cannot drift."""
+"""The keys of every screen, generated from their bindings so the list cannot drift.
+
+Each screen's BINDINGS (description, plus the tooltip where there is one) make its section; keys that
+are not bindings (tab, typing in a field) are added by hand. The list scrolls inside the dialog, which is
+sized to the terminal so that its last row and "esc close" can always be reached (80x24 included).
+"""
 
 from __future__ import annotations
+
+import textwrap
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,11 +19,15 @@ EXTRA = [
     ("Everywhere", [("ctrl+p", "command palette: screens, presets, runs"), ("tab / shift+tab", "next / previous field")]),
     ("Setup form", [("enter / space", "open a select, toggle a switch"), ("type", "edit a field: errors show under it")]),
 ]
+KEY_NAMES = {"question_mark": "?", "escape": "esc", "slash": "/"}
+# Text width inside the dialog (76 columns less border, padding and the scrollbar).
+TEXT_WIDTH = 68
+# Rows of the dialog around the scrolling list: border (2), title and its margin (2), keys line and its margin (2).
+CHROME_ROWS = 6
 
 
 def _keys(binding: Binding) -> str:
-    names = {"question_mark": "?", "escape": "esc"}
-    return " / ".join(names.get(k.strip(), k.strip()) for k in binding.key.split(","))
+    return " / ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(","))
 
 
 def binding_rows(cls) -> list[tuple[str, str]]:
@@ -31,7 +42,9 @@ def binding_rows(cls) -> list[tuple[str, str]]:
 
 def help_sections() -> list[tuple[str, list[tuple[str, str]]]]:
     from ..app import OptaiApp
+    from .compare import CompareScreen
     from .dashboard import DashboardScreen
+    from .runs import RunsScreen
     from .setup import SetupScreen
 
     everywhere = binding_rows(OptaiApp)
@@ -39,7 +52,9 @@ def help_sections() -> list[tuple[str, list[tuple[str, str]]]]:
         ("Everywhere", everywhere + EXTRA[0][1]),
         ("Setup form", [r for r in binding_rows(SetupScreen) if r not in everywhere] + EXTRA[1][1]),
         ("Dashboard", binding_rows(DashboardScreen)),
-        ("Dialogs", [("enter", "choose / confirm"), ("escape", "close")]),
+        ("Runs screen", binding_rows(RunsScreen)),
+        ("Compare screen", binding_rows(CompareScreen)),
+        ("Dialogs", [("enter", "choose / confirm"), ("esc", "close")]),
     ]
 
 
@@ -48,7 +63,11 @@ def help_text() -> str:
     for title, rows in help_sections():
         lines.append(title)
         width = max((len(k) for k, _ in rows), default=0)
-        lines += [f"  {k.ljust(width)}  {d}" for k, d in rows]
+        for k, d in rows:
+            # a long description wraps under itself, not under the keys
+            lines += textwrap.wrap(
+                d, TEXT_WIDTH, initial_indent=f"  {k.ljust(width)}  ", subsequent_indent=" " * (width + 4)
+            ) or [f"  {k}"]
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -57,8 +76,20 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss(None)", "Close")]
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog", id="help-dialog"):
             yield Label("Keys", classes="dialog-title")
             with VerticalScroll(id="help-scroll"):
                 yield Static(help_text(), markup=False, id="help-body")
-            yield Label("esc close", classes="dialog-keys")
+            yield Label("esc close   ↑ ↓ pgup pgdn home end scroll", classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        self._fit()
+        self.query_one("#help-scroll").focus()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """The dialog may take 90% of the height (app.tcss): the list gets what the rest leaves."""
+        height = self.app.size.height
+        self.query_one("#help-scroll").styles.max_height = max(3, int(height * 0.9) - CHROME_ROWS)

@@ -306,21 +306,21 @@ class RunsScreen(Screen):
     # The footer holds the run actions; sort, filter, select-all and back are on the status line
     # (all of them would not fit in 80 columns).
     BINDINGS = [
-        Binding("space", "toggle_select", "Select", key_display="␣"),
-        Binding("c", "compare", "Compare"),
-        Binding("o", "open", "Open"),
-        Binding("l", "load_config", "Load"),
-        Binding("r", "resume", "Resume"),
-        Binding("b", "transfer", "Backbone"),
-        Binding("t", "edit_meta", "Tags"),
-        Binding("d", "delete", "Delete"),
-        Binding("e", "export", "Export"),
-        Binding("s", "sort", "Sort", show=False),
-        Binding("S", "reverse", "Reverse", show=False),
-        Binding("slash", "filter", "Filter", key_display="/", show=False),
-        Binding("a", "select_all", "All", show=False),
-        Binding("f5,ctrl+r", "refresh", "Refresh", show=False),
-        Binding("escape", "back", "Back", show=False),
+        Binding("space", "toggle_select", "Select", key_display="␣", tooltip="select the run under the cursor (or unselect)"),
+        Binding("c", "compare", "Compare", tooltip="curves, trade-offs, configs of the selected (or shown) runs"),
+        Binding("o", "open", "Open", tooltip="the run's dashboard (enter too)"),
+        Binding("l", "load_config", "Load", tooltip="load the run's config into the setup form"),
+        Binding("r", "resume", "Resume", tooltip="continue a stopped or failed run from its last epoch"),
+        Binding("b", "transfer", "Backbone", tooltip="a new run that transfers this run's weights"),
+        Binding("t", "edit_meta", "Tags", tooltip="edit the run's tags and note"),
+        Binding("d", "delete", "Delete", tooltip="delete the run folder (asks first)"),
+        Binding("e", "export", "Export", tooltip="report of the selected runs: md, html, csv, json"),
+        Binding("s", "sort", "Sort", show=False, tooltip="sort by the next column"),
+        Binding("S", "reverse", "Reverse", show=False, tooltip="reverse the sort order"),
+        Binding("slash", "filter", "Filter", key_display="/", show=False, tooltip="name, arch, dataset, status, tag"),
+        Binding("a", "select_all", "All", show=False, tooltip="select every run shown (again: none)"),
+        Binding("f5,ctrl+r", "refresh", "Refresh", show=False, tooltip="re-read the runs folder now"),
+        Binding("escape", "back", "Back", show=False, tooltip="clear the filter, then back"),
     ]
     REFRESH_SECONDS = 3.0
 
