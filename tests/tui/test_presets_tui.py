@@ -47,9 +47,17 @@ async def test_save_then_diff_against_the_saved_preset(runs_dir, presets_dir):
         fill(form, {"optim.lr": "0.02", "train.epochs": "7", "model.arch": "vgg13", "name": "mine"})
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, SavePresetScreen), what="save dialog")
-        app.screen.query_one("#preset-name", Input).value = "my-recipe"
+        # a refused name is said in the dialog, which keeps what was typed
+        app.screen.query_one("#preset-name", Input).value = "bad name!"
         app.screen.query_one("#preset-description", Input).focus()
         await pilot.press(*"quick test")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SavePresetScreen)
+        assert "use letters, digits" in str(app.screen.query_one("#preset-save-error").render())
+        assert app.screen.query_one("#preset-description", Input).value == "quick test"
+        assert list(presets_dir.iterdir()) == []
+        app.screen.query_one("#preset-name", Input).value = "my-recipe"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen), what="back to the form")
         path = presets_dir / "my-recipe.yaml"
@@ -59,13 +67,13 @@ async def test_save_then_diff_against_the_saved_preset(runs_dir, presets_dir):
         assert data["optim"]["lr"] == 0.02 and data["train"]["epochs"] == 7 and data["model"]["arch"] == "vgg13"
         assert load_preset("my-recipe") == form.validate().config
         # the diff is against the preset just saved: change one thing and look
-        fill(form, {"optim.lr": "0.5"})
+        fill(form, {"optim.lr": "0.5", "optim.nesterov": True})
         await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: isinstance(app.screen, PresetDiffScreen), what="diff")
         table = app.screen.query_one(DataTable)
         rows = [table.get_row_at(i) for i in range(table.row_count)]
-        assert rows == [["optim.lr", "0.02", "0.5"]]
-        assert "1 setting differ" in screen_text(app)
+        assert rows == [["optim.lr", "0.02", "0.5"], ["optim.nesterov", "off", "on"]]  # as the switches show it
+        assert "2 settings differ" in screen_text(app)
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen), what="diff closed")
 

@@ -177,6 +177,11 @@ async def test_form_is_usable_at_80x24(runs_dir):
         await pilot.pause()
         assert "progress every" in screen_text(app)
         assert isinstance(form._rows["train.progress_every"], FieldRow)
+        # the side panel scrolls: its Start button can be brought into view at 80x24
+        button = app.screen.query_one("#start-button")
+        app.screen.query_one("#side").scroll_to_widget(button, animate=False)
+        await pilot.pause()
+        assert "Start (ctrl+r)" in screen_text(app)
 
 
 async def test_a_run_ending_while_the_setup_screen_is_torn_down_is_no_crash(runs_dir):

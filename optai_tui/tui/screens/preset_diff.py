@@ -14,6 +14,8 @@ from textual.widgets import DataTable, Label
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
+    if isinstance(v, bool):
+        return "on" if v else "off"  # as the form's switches show it
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 
@@ -65,7 +65,7 @@ class SetupScreen(Screen):
         yield Header()
         with Horizontal(id="setup-body"):
             yield ConfigForm(self._initial, extra_checks=self._device_checks, backbone_suggestions=self._backbones(), id="form")
-            with Vertical(id="side"):
+            with VerticalScroll(id="side"):
                 yield Static("", id="form-status", markup=False)
                 yield CostPreview(self.runs_dir, id="cost")
                 yield DevicePanel(id="devices")
@@ -229,20 +229,17 @@ class SetupScreen(Screen):
             return
         name = self.loaded_preset[0] if self.loaded_preset and self.loaded_preset[0] != DEFAULT_PRESET else ""
 
-        def save(answer: tuple[str, str] | None) -> None:
-            if not answer:
-                return
-            pname, desc = answer
-            try:
-                path = save_preset(pname, result.config, description=desc)
-            except (ConfigError, OSError) as e:
-                self.notify(f"preset not saved: {e}", severity="error", title="preset")
-                return
+        def save(pname: str, desc: str) -> Path:
+            path = save_preset(pname, result.config, description=desc)  # a ConfigError keeps the dialog open
             self.loaded_preset = (pname, result.config)
-            self._show_preset_status()
-            self.notify(f"saved {path}", title="preset")
+            return path
 
-        self.app.push_screen(SavePresetScreen(name), save)
+        def saved(path: Path | None) -> None:
+            if path is not None:
+                self._show_preset_status()
+                self.notify(f"saved {path}", title="preset")
+
+        self.app.push_screen(SavePresetScreen(save, name), saved)
 
     def action_diff_preset(self) -> None:
         if not self.loaded_preset:
