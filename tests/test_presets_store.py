@@ -137,3 +137,19 @@ def test_atomic_files_get_normal_permissions(tmp_path):
     atomic_write_json(tmp_path / "x.json", {})
     mode = stat.S_IMODE((tmp_path / "x.json").stat().st_mode)
     assert mode & 0o044 == 0o044 & ~os.umask(os.umask(0))  # readable by others unless the umask says no
+
+
+def test_resolve_run_ambiguous_prefix_says_how_many_more(tmp_path):
+    ids = [f"2026010{i}-000000-run{i}" for i in range(7)] + ["20250101-000000-other", "20250102-000000-other"]
+    for run_id in ids:
+        (tmp_path / run_id).mkdir()
+        (tmp_path / run_id / "config.yaml").write_text("name: x\n")
+    with pytest.raises(ConfigError) as e:
+        resolve_run("2026", tmp_path)  # 7 runs: five named, and the count of the rest
+    msg = str(e.value)
+    assert "7 runs match" in msg and msg.endswith("...and 2 more")
+    assert sum(i in msg for i in ids[:7]) == 5
+    with pytest.raises(ConfigError) as e:
+        resolve_run("2025", tmp_path)  # two: both named, nothing more
+    assert "2 runs match" in str(e.value) and "more" not in str(e.value)
+    assert all(i in str(e.value) for i in ids[7:])

@@ -341,5 +341,10 @@ def resolve_run(ref: str, runs_dir: Path | str | None = None) -> RunDir:
     if len(partial) == 1:
         return partial[0]
     if len(partial) > 1:
-        raise ConfigError(f"run {ref!r} is ambiguous: " + ", ".join(r.run_id for r in partial[:5]))
+        shown, more = partial[:5], len(partial) - 5
+        raise ConfigError(
+            f"run {ref!r} is ambiguous ({len(partial)} runs match): "
+            + ", ".join(r.run_id for r in shown)
+            + (f" ...and {more} more" if more > 0 else "")
+        )
     raise UnknownNameError("run", ref, ids, field="run")
