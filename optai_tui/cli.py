@@ -126,7 +126,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from .config import config_to_yaml
+    from .config import config_to_commented_yaml
     from .presets import find_preset, list_presets, load_preset
 
     console = Console(highlight=False)
@@ -140,7 +140,7 @@ def cmd_presets(args) -> int:
         cfg = load_preset(args.name)
         ref = find_preset(args.name)
         console.print(f"# {ref.path}", markup=False)
-        console.print(config_to_yaml(cfg), markup=False)
+        console.print(config_to_commented_yaml(cfg), markup=False, soft_wrap=True)
         return EXIT_OK
     names = args.names or [r.name for r in list_presets()]
     bad = 0

@@ -447,6 +447,25 @@ def config_to_yaml(cfg: RunConfig, *, exclude_defaults: bool = False) -> str:
     return yaml.safe_dump(config_to_dict(cfg, exclude_defaults=exclude_defaults), sort_keys=False)
 
 
+def config_to_commented_yaml(cfg: RunConfig) -> str:
+    """The whole config as YAML with each setting's help as a comment above it (``presets show``)."""
+    data = config_to_dict(cfg)
+    lines: list[str] = []
+    current = object()
+    for section, name, info in iter_fields():
+        if section != current:
+            current = section
+            if section is not None:
+                lines += ["", f"{section}:"]
+        indent = "  " if section is not None else ""
+        value = data[section][name] if section is not None else data[name]
+        text = yaml.safe_dump({name: value}, default_flow_style=True, sort_keys=False, width=10**6).strip()[1:-1]
+        for help_line in (info.description or "").splitlines():
+            lines.append(f"{indent}# {help_line.strip()}")
+        lines.append(f"{indent}{text}")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
 def field_help(dotted: str) -> str:
     """The help text of a field, e.g. field_help('optim.lr')."""
     section, _, name = dotted.partition(".")

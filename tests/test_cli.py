@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from optai_tui.cli import main
+from optai_tui.presets import load_preset
 from optai_tui.runs.store import list_runs
 
 from .conftest import REPO, tiny
@@ -109,8 +110,14 @@ def test_presets_commands(capsys, tmp_path):
     for name in ("default", "kuangliu-resnet18", "kuangliu-vgg16", "course-lab", "fast-gpu-resnet18"):
         assert name in out
     assert main(["presets", "show", "course-lab"]) == 0
-    shown = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])
+    out = capsys.readouterr().out
+    shown = yaml.safe_load(out.split("\n", 1)[1])
     assert shown["data"]["subset"] == 15000 and shown["train"]["batch_size"] == 32
+    # every setting, each under its help text, and the YAML is the preset's whole resolved config
+    from optai_tui.config import config_to_dict, field_help
+
+    assert shown == config_to_dict(load_preset("course-lab"))
+    assert f"  # {field_help('optim.lr')}\n  lr: " in out and f"  # {field_help('data.subset')}\n  subset: 15000" in out
     assert main(["presets", "validate"]) == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim:\n  lr: -3\n")
