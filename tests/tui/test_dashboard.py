@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from textual.widgets import OptionList
-from tui_helpers import screen_text, wait_for
+from tui_helpers import fill, screen_text, wait_for
 from tui_synthetic import T0, make_run
 
 from optai_tui.tui.app import OptaiApp
@@ -202,3 +202,76 @@ def test_attach_to_an_unknown_run_is_a_clean_cli_error(runs_dir, capsys):
     assert main(["--runs-dir", str(runs_dir), "attach", "20240101-000000-synthetc"]) == 2
     err = capsys.readouterr().err
     assert "unknown run" in err and "did you mean" in err
+
+
+# -- cost preview: which past run's seconds per epoch it shows --------------------------------------
+
+
+def _vgg(**sections) -> dict:
+    cfg = {"data": {"dataset": "shapes"}, "model": {"arch": "vgg11", "width": 0.25}, "train": {"batch_size": 128}}
+    for section, fields in sections.items():
+        cfg.setdefault(section, {}).update(fields)
+    return cfg
+
+
+def test_cost_preview_measures_only_runs_of_the_same_setup(runs_dir):
+    from optai_tui.config import validate_config
+    from optai_tui.tui.widgets.cost_preview import CostPreview, cost_key, measured_epoch
+
+    default = validate_config(_vgg())  # the `default` preset: scratch, all 5,000 shapes images
+    # a frozen-backbone probe on 500 images: fast, and nothing to do with training the whole network
+    make_run(
+        runs_dir,
+        "20240101-000001-probe",
+        config=_vgg(data={"subset": 500, "augment": False}, transfer={"mode": "linear_probe", "backbone": "x"}),
+        summary={"seconds_per_epoch": 0.4, "num_train": 500},
+    )
+    assert measured_epoch(default, runs_dir, None) == {}
+    # the same setup on a 500-image subset: it cannot tell how many images the whole set has
+    make_run(
+        runs_dir,
+        "20240101-000002-sub",
+        config=_vgg(data={"subset": 500}),
+        summary={"seconds_per_epoch": 2.5, "num_train": 500},
+    )
+    assert measured_epoch(default, runs_dir, None) == {}
+    # other batch size or image size: not comparable, but they trained on all 5,000 images: now it scales
+    make_run(runs_dir, "20240101-000003-b64", config=_vgg(train={"batch_size": 64}), summary={"seconds_per_epoch": 9.0})
+    make_run(runs_dir, "20240101-000004-px64", config=_vgg(data={"image_size": 64}), summary={"seconds_per_epoch": 99.0})
+    r = measured_epoch(default, runs_dir, None)
+    assert r["scaled_to"] == 5000 and r["measured_images"] == 500 and r["seconds_per_epoch"] == 25.0
+    assert "~25.0 s scaled from 500 img" in CostPreview.render_cost(cost_key(default), {**r, **_NUMBERS}).plain
+    # 20% held out of a 1,000-image subset: 800 training images
+    held = validate_config(_vgg(data={"subset": 1000, "val_split": 0.2}))
+    assert measured_epoch(held, runs_dir, None)["scaled_to"] == 800
+    # a run of exactly this setup wins, as measured
+    make_run(runs_dir, "20240101-000006-same", config=_vgg(), summary={"seconds_per_epoch": 24.0, "num_train": 5000})
+    r = measured_epoch(default, runs_dir, None)
+    assert r == {"seconds_per_epoch": 24.0, "measured_in": "20240101-000006-same", "measured_images": 5000}
+    assert "24.0 s measured, 5,000 img" in CostPreview.render_cost(cost_key(default), {**r, **_NUMBERS}).plain
+    # the probe is what a probe config finds
+    probe = validate_config(_vgg(data={"subset": 500, "augment": False}, transfer={"mode": "linear_probe", "backbone": "x"}))
+    assert measured_epoch(probe, runs_dir, None)["seconds_per_epoch"] == 0.4
+
+
+_NUMBERS = {"params": 1000, "trainable": 1000, "macs": 1e6, "memory_mb": 10.0, "image_size": 32}
+
+
+async def test_cost_preview_is_blank_while_the_form_is_invalid(runs_dir):
+    from optai_tui.tui.widgets.cost_preview import CostPreview
+
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen) and app.screen.devices is not None, what="devices")
+        cost = app.screen.query_one(CostPreview)
+        form = app.screen.form
+        fill(form, {"model.arch": "vgg11", "model.width": "1"})
+        await wait_for(pilot, lambda: cost.last_key is not None and cost.last_key[:2] == ("vgg11", 1.0), what="cost preview")
+        assert "params" in str(cost.render())
+        fill(form, {"model.width": "1000"})  # out of bounds: the form says so
+        await pilot.pause(0.5)
+        shown = str(cost.render())
+        assert "fix the form first" in shown and "params" not in shown and "x1" not in shown
+        fill(form, {"model.width": "1"})  # valid again: the numbers come back (no recomputing needed)
+        await pilot.pause()
+        assert "params" in str(cost.render()) and "vgg11 x1" in str(cost.render())

@@ -20,12 +20,19 @@ def make_run(
     steps: int = 10,
     end: str | None = "finished",
     warnings: dict[int, str] | None = None,
+    config: dict | None = None,
+    summary: dict | None = None,
+    images_per_second: float = 1000.0,
+    lr: float = 0.05,
 ) -> RunDir:
     """A run of ``epochs`` epochs with ``done`` of them in the log, ending with ``end``
-    (finished | stopped | failed | None = still running)."""
-    cfg = validate_config(
-        {"data": {"dataset": "shapes"}, "model": {"arch": "resnet18", "width": 0.125}, "train": {"epochs": epochs}}
-    )
+    (finished | stopped | failed | None = still running). ``config`` ({"section": {"field": value}}) and
+    ``summary`` override what the run folder says; the per-epoch throughput and lr come from
+    ``images_per_second`` and ``lr``."""
+    data = {"data": {"dataset": "shapes"}, "model": {"arch": "resnet18", "width": 0.125}, "train": {"epochs": epochs}}
+    for section, fields in (config or {}).items():
+        data.setdefault(section, {}).update(fields)
+    cfg = validate_config(data)
     path = Path(runs_dir) / run_id
     (path / "checkpoints").mkdir(parents=True)
     run = RunDir(path)
@@ -67,8 +74,8 @@ def make_run(
                     "steps_per_epoch": steps,
                     "global_step": g,
                     "loss": 2.3 * math.exp(-g / (3 * steps)) + 0.2,
-                    "lr": 0.05 * (1 - g / (epochs * steps + 1)),
-                    "images_per_second": 1000.0,
+                    "lr": lr * (1 - g / (epochs * steps + 1)),
+                    "images_per_second": images_per_second,
                 }
             )
         val = 0.2 + 0.6 * (1 - math.exp(-ep / 2))
@@ -78,8 +85,8 @@ def make_run(
             "train_acc": val + 0.05,
             "val_loss": 2.0 * math.exp(-ep / 3) + 0.3,
             "val_acc": val,
-            "lr": 0.05 * (1 - ep / (epochs + 1)),
-            "images_per_second": 1000.0,
+            "lr": lr * (1 - ep / (epochs + 1)),
+            "images_per_second": images_per_second,
             "epoch_seconds": 5.0,
             "peak_memory_mb": 512.0,
         }
@@ -97,14 +104,14 @@ def make_run(
         )
         if warnings and ep in warnings:
             run.append_event({"event": "RunWarning", "time": t, "epoch": ep, "message": warnings[ep]})
-    summary = {
+    record = {
         "run_id": run_id,
         "name": "synthetic",
         "status": "running",
-        "arch": "resnet18",
-        "width": 0.125,
-        "dataset": "shapes",
-        "transfer_mode": "scratch",
+        "arch": cfg.model.arch,
+        "width": cfg.model.width,
+        "dataset": cfg.data.dataset,
+        "transfer_mode": cfg.transfer.mode,
         "epochs": epochs,
         "epochs_completed": done,
         "params": 176402,
@@ -114,7 +121,7 @@ def make_run(
         "final_val_acc": best,
         "train_seconds": done * 6.0,
         "seconds_per_epoch": 5.0 if done else None,
-        "images_per_second": 1000.0,
+        "images_per_second": images_per_second,
         "device": "cpu",
         "device_name": "Test CPU",
         "host": "elsewhere",
@@ -123,7 +130,9 @@ def make_run(
         "finished_at": None,
         "error": None,
         "num_train": 5000,
+        **(summary or {}),
     }
+    summary = record
     if end == "finished":
         run.append_event(
             {
