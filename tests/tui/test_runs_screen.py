@@ -17,10 +17,12 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import DataTable, Input
 from tui_helpers import screen_text, wait_for
+from tui_synthetic import make_run
 
 from tests.conftest import FIXTURE_RUNS
 from optai_tui.runs.store import RunDir, list_runs
 from optai_tui.tui.app import OptaiApp
+from optai_tui.tui.screens.attach import AttachScreen
 from optai_tui.tui.screens.compare import CompareScreen
 from optai_tui.tui.screens.help import HelpScreen
 from optai_tui.tui.screens.runs import ConfirmDeleteDialog, ExportDialog, RunsScreen, TagsNoteDialog
@@ -443,3 +445,28 @@ async def test_help_lists_runs_and_compare_keys_and_scrolls_to_its_end_at_80x24(
         assert last in text and "esc close" in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), what="help closed")
+
+
+# -- live-runs picker (ctrl+g) -----------------------------------------------------------------
+
+
+async def test_live_runs_picker_names_the_screen_esc_goes_back_to(runs_dir):
+    make_run(runs_dir, epochs=50, done=1, end=None)  # "running" on another host
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="runs screen")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: isinstance(app.screen, AttachScreen), what="live runs")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "esc back to the runs screen" in text and "the form" not in text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="back to the runs screen")
+        await pilot.press("escape")  # the runs screen goes back to the form
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "SetupScreen", what="the form")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: isinstance(app.screen, AttachScreen), what="live runs")
+        await pilot.pause()
+        assert "esc back to the form" in screen_text(app)

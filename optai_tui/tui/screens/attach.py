@@ -21,6 +21,15 @@ def running_runs(runs_dir: Path) -> list[RunDir]:
     return [r for r in reversed(list_runs(runs_dir)) if r.status() == "running"]
 
 
+# What esc goes back to, by the class of the screen underneath.
+BACK_TO = {
+    "SetupScreen": "the form",
+    "RunsScreen": "the runs screen",
+    "CompareScreen": "the comparison",
+    "DashboardScreen": "the dashboard",
+}
+
+
 class AttachScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
 
@@ -46,7 +55,14 @@ class AttachScreen(ModalScreen[str | None]):
             if not options:
                 options.append(Option(Text("no run is training", style="dim"), id="", disabled=True))
             yield OptionList(*options, id="attach-list")
-            yield Label("enter attach   esc back to the form", classes="dialog-keys")
+            yield Label("enter attach   esc back", id="attach-keys", classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        # name the screen esc goes back to (the picker opens over the form, the runs screen, a dashboard ...)
+        stack = self.app.screen_stack
+        below = stack[stack.index(self) - 1] if self in stack and stack.index(self) > 0 else None
+        back = BACK_TO.get(type(below).__name__) if below is not None else None
+        self.query_one("#attach-keys", Label).update(f"enter attach   esc back to {back}" if back else "enter attach   esc back")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
