@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from textual.app import App
 from textual.binding import Binding
-from textual.widgets import DataTable, Input
+from textual.widgets import Checkbox, DataTable, Input, Select, Static
 from tui_helpers import screen_text, wait_for
 from tui_synthetic import make_run
 
@@ -325,11 +325,51 @@ async def test_export_from_the_runs_screen(runs, tmp_path):
         assert isinstance(app.screen, ExportDialog)
         out = tmp_path / "from-screen.md"
         app.screen.query_one("#path", Input).value = str(out)
-        await pilot.press("enter")
-        await pilot.pause()
-        await app.screen.workers.wait_for_complete()
-        await pilot.pause()
+        await pilot.press("tab", "enter")  # enter in the file field exports
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="dialog closed")
         assert out.is_file() and out.read_text().startswith("# Run comparison: 3 runs")
+
+
+async def test_export_dialog_walks_format_file_option_and_keeps_values_on_error(runs, tmp_path):
+    app = RunsApp(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("a", "e")
+        dialog = app.screen
+        assert isinstance(dialog, ExportDialog)
+        # the format comes first and has the focus; tab walks the fields in the order they are shown
+        assert app.focused is dialog.query_one("#format", Select)
+        await pilot.press("space")  # opens the select (it does not edit the path nor export)
+        await pilot.pause()
+        await pilot.press("down", "down", "enter")  # md -> html -> csv
+        await pilot.pause()
+        assert dialog.query_one("#format", Select).value == "csv"
+        assert app.screen is dialog and not list((tmp_path).glob("*.csv"))
+        await pilot.press("tab")
+        assert app.focused is dialog.query_one("#path", Input)
+        await pilot.press("tab")
+        assert app.focused is dialog.query_one("#per-epoch", Checkbox)
+        # a file that cannot be written: the dialog stays, says why, and keeps what was typed
+        blocker = tmp_path / "a-file"
+        blocker.write_text("x")
+        bad = str(blocker / "sub" / "out.csv")
+        dialog.query_one("#path", Input).value = bad
+        await pilot.press("space", "ctrl+s")  # one row per epoch, export
+        await wait_for(pilot, lambda: not dialog.exporting, what="export attempt")
+        await pilot.pause()
+        assert app.screen is dialog
+        error = str(dialog.query_one("#export-error", Static).render())
+        assert "export failed" in error and "a-file" in error
+        assert dialog.query_one("#path", Input).value == bad
+        assert dialog.query_one("#format", Select).value == "csv"
+        assert dialog.query_one("#per-epoch", Checkbox).value is True
+        assert "export failed" in screen_text(app)
+        # fixed path: exported, the dialog closes
+        good = tmp_path / "out.csv"
+        dialog.query_one("#path", Input).value = str(good)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="dialog closed")
+        assert good.is_file() and len(good.read_text().splitlines()) == 1 + 3 * 2  # header + 3 runs x 2 epochs
 
 
 async def test_new_runs_appear_on_background_refresh(runs, tmp_path):

@@ -193,15 +193,21 @@ class TagsNoteDialog(ModalScreen["tuple[list[str], str] | None"]):
         self.dismiss((tags, self.query_one("#note", Input).value.strip()))
 
 
-class ExportDialog(ModalScreen["tuple[str, Path, bool] | None"]):
-    """Choose a format and a file for exporting runs."""
+class ExportDialog(ModalScreen["Path | None"]):
+    """Choose a format, a file and the per-epoch option, then export: in the order tab walks them.
+
+    The export runs from the dialog (in a worker): it closes on success (the screen underneath says where
+    the file went); an error is shown in the dialog, which stays open with what was typed.
+    """
 
     DEFAULT_CSS = """
     ExportDialog { align: center middle; }
     ExportDialog > Vertical {
-        width: 72; max-width: 95%; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+        width: 72; max-width: 95%; height: auto; max-height: 100%; border: thick $primary; background: $surface;
+        padding: 1 2;
     }
     ExportDialog Label { margin-top: 1; }
+    ExportDialog #export-error { color: $error; height: auto; }
     ExportDialog .keys { color: $text-muted; margin-top: 1; }
     """
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "export", "Export")]
@@ -212,10 +218,12 @@ class ExportDialog(ModalScreen["tuple[str, Path, bool] | None"]):
         ("JSON (one object per run)", "json"),
     ]
 
-    def __init__(self, what: str, default_path: Path) -> None:
+    def __init__(self, what: str, default_path: Path, records: list[RunRecord] | None = None) -> None:
         super().__init__()
         self.what = what
         self.default_path = default_path
+        self.records = list(records or [])
+        self.exporting = False
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -225,10 +233,11 @@ class ExportDialog(ModalScreen["tuple[str, Path, bool] | None"]):
             yield Label("File")
             yield Input(str(self.default_path), id="path")
             yield Checkbox("CSV / JSON: one row per epoch", id="per-epoch")
-            yield Static("enter / ctrl+s export   esc cancel", classes="keys")
+            yield Static("", id="export-error")
+            yield Static("enter (in the file) / ctrl+s export   tab next   esc cancel", classes="keys")
 
     def on_mount(self) -> None:
-        self.query_one("#path", Input).focus()
+        self.query_one("#format", Select).focus()
 
     @on(Select.Changed, "#format")
     def _format_changed(self, event: Select.Changed) -> None:
@@ -236,14 +245,30 @@ class ExportDialog(ModalScreen["tuple[str, Path, bool] | None"]):
         p = Path(inp.value or str(self.default_path))
         inp.value = str(p.with_suffix(f".{event.value}"))
 
+    def _error(self, message: str) -> None:
+        self.query_one("#export-error", Static).update(Text(message))
+
     @on(Input.Submitted)
     def action_export(self) -> None:
+        if self.exporting:
+            return
         fmt = str(self.query_one("#format", Select).value)
         path = self.query_one("#path", Input).value.strip()
         if not path:
-            self.notify("give a file name", severity="error")
+            self._error("give a file name")
+            self.query_one("#path", Input).focus()
             return
-        self.dismiss((fmt, Path(path).expanduser(), self.query_one("#per-epoch", Checkbox).value))
+        self.exporting = True
+        self.query_one("#export-error", Static).update(Text("exporting ...", style="dim"))
+        _export_worker(self, self.records, fmt, Path(path).expanduser(), self.query_one("#per-epoch", Checkbox).value)
+
+    def on_export_done(self, message: ExportDone) -> None:
+        self.exporting = False
+        if message.error:
+            self._error(f"export failed: {message.error}")
+            self.query_one("#path", Input).focus()
+        else:
+            self.dismiss(message.path)
 
 
 def default_export_path(fmt: str = "md") -> Path:
@@ -251,15 +276,14 @@ def default_export_path(fmt: str = "md") -> Path:
 
 
 def run_export(screen: Screen, records: list[RunRecord]) -> None:
-    """Ask for a format and a file, then export ``records`` in a worker (shared with the compare screen)."""
+    """Ask for a format and a file and export ``records`` (shared with the compare screen)."""
     what = f"{len(records)} runs" if len(records) > 1 else records[0].name
 
-    def chosen(result: tuple[str, Path, bool] | None) -> None:
-        if result:
-            fmt, path, per_epoch = result
-            _export_worker(screen, records, fmt, path, per_epoch)
+    def done(path: Path | None) -> None:
+        if path is not None:
+            screen.post_message(ExportDone(path, None))
 
-    screen.app.push_screen(ExportDialog(what, default_export_path()), chosen)
+    screen.app.push_screen(ExportDialog(what, default_export_path(), records), done)
 
 
 def _export_worker(screen: Screen, records: list[RunRecord], fmt: str, path: Path, per_epoch: bool) -> None:
