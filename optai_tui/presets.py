@@ -94,13 +94,15 @@ def preset_data(name_or_path: str) -> dict[str, Any]:
 
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> RunConfig:
     """Validate a preset (plus ``a.b=c`` overrides); errors name the file and the field."""
-    from .config import apply_overrides
+    from .config import apply_overrides, parse_override
 
     ref = find_preset(name_or_path)
     data = preset_data(name_or_path)
+    sources = {}
     if overrides:
         data = apply_overrides(data, overrides)
-    return validate_config(data, source=str(ref.path))
+        sources = {".".join(parse_override(o)[0]): f"--set {o.strip()}" for o in overrides}
+    return validate_config(data, source=str(ref.path), field_sources=sources)
 
 
 def save_preset(name: str, cfg: RunConfig, *, description: str = "", folder: Path | None = None) -> Path:

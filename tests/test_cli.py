@@ -35,7 +35,7 @@ def write_preset(path: Path, **kw) -> Path:
 def test_invalid_override_exits_2_with_one_clear_message(tmp_path):
     r = cli("train", "--set", "optim.lr=-1", "--runs-dir", str(tmp_path))
     assert r.returncode == 2
-    assert "optim.lr: Input should be greater than 0" in flat(r.stderr)
+    assert "optim.lr: Input should be greater than 0 (in --set optim.lr=-1)" in flat(r.stderr)  # the --set, not the preset
     assert "Traceback" not in r.stderr + r.stdout
     assert not list(tmp_path.iterdir())  # nothing created for a refused config
 
