@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -19,7 +20,7 @@ from textual.widgets import Checkbox, DataTable, Input, Select, Static
 from tui_helpers import screen_text, wait_for
 from tui_synthetic import make_run
 
-from tests.conftest import FIXTURE_RUNS
+from optai_tui.runs.compare import load_record
 from optai_tui.runs.store import RunDir, list_runs
 from optai_tui.tui.app import OptaiApp
 from optai_tui.tui.screens.attach import AttachScreen
@@ -28,7 +29,7 @@ from optai_tui.tui.screens.help import HelpScreen
 from optai_tui.tui.screens.runs import ConfirmDeleteDialog, ExportDialog, RunsScreen, TagsNoteDialog
 from optai_tui.tui.widgets.runs_curves import RunsCurvesPlot
 from optai_tui.tui.widgets.tradeoff import TradeoffPlot
-
+from tests.conftest import FIXTURE_RUNS
 
 
 @pytest.fixture
@@ -510,3 +511,68 @@ async def test_live_runs_picker_names_the_screen_esc_goes_back_to(runs_dir):
         await wait_for(pilot, lambda: isinstance(app.screen, AttachScreen), what="live runs")
         await pilot.pause()
         assert "esc back to the form" in screen_text(app)
+
+
+# -- trade-offs chart with many close runs -----------------------------------------------------
+
+SEVEN = [  # name, params, MACs, seconds, best val acc: six close in size, one far, one at 99.5%
+    ("r18-w0.125", 176_402, 2_000_000, 60, 0.62),
+    ("r18-w0.25", 565_871, 9_500_000, 120, 0.81),
+    ("r18-w0.5", 572_828, 9_700_000, 240, 0.86),
+    ("preact-w0.25", 569_000, 9_600_000, 130, 0.83),
+    ("dense-w0.25", 568_000, 9_650_000, 300, 0.995),
+    ("vgg-w0.25", 570_000, 9_620_000, 90, 0.70),
+    ("a-much-longer-run-name-than-the-others", 571_000, 9_680_000, 180, 0.85),
+]
+
+
+class CompareApp(App):
+    def __init__(self, records) -> None:
+        super().__init__()
+        self.records = records
+
+    def on_mount(self) -> None:
+        self.push_screen(CompareScreen(self.records))
+
+
+def _plot_rows(app, plot: TradeoffPlot) -> list[str]:
+    """The plot area's rows as shown on screen (below the plot's title row)."""
+    lines = screen_text(app).splitlines()
+    r = plot.region
+    return [line[r.x : r.right] for line in lines[r.y + 1 : r.bottom]]
+
+
+async def test_tradeoffs_readable_ticks_every_run_shown_and_front_columns_at_80x24(runs_dir):
+    records = []
+    for i, (name, params, macs, secs, acc) in enumerate(SEVEN):
+        run = make_run(runs_dir, f"2026010{i}-000000-run{i}", epochs=2)
+        run.update_summary(name=name, params=params, macs=macs, train_seconds=secs, best_val_acc=acc)
+        records.append(load_record(RunDir(run.path)))
+    app = CompareApp(records)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        cmp = app.screen
+        plot = cmp.query_one(TradeoffPlot)
+        readable = {"params": r"\d{1,3}(\.\d)?[kM]", "macs": r"\d{1,3}(\.\d{1,2})?[kM]", "train_seconds": r"\d{1,3}(\.\d)?[smh]"}
+        for cost in ("params", "macs", "train_seconds"):
+            while plot.cost != cost:
+                await pilot.press("a")
+            await pilot.pause()
+            xt, yt = plot.ticks_drawn
+            # round, short tick labels on both axes (no 565871.1), at least two of them
+            assert len(xt) >= 2 and all(re.fullmatch(readable[cost], t) for t in xt), (cost, xt)
+            assert len(yt) >= 2 and all(re.fullmatch(r"\d{1,3}", t) for t in yt), (cost, yt)
+            # accuracy never above 100%
+            assert max(float(t) for t in yt) <= 100 and plot.limits[3] <= 100
+            # every run has its own marker on screen, none hidden under a label or another run
+            assert sorted(len(v) for v in plot.markers_drawn.values()) == [1] * 7
+            rows = _plot_rows(app, plot)
+            assert sum(row.count("●") + row.count("○") for row in rows) == 7, "\n".join(rows)
+            assert sum(row.count("●") for row in rows) == len(plot.front_drawn)
+        # the Pareto table's front marks are on screen at 80 columns, even with a long run name
+        text = screen_text(app)
+        assert "Front P M T" in text
+        assert len([line for line in text.splitlines() if re.search(r"[★·] [★·] [★·]", line)]) == 7
+        assert "a-much-longer-run-name" in text

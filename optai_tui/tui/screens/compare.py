@@ -42,6 +42,8 @@ from .runs import ExportDone, on_export_done, run_export
 
 # plotext colour name -> rich colour name for the legend line
 RICH_COLORS = {"orange": "dark_orange", "gray": "grey50"}
+# Widest run label in the Pareto table: the front marks and numbers after it must fit 80 columns.
+RUN_LABEL_MAX = 28
 
 
 class RecordsReloaded(Message):
@@ -172,22 +174,26 @@ class CompareScreen(Screen):
         )
         table = self.query_one("#pareto-table", DataTable)
         table.clear(columns=True)
+        # The front marks right after the run (long run labels are cut), so they show in 80 columns.
         table.add_column("Run", key="run")
+        table.add_column("Front P M T", key="front")
         for key, label in (("best", "Best acc"), ("params", "Params"), ("macs", "MACs"), ("time", "Time")):
             table.add_column(label, key=key)
-        table.add_column("Front P M T", key="front")
         flags = pareto_flags(self.records)
         for r in sorted(self.records, key=lambda r: -(r.get(ACCURACY_KEY) or -1.0)):
             f = flags[r.run_id]
             marks = " ".join("★" if f[k] else "·" for k in TRADEOFF_AXES)
             on_this = f[self.axis]
+            label = self.label_of[r.run_id]
+            if len(label) > RUN_LABEL_MAX:
+                label = label[: RUN_LABEL_MAX - 1] + "…"
             table.add_row(
-                Text(self.label_of[r.run_id], style="bold red" if on_this else ""),
+                Text(label, style="bold red" if on_this else ""),
+                Text("      " + marks),
                 Text(fmt_pct(r.get(ACCURACY_KEY)), justify="right"),
                 Text(fmt_count(r.get("params")), justify="right"),
                 Text(fmt_count(r.get("macs")), justify="right"),
                 Text(fmt_seconds(r.get("train_seconds")), justify="right"),
-                Text(marks),
                 key=r.run_id,
             )
 
