@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import socket
+import stat
+import threading
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 from optai_tui.errors import ConfigError, UnknownNameError
 from optai_tui.runs import charts
 from optai_tui.runs.compare import TradeoffPoint, load_records
-from optai_tui.runs.export import PARETO_FIELDS, RUN_FIELDS, export_runs
+from optai_tui.runs.export import PARETO_FIELDS, RUN_FIELDS, export_runs, format_for_output
 from .conftest import FIXTURE_RUNS
 from optai_tui.runs.store import list_runs
 
@@ -256,7 +258,7 @@ def test_json_schema(runs_dir, ids, tmp_path):
 def test_export_never_modifies_the_runs(runs_dir, ids, tmp_path):
     before = tree_hash(runs_dir)
     for fmt in ("md", "html", "csv", "json"):
-        export_runs(ids, fmt, tmp_path / f"out.{fmt}", runs_dir, per_epoch=True)
+        export_runs(ids, fmt, tmp_path / f"out.{fmt}", runs_dir, per_epoch=fmt in ("csv", "json"))
     assert tree_hash(runs_dir) == before
 
 
@@ -315,6 +317,193 @@ def test_cli_export(runs_dir, ids, tmp_path, capsys):
         assert main(["--runs-dir", str(runs_dir), "export", ids[0], "-f", fmt, "-o", str(target)]) == 2
         err = " ".join(capsys.readouterr().err.replace("│", " ").split())
         assert f"cannot write the export '{target}'" in err and "internal error" not in err and ".tmp" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the export goes: into the path given (symlinks followed, FIFOs and devices written into)
+
+
+def test_export_writes_through_a_symlink_and_keeps_the_link(runs_dir, ids, tmp_path):
+    target = tmp_path / "real" / "target.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    target.chmod(0o640)
+    link = tmp_path / "link.json"
+    link.symlink_to(Path("real") / "target.json")
+    assert export_runs(ids[:1], "json", link, runs_dir) == link
+    assert link.is_symlink() and os.readlink(link) == str(Path("real") / "target.json")
+    assert json.loads(target.read_text())["runs"][0]["run_id"] == ids[0]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640  # the file written into keeps its permissions
+    assert sorted(p.name for p in target.parent.iterdir()) == ["target.json"]  # no temp file left
+    # a dangling link: the file it names is created, the link stays
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to("made.csv")
+    export_runs(ids[:1], "csv", dangling, runs_dir)
+    assert dangling.is_symlink() and (tmp_path / "made.csv").read_text().startswith("run_id,")
+    # a regular file is still replaced atomically (a new file renamed over it)
+    plain = tmp_path / "plain.json"
+    plain.write_text("old")
+    inode = plain.stat().st_ino
+    export_runs(ids[:1], "json", plain, runs_dir)
+    assert plain.stat().st_ino != inode and json.loads(plain.read_text())["runs"]
+
+
+def test_export_to_a_symlink_loop_is_a_clear_error(runs_dir, ids, tmp_path):
+    (tmp_path / "a.json").symlink_to("b.json")
+    (tmp_path / "b.json").symlink_to("a.json")
+    with pytest.raises(ConfigError, match="cannot write the export .*a.json.*symbolic links"):
+        export_runs(ids[:1], "json", tmp_path / "a.json", runs_dir)
+    assert (tmp_path / "a.json").is_symlink() and (tmp_path / "b.json").is_symlink()
+
+
+def _drain(fifo: Path) -> tuple[threading.Thread, list[bytes]]:
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as f:
+            got.append(f.read())
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    return t, got
+
+
+def test_export_writes_into_a_fifo_without_replacing_it(runs_dir, ids, tmp_path):
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    t, got = _drain(fifo)
+    export_runs(ids, "csv", fifo, runs_dir)
+    t.join(10)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [r["run_id"] for r in csv.DictReader(io.StringIO(got[0].decode()))] == ids
+    # an HTML report of several runs embeds its plots: nothing is written beside a stream
+    fifo2 = tmp_path / "report.html"
+    os.mkfifo(fifo2)
+    t, got = _drain(fifo2)
+    export_runs(ids, "html", fifo2, runs_dir, image_format="svg")
+    t.join(10)
+    assert stat.S_ISFIFO(os.lstat(fifo2).st_mode)
+    assert got[0].startswith(b"<!DOCTYPE html>") and got[0].count(b"<figure") == 4
+    assert not (tmp_path / "report_files").exists()
+
+
+def test_markdown_report_with_plots_into_a_stream_is_refused(runs_dir, ids, tmp_path):
+    fifo = tmp_path / "report.md"
+    os.mkfifo(fifo)
+    # a reader that never blocks: were the export to open the FIFO, it would not hang the test
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with pytest.raises(ConfigError, match="not a regular file") as e:
+            export_runs(ids, "md", fifo, runs_dir)
+        assert e.value.field == "output" and "--format html" in str(e.value)
+        assert os.read(reader, 10) == b""  # nothing was written (no writer: end of file)
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and not (tmp_path / "report_files").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
+def test_export_to_an_open_descriptor_writes_into_it(runs_dir, ids, tmp_path):
+    """`-o /dev/stdout` (-> /proc/self/fd/1) when stdout is `>> file`: appended to, not replaced."""
+    log = tmp_path / "log.txt"
+    log.write_text("first line\n")
+    inode = log.stat().st_ino
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        link = tmp_path / "stdout"  # plays /dev/stdout, which is a symlink to /proc/self/fd/1
+        link.symlink_to(f"/proc/self/fd/{fd}")
+        assert export_runs(ids[:1], "csv", link, runs_dir) == link
+        export_runs(ids[:1], "json", Path(f"/dev/fd/{fd}"), runs_dir)
+    finally:
+        os.close(fd)
+    assert link.is_symlink() and log.stat().st_ino == inode
+    text = log.read_text()
+    assert text.startswith("first line\nrun_id,") and text.rstrip().endswith("}") and '"optai-tui/runs"' in text
+
+
+def test_export_into_a_character_device_keeps_it(runs_dir, ids, tmp_path):
+    null = tmp_path / "null"  # a node for the null device, made here: writes to it go nowhere
+    try:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, OSError) as e:
+        pytest.skip(f"cannot make a device node here: {e}")
+    export_runs(ids[:1], "json", null, runs_dir)
+    assert stat.S_ISCHR(os.lstat(null).st_mode) and os.lstat(null).st_rdev == os.makedev(1, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null"]
+
+
+def test_report_plots_folder_blocked_by_a_file(runs_dir, ids, tmp_path):
+    (tmp_path / "q_files").write_text("not a folder")
+    for fmt in ("md", "html"):
+        with pytest.raises(ConfigError) as e:
+            export_runs(ids, fmt, tmp_path / f"q.{fmt}", runs_dir)
+        assert str(tmp_path / "q_files") in str(e.value) and "not a folder" in str(e.value)
+        assert e.value.field == "output"
+        assert not (tmp_path / f"q.{fmt}").exists()
+    assert (tmp_path / "q_files").read_text() == "not a folder"
+    # a single run has no plots: the file in the way does not matter
+    assert export_runs(ids[:1], "md", tmp_path / "q.md", runs_dir).read_text().startswith("# Run report")
+
+
+def test_cli_report_plots_folder_blocked(runs_dir, ids, tmp_path, capsys):
+    from optai_tui.cli import main
+
+    (tmp_path / "q_files").write_text("x")
+    assert main(["--runs-dir", str(runs_dir), "export", *ids, "-f", "md", "-o", str(tmp_path / "q.md")]) == 2
+    err = " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert str(tmp_path / "q_files") in err and "internal error" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# The format from the extension; --per-epoch only where it means something
+
+
+@pytest.mark.parametrize(
+    "name, fmt",
+    [("a.md", "md"), ("a.markdown", "md"), ("A.CSV", "csv"), ("a.json", "json"), ("a.html", "html"), ("a.htm", "html")],
+)
+def test_format_for_output(name, fmt):
+    assert format_for_output(Path("out") / name) == fmt
+    assert format_for_output(Path("out") / name, "json") == "json"  # a format given wins
+
+
+def test_format_from_the_extension(runs_dir, ids, tmp_path):
+    data = json.loads(export_runs(ids, None, tmp_path / "inf.json", runs_dir).read_text())
+    assert data["schema"] == "optai-tui/runs" and len(data["runs"]) == 3
+    rows = list(csv.DictReader(io.StringIO(export_runs(ids, None, tmp_path / "inf.csv", runs_dir).read_text())))
+    assert [r["run_id"] for r in rows] == ids
+    assert export_runs(ids[:1], None, tmp_path / "inf.htm", runs_dir).read_text().startswith("<!DOCTYPE html>")
+    assert export_runs(ids[:1], None, tmp_path / "inf.md", runs_dir).read_text().startswith("# Run report")
+
+
+@pytest.mark.parametrize("name", ["report.txt", "report", "report.json.bak"])
+def test_format_unknown_extension_is_a_clear_error(runs_dir, ids, tmp_path, name):
+    with pytest.raises(ConfigError) as e:
+        export_runs(ids, None, tmp_path / name, runs_dir)
+    msg = str(e.value)
+    assert e.value.field == "format" and name in msg
+    for ext in (".md", ".markdown", ".csv", ".json", ".html", ".htm"):
+        assert ext in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_per_epoch_only_for_csv_and_json(runs_dir, ids, tmp_path):
+    for fmt in ("md", "html"):
+        with pytest.raises(ConfigError, match="csv and json") as e:
+            export_runs(ids, fmt, tmp_path / f"r.{fmt}", runs_dir, per_epoch=True)
+        assert e.value.field == "per_epoch"
+    with pytest.raises(ConfigError, match="csv and json"):
+        export_runs(ids, None, tmp_path / "r.md", runs_dir, per_epoch=True)
+    assert list(tmp_path.iterdir()) == []
+    assert len(list(csv.DictReader(open(export_runs(ids, "csv", tmp_path / "e.csv", runs_dir, per_epoch=True))))) == 6
+
+
+def test_cli_per_epoch_with_a_report_is_refused(runs_dir, ids, tmp_path, capsys):
+    from optai_tui.cli import main
+
+    assert main(["--runs-dir", str(runs_dir), "export", ids[0], "-f", "md", "--per-epoch", "-o", str(tmp_path / "r.md")]) == 2
+    err = " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert "csv and json" in err and not (tmp_path / "r.md").exists()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """``optai-tui export``: run summaries as Markdown / HTML reports, or CSV / JSON tables for notebooks.
 
 An export only reads the run folders (it never writes into them) and works on runs still training:
-their status is 'running' and their numbers are those of the last finished epoch. Every file is
-written atomically (temp file + rename).
+their status is 'running' and their numbers are those of the last finished epoch. The output is
+written into the path given: a symlink is followed, a regular file is replaced atomically (temp file +
+rename), a FIFO or a device (``/dev/stdout``) is written straight into. With no format given, the
+output's extension names it (``format_for_output``).
 
 CSV / JSON rows (one per run) hold the summary fields, tags, note, the Pareto flags and the flattened
 config (``config.optim.lr``, ...). ``per_epoch``: the CSV has one row per (run, epoch) instead; the JSON
@@ -14,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,9 @@ from .report import write_output
 from .store import RunDir, default_runs_dir, resolve_run, writing
 
 FORMATS = ("md", "csv", "json", "html")
+# What an output file's extension says about its format (when no format is given).
+EXTENSION_FORMATS = {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}
+PER_EPOCH_FORMATS = ("csv", "json")
 JSON_SCHEMA = "optai-tui/runs"
 JSON_VERSION = 1
 
@@ -65,18 +71,49 @@ PARETO_FIELDS = ("pareto_params", "pareto_macs", "pareto_train_seconds")
 EPOCH_ID_FIELDS = ("run_id", "name", "status", "arch", "width", "dataset", "epoch")
 
 
+def format_for_output(output: Path | str, fmt: str | None = None) -> str:
+    """The export format: ``fmt`` when given, else the one the output's extension names (``.md``, ``.csv``...)."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise UnknownNameError("export format", fmt, FORMATS, field="format")
+        return fmt
+    ext = Path(output).suffix.lower()
+    if ext in EXTENSION_FORMATS:
+        return EXTENSION_FORMATS[ext]
+    allowed = ", ".join(EXTENSION_FORMATS)
+    said = f"the extension {ext!r}" if ext else "no extension"
+    raise ConfigError(
+        f"cannot tell the export format from {str(output)!r} ({said}); name a file ending in {allowed}",
+        hint="or give the format: --format md|html|csv|json",
+        field="format",
+    )
+
+
+def _check_per_epoch(fmt: str, per_epoch: bool) -> None:
+    if per_epoch and fmt not in PER_EPOCH_FORMATS:
+        raise ConfigError(
+            f"per-epoch rows apply to csv and json exports only, not {fmt}",
+            hint=f"a {fmt} report already has a per-epoch table for each run; drop --per-epoch or export csv / json",
+            field="per_epoch",
+        )
+
+
 def export_runs(
     refs: Sequence[str],
-    fmt: str,
+    fmt: str | None,
     output: Path,
     runs_dir: Path | None = None,
     per_epoch: bool = False,
     *,
     image_format: str = "auto",
 ) -> Path:
-    """Export the runs named by ``refs`` (ids, unique prefixes/suffixes or folders) to ``output``."""
-    if fmt not in FORMATS:
-        raise UnknownNameError("export format", fmt, FORMATS, field="format")
+    """Export the runs named by ``refs`` (ids, unique prefixes/suffixes or folders) to ``output``.
+
+    ``fmt`` None: the format the output's extension names (see ``format_for_output``).
+    """
+    output = Path(output).expanduser()
+    fmt = format_for_output(output, fmt)
+    _check_per_epoch(fmt, per_epoch)
     if not refs:
         raise ConfigError("name at least one run to export (see `optai-tui runs`)")
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
@@ -85,21 +122,25 @@ def export_runs(
         run = resolve_run(ref, runs_dir)
         if all(run.path.resolve() != r.path.resolve() for r in runs):
             runs.append(run)
-    output = Path(output).expanduser()
     _check_output(output, runs)
     records = [load_record(r, history=True) for r in runs]
     return export_records(records, fmt, output, per_epoch=per_epoch, image_format=image_format)
 
 
 def export_records(
-    records: Sequence[RunRecord], fmt: str, output: Path, *, per_epoch: bool = False, image_format: str = "auto"
+    records: Sequence[RunRecord],
+    fmt: str | None,
+    output: Path,
+    *,
+    per_epoch: bool = False,
+    image_format: str = "auto",
 ) -> Path:
-    """Write already loaded records (the runs screen uses this)."""
-    if fmt not in FORMATS:
-        raise UnknownNameError("export format", fmt, FORMATS, field="format")
+    """Write already loaded records (the runs screen uses this); ``fmt`` None: from the output's extension."""
+    output = Path(output)
+    fmt = format_for_output(output, fmt)
+    _check_per_epoch(fmt, per_epoch)
     if not records:
         raise ConfigError("no runs to export")
-    output = Path(output)
     _check_output(output, [RunDir(r.path) for r in records])
     with writing(output, "export", field="output"):
         if fmt in ("md", "html"):
@@ -116,7 +157,7 @@ def export_records(
 def _check_output(output: Path, runs: Sequence[RunDir]) -> None:
     if output.is_dir():
         raise ConfigError(f"output {str(output)!r} is a folder; give a file name, e.g. {output / 'report.md'}")
-    out = output.resolve()
+    out = Path(os.path.realpath(output))  # where the export goes, symlinks followed (a loop does not raise)
     for r in runs:
         if out.is_relative_to(r.path.resolve()):
             raise ConfigError(f"output {str(output)!r} is inside run folder {r.run_id}; an export never writes into a run")

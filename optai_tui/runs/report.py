@@ -15,8 +15,11 @@ The HTML embeds its images (inline SVG or data: URIs) so it can be mailed as one
 from __future__ import annotations
 
 import base64
+import errno
 import html
 import os
+import stat
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ from urllib.parse import quote
 
 import yaml
 
+from ..errors import ConfigError
 from . import charts
 from .compare import (
     ACCURACY_KEY,
@@ -47,7 +51,10 @@ from .compare import (
 from .store import atomic_write_bytes
 
 # ---------------------------------------------------------------------------------------------
-# Output files: atomic, and readable by others as any file the user creates (the store's temp files are 0600)
+# Output files: written *into* the path the user named. A symlink is followed (its target is written,
+# the link stays); a regular file (or a new one) is replaced atomically and keeps its permissions, a new
+# one gets those of any file the user creates (the store's temp files are 0600); a FIFO, a character
+# device or a terminal (``/dev/stdout``) is written straight into, never replaced by a file.
 
 
 def _umask() -> int:
@@ -61,13 +68,93 @@ def _umask() -> int:
     return 0o022
 
 
-def write_output(path: Path, data: bytes | str) -> None:
-    """Write an exported file atomically, with the permissions a normal file of the user's would get."""
-    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+def write_output(path: Path, data: bytes | str) -> Path:
+    """Write an exported file at the user's ``path``; return the file actually written (symlinks resolved)."""
+    data = data.encode("utf-8") if isinstance(data, str) else data
+    path = Path(path)
+    fd = _own_fd(path)
+    if fd is not None:  # /dev/stdout, /dev/fd/N, /proc/self/fd/N: a file this process has open
+        for stream in (sys.stdout, sys.stderr):  # what was printed before comes first
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        _write_all(fd, data)  # at its offset, in its mode (a `>> log` redirect is appended to)
+        return path
+    try:
+        st = os.stat(path)  # follows symlinks
+    except FileNotFoundError:
+        st = None  # absent, or a dangling symlink: realpath names the file to create
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+    target = Path(os.path.realpath(path))
+    if st is not None and not (stat.S_ISREG(st.st_mode) and _same_file(target, st)):
+        # A FIFO, a device, a socket, or a file only reachable through another process's /proc/PID/fd/N:
+        # open it where it is, without creating or replacing anything.
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | (os.O_TRUNC if stat.S_ISREG(st.st_mode) else 0))
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        return path
+    if target.is_symlink():  # a symlink loop: realpath gave up
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", str(path))
+    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
+    atomic_write_bytes(target, data)
+    try:
+        os.chmod(target, mode)  # an existing file keeps its permissions
+    except OSError:
+        pass
+    return target
+
+
+def _own_fd(path: Path) -> int | None:
+    """N when ``path`` leads, through symlinks, to /proc/self/fd/N (or /proc/<this pid>/fd/N)."""
+    own = (os.path.realpath("/proc/self"), f"/proc/{os.getpid()}")
+    p = os.path.abspath(path)
+    for _ in range(40):
+        parent = os.path.realpath(os.path.dirname(p))
+        name = os.path.basename(p)
+        if parent in (f"{d}/fd" for d in own) and name.isdigit():
+            return int(name)
+        if not os.path.islink(p):
+            return None
+        p = os.path.join(parent, os.readlink(p))
+    return None
+
+
+def is_stream(path: Path) -> bool:
+    """Whether ``path`` is written into rather than replaced: a FIFO, a device, /dev/stdout (not a folder)."""
+    if _own_fd(Path(path)) is not None:
+        return True
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically by a new file with the usual permissions (the report's own images)."""
+    atomic_write_bytes(path, data)
     try:
         os.chmod(path, 0o666 & ~_umask())
     except OSError:
         pass
+
+
+def _same_file(target: Path, st: os.stat_result) -> bool:
+    try:
+        t = os.stat(target)
+    except OSError:
+        return False
+    return (t.st_dev, t.st_ino) == (st.st_dev, st.st_ino)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,19 +496,46 @@ def render_html(title: str, blocks: list[Block]) -> str:
     return "\n".join(out) + "\n"
 
 
+def report_files_dir(output: Path) -> Path:
+    """The folder beside a report that holds its images: ``<stem>_files/``."""
+    output = Path(output)
+    return output.parent / f"{output.stem}_files"
+
+
 def write_report(records: Sequence[RunRecord], output: Path, fmt: str, *, image_format: str = "auto") -> Path:
-    """Write a Markdown (``md``) or HTML report, and its images into ``<stem>_files/`` beside it."""
+    """Write a Markdown (``md``) or HTML report, and its images into ``<stem>_files/`` beside it.
+
+    Written into a stream (``/dev/stdout``, a FIFO), an HTML report only embeds its images and a
+    Markdown report of several runs (it has images) is refused: there is no folder beside a stream.
+    """
     if not records:
         raise ValueError("a report needs at least one run")
     output = Path(output)
     labels = run_labels(records)
     figures = make_figures(records, labels, image_format) if len(records) > 1 else []
     title, blocks = build_document(records, figures)
-    files_dir = output.parent / f"{output.stem}_files"
-    for f in figures:
-        write_output(files_dir / f.filename, f.data)
+    files_dir = report_files_dir(output)
+    if figures and is_stream(output):
+        # /dev/stdout, a FIFO, a device: no folder beside it to hold the images ("/dev/stdout_files"?)
+        if fmt == "md":
+            raise ConfigError(
+                f"a Markdown report of several runs puts its plots in a folder beside the file, and "
+                f"{str(output)!r} is not a regular file",
+                hint="write it to a file, or use --format html (plots embedded) to stream it",
+                field="output",
+            )
+        files_dir = None
+    if files_dir is not None and figures and (files_dir.exists() or files_dir.is_symlink()) and not files_dir.is_dir():
+        # Checked before anything is written: a report whose plots went nowhere would look complete.
+        raise ConfigError(
+            f"the report's plots go into {str(files_dir)!r}, which exists and is not a folder",
+            hint="move that file away or choose another output name",
+            field="output",
+        )
+    for f in figures if files_dir is not None else []:  # files the report owns: replaced, whatever is there
+        _write_new(files_dir / f.filename, f.data)
     if fmt == "md":
-        write_output(output, render_markdown(title, blocks, files_dir.name))
+        write_output(output, render_markdown(title, blocks, report_files_dir(output).name))
     elif fmt == "html":
         write_output(output, render_html(title, blocks))
     else:
