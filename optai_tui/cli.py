@@ -103,12 +103,17 @@ def cmd_train(args) -> int:
     from .training.console import ConsoleSink
     from .training.engine import Trainer
 
-    sink = ConsoleSink(rich=False if args.plain else None)
+    sink = ConsoleSink(rich=False if args.plain else None, failure_detail=False)
     runs_dir = _runs_dir(args)
     if args.resume or args.run_dir:
         if args.preset or args.overrides:
             raise ConfigError("--resume continues a run with its saved config; drop --preset and --set")
         run = RunDir.open(args.run_dir) if args.run_dir else resolve_run(args.resume, runs_dir)
+        summary = run.read_summary()
+        epochs = run.load_config().train.epochs
+        if args.resume and summary.get("status") == "completed" and int(summary.get("epochs_completed") or 0) >= epochs:
+            print(f"run {run.run_id} already completed all {epochs} epochs: nothing to resume")
+            return EXIT_OK
         trainer = Trainer.resume(run, on_event=sink)
     else:
         from .training.preflight import preflight, raise_if_problems
@@ -119,6 +124,9 @@ def cmd_train(args) -> int:
     trainer.install_signal_handlers()
     try:
         summary = trainer.run()
+    except OptaiError:
+        print(f"run folder: {trainer.run_dir.path}")
+        raise  # main() shows the error once, as a panel (the sink said only "failed at epoch N")
     finally:
         sink.close()
     print(f"run folder: {trainer.run_dir.path}")

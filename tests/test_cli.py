@@ -13,7 +13,7 @@ import yaml
 
 from optai_tui.cli import main
 from optai_tui.presets import load_preset
-from optai_tui.runs.store import list_runs
+from optai_tui.runs.store import RunDir, list_runs
 
 from .conftest import REPO, tiny
 
@@ -175,3 +175,74 @@ def test_failure_during_training_exits_1_with_message(tmp_path, monkeypatch, cap
     err = flat(captured.err)
     assert "loss became inf" in err and "optim.lr=" in err and "Traceback" not in captured.err
     assert list_runs(tmp_path / "runs")[0].read_summary()["status"] == "failed"
+
+
+def _copy_run(trained_runs, tmp_path, name="tiny-r18"):
+    """A private copy of one of the session's trained runs (2 epochs, completed), to damage at will."""
+    import shutil
+
+    src = next(r for r in list_runs(trained_runs) if r.read_summary().get("name") == name)
+    dst = tmp_path / "runs" / src.run_id
+    shutil.copytree(src.path, dst)
+    return RunDir(dst)
+
+
+def test_resume_refuses_what_it_cannot_continue_and_leaves_the_run_as_it_was(trained_runs, tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    run = _copy_run(trained_runs, tmp_path)
+    events_before = run.events_path.read_bytes()
+    # a completed run: nothing to do, nothing touched
+    assert main(["train", "--runs-dir", runs, "--resume", run.run_id]) == 0
+    assert "already completed all 2 epochs: nothing to resume" in capsys.readouterr().out
+    assert run.events_path.read_bytes() == events_before
+    # a stopped run whose checkpoint is corrupt: refused with a plain reason, status kept
+    run.update_summary(status="stopped", epochs_completed=1)
+    run.last_checkpoint.write_bytes(run.last_checkpoint.read_bytes()[:1000])
+    assert main(["train", "--runs-dir", runs, "--resume", run.run_id]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "it is corrupt" in err and "weights_only" not in err and "Traceback" not in err
+    assert run.read_summary()["status"] == "stopped" and run.events_path.read_bytes() == events_before
+    # no checkpoint left after epochs were done: refused, pointing at a new run with its settings
+    run.last_checkpoint.unlink()
+    assert main(["train", "--runs-dir", runs, "--resume", run.run_id]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "has no checkpoint to resume from (1 epoch done" in err and "--preset" in err
+    assert run.read_summary()["status"] == "stopped"
+    # a config.yaml that is not YAML: one line naming the file
+    run.config_path.write_text(run.config_path.read_text() + "model: [\n")
+    assert main(["train", "--runs-dir", runs, "--resume", run.run_id]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "config.yaml: line" in err and "is not valid YAML" in err and "internal error" not in err
+
+
+def test_resume_is_refused_while_another_process_trains_the_run(trained_runs, tmp_path, capsys):
+    import socket
+
+    run = _copy_run(trained_runs, tmp_path)
+    run.update_summary(status="running", host=socket.gethostname(), epochs_completed=1)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.write_pid(other.pid)
+        assert main(["train", "--runs-dir", str(tmp_path / "runs"), "--resume", run.run_id]) == 2
+        err = flat(capsys.readouterr().err)
+        assert f"is still training (pid {other.pid})" in err and f"optai-tui attach {run.run_id}" in err
+    finally:
+        other.kill()
+        other.wait()
+    # once that process is gone the run reads as stopped and resumes
+    assert run.status() == "stopped"
+
+
+def test_resume_after_a_kill_drops_the_half_written_event_line(trained_runs, tmp_path, capsys):
+    from optai_tui.training.engine import Trainer
+
+    run = _copy_run(trained_runs, tmp_path)
+    data = run.events_path.read_bytes()
+    run.events_path.write_bytes(data[:-20])  # killed in the middle of writing the last event
+    run.update_summary(status="stopped", epochs_completed=2)
+    t = Trainer.resume(run)
+    assert run.events_path.read_bytes().endswith(b"\n")
+    t.run()
+    lines = run.events_path.read_bytes().splitlines()
+    assert all(json.loads(line) for line in lines)  # every line is a whole event
+    assert [e["event"] for e in run.iter_events()].count("RunStarted") == 2

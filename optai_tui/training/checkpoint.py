@@ -31,9 +31,15 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as e:  # corrupt file, pickle with arbitrary objects, ...
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot load {str(p)!r}: {first[:200]}") from None
+    except Exception as e:  # corrupt file, not a torch file, pickle with arbitrary objects, ...
+        text = str(e).strip()
+        if "Weights only load failed" in text:
+            # torch's message advises weights_only=False, which would run code from the file: never say that
+            why = "it is corrupt, or holds Python objects beyond tensors (refused: loading them could run code)"
+        else:
+            first = text.splitlines()[0][:160] if text else type(e).__name__
+            why = f"it is corrupt or not a PyTorch checkpoint ({first})"
+        raise CheckpointError(f"cannot load {str(p)!r}: {why}") from None
 
 
 def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:

@@ -32,7 +32,9 @@ def epoch_line(e: ev.EpochEnd) -> str:
 
 
 class ConsoleSink:
-    def __init__(self, stream: TextIO | None = None, rich: bool | None = None):
+    def __init__(self, stream: TextIO | None = None, rich: bool | None = None, *, failure_detail: bool = True):
+        """``failure_detail=False``: a failed run prints only its epoch (the caller shows the error)."""
+        self.failure_detail = failure_detail
         self.stream = stream or sys.stdout
         self.console = Console(file=self.stream, highlight=False)
         self.rich = self.stream.isatty() if rich is None else rich
@@ -85,9 +87,9 @@ class ConsoleSink:
                     f"final {fmt_pct(e.final_val_acc)}, {e.train_seconds:.1f}s"
                 )
             elif isinstance(e, ev.RunStopped):
-                self._print(f"stopped after {e.epoch} epochs ({e.reason})")
+                self._print(f"stopped after {e.epoch} epoch{'' if e.epoch == 1 else 's'} ({e.reason})")
             else:
-                self._print(f"failed at epoch {e.epoch}: {e.error}")
+                self._print(f"failed at epoch {e.epoch}" + (f": {e.error}" if self.failure_detail else ""))
 
     def close(self) -> None:
         if self.progress is not None:

@@ -16,6 +16,7 @@ import math
 import os
 import resource
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 
 from ..config import RunConfig
 from ..data.tensor_loader import epoch_seed
-from ..errors import OptaiError, TrainingError
+from ..errors import CheckpointError, ConfigError, OptaiError, TrainingError
 from ..runs.store import RunDir, atomic_write_text, default_runs_dir
 from . import events as ev
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -64,6 +65,7 @@ class Trainer:
         # Requests left in control.jsonl by an earlier process of this run are stale; a new run reads
         # from the start (the TUI may ask to stop a run before its process is up).
         self._control_offset = self.run_dir.control_path.stat().st_size if self._resume and self.run_dir.control_path.exists() else 0
+        self._resume_ckpt: dict[str, Any] | None = None
         self.history: list[dict[str, float]] = []
         self.best_val_acc: float | None = None
         self.summary: dict[str, Any] = {}
@@ -71,9 +73,31 @@ class Trainer:
     # -- construction helpers ------------------------------------------------------------
     @classmethod
     def resume(cls, run_dir: RunDir, on_event: EventSink | Iterable[EventSink] | None = None) -> Trainer:
-        """A trainer that continues ``run_dir`` from its last completed epoch (or restarts it if none)."""
+        """A trainer that continues ``run_dir`` from its last completed epoch (or restarts it if it
+        finished none). Refused, before anything in the folder changes, while another process trains
+        it, when epochs were done but no checkpoint is left, or when the checkpoint cannot be read."""
         cfg = run_dir.load_config()
-        return cls(cfg, on_event, runs_dir=run_dir.path.parent, run_dir=run_dir)
+        summary = run_dir.read_summary()
+        pid = run_dir.read_pid() or summary.get("pid")
+        if run_dir.status() == "running" and summary.get("host") == socket.gethostname() and pid and pid != os.getpid():
+            raise ConfigError(
+                f"run {run_dir.run_id} is still training (pid {pid})",
+                hint=f"watch it with: optai-tui attach {run_dir.run_id}; or stop it first",
+            )
+        done = int(summary.get("epochs_completed") or 0)
+        ckpt = None
+        if run_dir.last_checkpoint.is_file():
+            ckpt = load_checkpoint(run_dir.last_checkpoint)  # a corrupt file is refused here, the run left as it was
+        elif done > 0:
+            raise CheckpointError(
+                f"run {run_dir.run_id} has no checkpoint to resume from ({done} epoch{'s' if done != 1 else ''} done, "
+                f"but {run_dir.last_checkpoint} is gone)",
+                hint=f"start a new run with its settings: optai-tui train --preset {run_dir.config_path}",
+            )
+        run_dir.trim_partial_event()  # a killed process may have left half an event line
+        trainer = cls(cfg, on_event, runs_dir=run_dir.path.parent, run_dir=run_dir)
+        trainer._resume_ckpt = ckpt
+        return trainer
 
     # -- control (thread-safe; also reachable through the run's control.jsonl) ----------
     def request_stop(self, after_epoch: bool = False) -> None:
@@ -218,7 +242,8 @@ class Trainer:
         start_epoch = 0
         ckpt = None
         if self._resume:
-            ckpt = load_checkpoint(self.run_dir.last_checkpoint)
+            ckpt = self._resume_ckpt or load_checkpoint(self.run_dir.last_checkpoint)
+            self._resume_ckpt = None
             start_epoch = int(ckpt["epoch"])
             self.history = list(ckpt.get("history", []))
             self.best_val_acc = ckpt.get("best_val_acc")
