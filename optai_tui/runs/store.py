@@ -180,13 +180,41 @@ class RunDir:
     def load_config(self):
         from ..config import validate_config
 
-        data = yaml.safe_load(self.config_path.read_text()) or {}
+        try:
+            data = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{self.config_path}:{where} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.config_path}: expected a mapping of settings, found {type(data).__name__}")
         return validate_config(data, source=str(self.config_path))
 
     def raw_config(self) -> dict[str, Any]:
         return yaml.safe_load(self.config_path.read_text()) or {}
 
     # -- events ---------------------------------------------------------------------------
+    def trim_partial_event(self) -> int:
+        """Drop a last event line left half-written (a killed process); returns the bytes removed.
+
+        Without this, the next event would be appended to the broken line and lost with it.
+        """
+        try:
+            with open(self.events_path, "r+b") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size == 0:
+                    return 0
+                f.seek(max(0, size - 65536))
+                tail = f.read()
+                if tail.endswith(b"\n"):
+                    return 0
+                cut = tail.rfind(b"\n")
+                keep = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size)
+                f.truncate(keep)
+                return size - keep
+        except FileNotFoundError:
+            return 0
+
     def append_event(self, event: Any) -> None:
         d = event if isinstance(event, dict) else event.to_dict()
         line = json.dumps(d, separators=(",", ":")) + "\n"
