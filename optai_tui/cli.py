@@ -180,6 +180,10 @@ def cmd_runs(args) -> int:
         print(f"no runs in {_runs_dir(args)}")
         return EXIT_OK
     table = Table("run", "status", "arch", "dataset", "mode", "params", "epochs", "best val", "time", box=None)
+    # the id is what --resume, attach and export need, and the status what one looks for: never cut them
+    for col, key in ((table.columns[0], "run_id"), (table.columns[1], "status")):
+        col.no_wrap = True
+        col.min_width = max(len(str(s.get(key, "?"))) for s in rows)
     for s in rows:
         table.add_row(
             s.get("run_id", "?"),
@@ -192,7 +196,10 @@ def cmd_runs(args) -> int:
             fmt_pct(s.get("best_val_acc")),
             f"{s.get('train_seconds') or 0:.0f}s",
         )
-    Console(highlight=False).print(table)
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, width=1000)  # a pipe or a file: whole rows, for grep and friends
+    out.print(table)
     return EXIT_OK
 
 
@@ -219,7 +226,10 @@ def cmd_profile(args) -> int:
     table = Table(box=None, show_header=False)
     for k, v in d.items():
         table.add_row(k, f"{v:,}" if isinstance(v, int) else (f"{v:,.3f}" if isinstance(v, float) else str(v)))
-    Console(highlight=False).print(table)
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, width=1000)  # a pipe or a file: whole rows, for grep and friends
+    out.print(table)
     return EXIT_OK
 
 
@@ -240,6 +250,8 @@ def cmd_doctor(args) -> int:
     reason = why_no_gpu()
     if reason:
         console.print(f"  no GPU: {reason}", markup=False)
+    mps = getattr(torch.backends, "mps", None)
+    console.print(f"  MPS (Apple GPU): {'available' if mps is not None and mps.is_available() else 'not available'}", markup=False)
     root = default_data_root()
     console.print(f"data root: {root} ({'exists' if root.is_dir() else 'not created yet'})", markup=False)
     hub = Path(torch.hub.get_dir()) / "checkpoints"

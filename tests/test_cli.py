@@ -78,7 +78,8 @@ def test_train_plain_output_and_runs_list(tmp_path, capsys):
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(rows) == 1 and rows[0]["status"] == "completed" and rows[0]["arch"] == "vgg11"
     assert main(["runs", "list", "--runs-dir", str(runs)]) == 0
-    assert "completed" in capsys.readouterr().out
+    out = capsys.readouterr().out  # not a terminal: 80 columns
+    assert "completed" in out and rows[0]["run_id"] in out  # the whole id, never cut
 
 
 def test_sigint_stops_with_130_and_resume_completes(tmp_path):
@@ -147,7 +148,7 @@ def test_profile_and_doctor(capsys):
     assert "needs images of at least 32px, got 16px" in flat(capsys.readouterr().err)
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "torch" in out and "device cpu" in out and "data root" in out
+    assert "torch" in out and "device cpu" in out and "data root" in out and "MPS (Apple GPU):" in out
 
 
 def test_core_imports_without_textual():
