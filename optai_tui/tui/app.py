@@ -167,8 +167,10 @@ class OptaiApp(App):
             self.notify(f"{run.run_id} is still training", severity="warning")
             self.open_dashboard(run.run_id)
             return
-        if not run.last_checkpoint.is_file():
-            self.notify("no checkpoint in this run: it restarts from epoch 1", severity="warning")
+        if not run.last_checkpoint.is_file():  # as the runs screen says: restarting it would only fail again
+            name = run.read_summary().get("name") or run.run_id
+            self.notify(f"{name} has no checkpoint to resume from", severity="error", markup=False)
+            return
         proc = spawn_training(run, resume=True)
         self.processes[run.run_id] = proc
         self.supervise(run.run_id, proc)

@@ -22,6 +22,7 @@ EPOCH_CAPACITY = 256
 MAX_ROWS = 100  # epoch table rows kept (the full table is metrics.csv in the run folder)
 MAX_LOG = 200
 SMOOTHING = 0.8  # EMA factor of the train-loss curve
+THROUGHPUT_TAU = 5.0  # seconds: the recent img/s is an EMA over about this much training time
 
 
 class Series:
@@ -162,7 +163,8 @@ class RunModel:
         self.epochs_done = 0
         self.step = 0
         self.steps_per_epoch = 0
-        self.images_per_second: float | None = None
+        self.images_per_second: float | None = None  # of the last progress interval (a few batches): noisy
+        self.recent_images_per_second: float | None = None  # smoothed over ~THROUGHPUT_TAU seconds
         self.current_lr: float | None = None
         self.val_acc: float | None = None
         self.best_val_acc: float | None = None
@@ -227,6 +229,7 @@ class RunModel:
         self.epochs_done = self.epoch = start
         self.step = 0
         self._last_batch = None
+        self.images_per_second = self.recent_images_per_second = None
         self._last_epoch_time = e.get("time")
         if e.get("resumed"):
             for s in (self.loss, self.lr):
@@ -261,6 +264,11 @@ class RunModel:
         self.lr.add(x, self.current_lr)
         self.images_per_second = float(e["images_per_second"])
         t = float(e.get("time", 0.0))
+        if self.recent_images_per_second is None or self._last_batch is None:
+            self.recent_images_per_second = self.images_per_second
+        elif t > self._last_batch[0]:  # weighted by the time the rate was measured over (a short last interval counts little)
+            w = 1.0 - math.exp(-(t - self._last_batch[0]) / THROUGHPUT_TAU)
+            self.recent_images_per_second += w * (self.images_per_second - self.recent_images_per_second)
         if self._last_batch is not None and gs > self._last_batch[1] and t > self._last_batch[0]:
             rate = (gs - self._last_batch[1]) / (t - self._last_batch[0])
             self._step_rate = rate if self._step_rate is None else 0.7 * self._step_rate + 0.3 * rate
@@ -345,6 +353,20 @@ class RunModel:
     @property
     def finished(self) -> bool:
         return self.status in ("completed", "stopped", "failed")
+
+    def throughput(self) -> tuple[float | None, str]:
+        """(images per second, what it is): the smoothed recent rate while training, the run's overall rate
+        (its summary's, else the mean of its epochs') once it has ended."""
+        with self.lock:
+            if self.finished:
+                overall = (self.summary or {}).get("images_per_second")
+                if not overall:
+                    rates = [r["images_per_second"] for r in self.rows if r.get("images_per_second")]
+                    overall = sum(rates) / len(rates) if rates else None
+                if overall:
+                    return float(overall), "overall"
+                return None, "overall"
+            return self.recent_images_per_second, "recent"
 
     def eta(self, now: float | None = None) -> tuple[float | None, float | None]:
         """(seconds left in this epoch, seconds left in the run), from the event timestamps."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from textual.widgets import OptionList
 from tui_helpers import fill, screen_text, wait_for
 from tui_synthetic import T0, make_run
@@ -275,3 +276,91 @@ async def test_cost_preview_is_blank_while_the_form_is_invalid(runs_dir):
         fill(form, {"model.width": "1"})  # valid again: the numbers come back (no recomputing needed)
         await pilot.pause()
         assert "params" in str(cost.render()) and "vgg11 x1" in str(cost.render())
+
+
+# -- the dashboard shows whole numbers and whole lines -----------------------------------------------
+
+
+async def _replayed(pilot, app) -> DashboardScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.model.summary is not None, what="replay")
+    await pilot.pause(0.5)
+    return app.screen
+
+
+@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+async def test_epoch_table_and_log_never_cut_a_number(runs_dir, size):
+    from optai_tui.tui.widgets.epoch_table import COLUMNS, row_cells
+
+    run = make_run(runs_dir, epochs=6, images_per_second=1710.0, lr=0.057)
+    run.append_event(
+        {"event": "ControlApplied", "time": T0 + 99, "action": "lr_div10", "epoch": 3, "step": 2, "detail": "lr now 0.00489"}
+    )
+    app = OptaiApp(runs_dir, attach=run.run_id)
+    async with app.run_test(size=size) as pilot:
+        dash = await _replayed(pilot, app)
+        table = dash.query_one(EpochTable)
+        text = screen_text(app)
+        cols, compact, widths = table.layout_shown
+        assert "ep" in cols and "v.acc%" in cols and len(cols) >= 5
+        for m in table.metrics:  # every row as the table lays it out, whole, on the screen
+            line = "".join(cell.rjust(w + 1) for cell, w in zip(row_cells(m, cols, compact), widths))
+            assert line in text, line
+        if size == (100, 32):
+            assert cols == COLUMNS and not compact
+            assert text.count(" 1710") >= 6 and " 0.0489" in text  # img/s and lr of epoch 1 (0.057 * 6/7)
+        else:
+            assert "lr" in cols and compact and " 4.9e-2" in text
+        assert "0.00489)" in text  # the log line wraps: the new lr is not cut off
+
+
+async def test_stop_question_wraps_in_its_dialog(runs_dir):
+    run = make_run(runs_dir, epochs=50, done=1, end=None)
+    app = OptaiApp(runs_dir, attach=run.run_id)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.model.epochs_done == 1, what="dashboard"
+        )
+        await pilot.press("s")
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "Stop this run now?" in text and "current batch)" in text
+        await pilot.press("n")
+
+
+async def test_header_throughput_is_smoothed_then_the_runs_overall_rate(runs_dir):
+    live = make_run(runs_dir, "20240101-000000-live", epochs=50, done=1, end=None)
+    app = OptaiApp(runs_dir, attach=live.run_id)
+    async with app.run_test(size=(100, 32)) as pilot:
+        dash = app.screen
+        await wait_for(pilot, lambda: isinstance(dash, DashboardScreen) and dash.model.epochs_done == 1, what="dashboard")
+        # one short interval at a burst rate (the last batches of an epoch) barely moves the shown rate
+        base = {"event": "BatchEnd", "epoch": 2, "steps_per_epoch": 10, "loss": 1.0, "lr": 0.01}
+        live.append_event({**base, "time": T0 + 100.0, "step": 1, "global_step": 11, "images_per_second": 1000.0})
+        live.append_event({**base, "time": T0 + 100.05, "step": 2, "global_step": 12, "images_per_second": 9000.0})
+        await wait_for(pilot, lambda: dash.model.step == 2, what="progress")
+        await pilot.pause(0.5)
+        ips, kind = dash.model.throughput()
+        assert kind == "recent" and 1000 < ips < 1200
+        assert f"{ips:,.0f} img/s recent" in screen_text(app) and "9,000" not in screen_text(app)
+    # a finished run shows its overall rate (summary), not its last batch's
+    done = make_run(runs_dir, "20240101-000001-done", epochs=3, images_per_second=1668.0, summary={"images_per_second": 193.7})
+    app = OptaiApp(runs_dir, attach=done.run_id, check_running=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _replayed(pilot, app)
+        stats = screen_text(app).splitlines()[4]
+        assert "194 img/s overall" in stats and "1,668" not in stats
+
+
+async def test_resume_without_a_checkpoint_is_refused_as_on_the_runs_screen(runs_dir):
+    run = make_run(runs_dir, epochs=6, done=0, end="failed")  # failed in epoch 1: no checkpoint
+    app = OptaiApp(runs_dir, attach=run.run_id)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.model.status == "failed", what="failed"
+        )
+        for _ in range(2):
+            await pilot.press("u")
+            await pilot.pause(0.3)
+        messages = [n.message for n in app._notifications]
+        assert messages == ["synthetic has no checkpoint to resume from"] * 2
+        assert app.processes == {} and run.read_summary()["status"] == "failed"

@@ -10,6 +10,12 @@ from textual.widgets import Label
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    # the question wraps inside the dialog (a Label is as wide as its text and would be cut at the border)
+    DEFAULT_CSS = """
+    ConfirmScreen .dialog-title {
+        width: 100%;
+    }
+    """
     BINDINGS = [
         Binding("y,enter", "dismiss(True)", "Yes"),
         Binding("n,escape", "dismiss(False)", "No"),

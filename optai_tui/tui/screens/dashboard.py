@@ -112,6 +112,9 @@ class DashboardScreen(Screen):
             process=self._process,
         )
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._draw_progress)  # the stats line fits what it shows to its width
+
     def on_run_updated(self, message: RunUpdated) -> None:
         message.stop()
         self.schedule_redraw()
@@ -194,7 +197,7 @@ class DashboardScreen(Screen):
             info, status, error = dict(m.info), m.status, m.error
             epoch, epochs, done = m.epoch, m.epochs, m.epochs_done
             step, steps = m.step, m.steps_per_epoch
-            ips, val, best, mem = m.images_per_second, m.val_acc, m.best_val_acc, m.peak_memory_mb
+            (ips, ips_kind), val, best, mem = m.throughput(), m.val_acc, m.best_val_acc, m.peak_memory_mb
             lr = m.current_lr
             summary = dict(m.summary) if m.summary else None
         epoch_eta, run_eta = m.eta(time.time())
@@ -214,13 +217,16 @@ class DashboardScreen(Screen):
         self._set("#run-eta", f"run ETA {fmt_duration(run_eta)}" if run_eta is not None else "")
         self._set("#epoch-eta", f"epoch ETA {fmt_duration(epoch_eta)}" if epoch_eta is not None else "")
         parts = [
-            f"{ips:,.0f} img/s" if ips else "- img/s",
+            f"{ips:,.0f} img/s {ips_kind}" if ips else f"- img/s {ips_kind}",
             f"val acc {fmt_pct(val)}",
             f"best {fmt_pct(best)}",
             f"mem {mem:,.0f} MiB" if mem else "mem -",
             f"lr {lr:.3g}" if lr is not None else "lr -",
         ]
-        self._set("#run-stats", "  |  ".join(parts))
+        room = self.query_one("#run-stats").size.width
+        while room and len(" | ".join(parts)) > room and len(parts) > 3:
+            parts.pop()  # lr, then memory: whole items go rather than a cut number (the lr chart has the lr)
+        self._set("#run-stats", " | ".join(parts))
         box = self.query_one("#run-summary", Static)
         if status in ("completed", "stopped", "failed"):
             text = self.summary_text(status, summary, error)
