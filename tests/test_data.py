@@ -29,6 +29,7 @@ from optai_tui.data import (
     load_arrays,
     make_shapes,
 )
+from optai_tui.data.imagefolder import UnreadableImagesWarning
 from optai_tui.errors import ConfigError, DataError, UnknownNameError
 
 CIFAR_SUB = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-sub"
@@ -252,12 +253,48 @@ def test_imagefolder_configured_size_and_test_folder(tmp_path):
 
 def test_imagefolder_all_unreadable_is_a_data_error(tmp_path):
     for split in ("train", "val"):
-        (tmp_path / split / "a").mkdir(parents=True)
-        (tmp_path / split / "a" / "x.png").write_bytes(b"garbage")
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            (tmp_path / split / c / "x.png").write_bytes(b"garbage")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(DataError, match="could be read"):
+        with pytest.raises(DataError, match="none of the 2 images in .*train could be read") as err:
             load_arrays("imagefolder", path=tmp_path)
+    assert err.value.field == "data.path" and "x.png" in err.value.hint and "cannot identify" in err.value.hint
+
+
+def test_imagefolder_unreadable_images_are_one_self_explanatory_warning(tmp_path):
+    root = tmp_path / "pets"
+    for c in ("cat", "dog"):
+        for i in range(3):
+            _png(root / "train" / c / f"ok{i}.jpg", Image.new("RGB", (12, 12), (i * 60, 20, 20)))
+        _png(root / "val" / c / "v.png", Image.new("RGB", (12, 12)))
+    for i in range(12):  # more than are named
+        (root / "train" / "dog" / f"bad{i:02d}.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    (root / "val" / "cat" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        splits = load_arrays("imagefolder", path=root)
+    assert splits.train_x.shape[0] == 6 and splits.val_x.shape[0] == 2
+    assert [w.category for w in caught] == [UnreadableImagesWarning, UnreadableImagesWarning]
+    assert issubclass(UnreadableImagesWarning, UserWarning)
+    train_msg, val_msg = (str(w.message) for w in caught)
+    # the message alone says what, how many, where and which: it is all the CLI and the run log show
+    assert train_msg.startswith(f"skipped 12 unreadable images of 18 in {root / 'train'}: dog/bad00.png (")
+    assert "dog/bad09.png" in train_msg and "bad10" not in train_msg and train_msg.endswith(", and 2 more")
+    assert "cannot identify image file" in train_msg and "BufferedReader" not in train_msg
+    assert "\n" not in train_msg
+    assert val_msg.startswith(f"skipped 1 unreadable image of 3 in {root / 'val'}: cat/cut.jpg (")
+
+
+def test_imagefolder_needs_two_classes(tmp_path):
+    for split in ("train", "val"):
+        for i in range(2):
+            _png(tmp_path / split / "cat" / f"{i}.jpg", Image.new("RGB", (8, 8), (i * 90, 0, 0)))
+    with pytest.raises(DataError) as err:
+        load_arrays("imagefolder", path=tmp_path)
+    assert err.value.field == "data.path"
+    assert err.value.message == f"needs at least 2 classes, found 1 (cat) in {tmp_path / 'train'}"
 
 
 def test_imagefolder_missing_train_folder(tmp_path):
@@ -279,11 +316,15 @@ def test_imagefolder_missing_val_and_missing_path(tmp_path):
 
 
 def test_imagefolder_val_classes_must_match_train(tmp_path):
-    _png(tmp_path / "train" / "a" / "x.png", Image.new("RGB", (8, 8)))
+    for c in ("a", "b"):
+        _png(tmp_path / "train" / c / "x.png", Image.new("RGB", (8, 8)))
     _png(tmp_path / "val" / "a" / "x.png", Image.new("RGB", (8, 8)))
     _png(tmp_path / "val" / "zebra" / "x.png", Image.new("RGB", (8, 8)))
-    with pytest.raises(DataError, match="zebra"):
+    with pytest.raises(DataError) as err:
         load_arrays("imagefolder", path=tmp_path)
+    assert err.value.field == "data.path"
+    assert err.value.message == f"{tmp_path / 'val'} has classes that {tmp_path / 'train'} does not: zebra"
+    assert "must match" in err.value.hint
 
 
 @pytest.mark.skipif(not CIFAR_SUB.is_dir(), reason=f"the CIFAR-10 JPEG subset is not at {CIFAR_SUB}")

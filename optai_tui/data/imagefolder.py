@@ -2,8 +2,8 @@
 
 torchvision's ImageFolder finds the files and the classes; the images are then decoded by a thread
 pool (PIL releases the GIL while decoding) straight into one uint8 array at a single size.
-Grayscale, palette and RGBA images become RGB; a file that cannot be read is skipped with a warning
-naming it.
+Grayscale, palette and RGBA images become RGB; the files that cannot be read are skipped with one
+``UnreadableImagesWarning`` a folder naming them and their count. A tree needs at least 2 classes.
 """
 
 from __future__ import annotations
@@ -49,16 +49,24 @@ def _decode(path: str, size: tuple[int, int] | None) -> np.ndarray | str:
         return f"{type(exc).__name__}: {exc}"
 
 
+def _none_readable(paths: Sequence[str], what: str, skipped: list[tuple[str, str]]) -> DataError:
+    hint = f"e.g. {skipped[0][0]}: {_reason(*skipped[0])}" if skipped else None
+    return DataError(f"none of the {len(paths)} {what} could be read", hint=hint, field="data.path")
+
+
 def _default_workers() -> int:
     return max(1, min(16, (os.cpu_count() or 1) * 2))
 
 
 def decode_images(paths: Sequence[str], labels: Sequence[int], image_size: int | tuple[int, int] | None = None,
-                  *, workers: int | None = None, what: str = "images") -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode ``paths`` into (uint8 [N, 3, H, W], int64 [N]); unreadable files are skipped with a warning.
+                  *, workers: int | None = None, folder: str | os.PathLike | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode ``paths`` into (uint8 [N, 3, H, W], int64 [N]); unreadable files are skipped with one warning
+    (an ``UnreadableImagesWarning`` naming them, relative to ``folder`` when given, and their count).
 
     Without ``image_size`` every image is resized to the size of the first readable one.
     """
+    what = f"images in {folder}" if folder is not None else "images"
     size: tuple[int, int] | None
     size = (image_size, image_size) if isinstance(image_size, int) else (tuple(image_size) if image_size else None)
     skipped: list[tuple[str, str]] = []
@@ -73,8 +81,7 @@ def decode_images(paths: Sequence[str], labels: Sequence[int], image_size: int |
         first_arr = got
         size = (got.shape[0], got.shape[1])
     if size is None:
-        _warn_skipped(skipped)
-        raise DataError(f"none of the {len(paths)} {what} could be read", field="data.path")
+        raise _none_readable(paths, what, skipped)
 
     rest = list(range(first + (first_arr is not None), len(paths)))
     out = np.empty((len(paths), size[0], size[1], 3), dtype=np.uint8)
@@ -99,21 +106,48 @@ def decode_images(paths: Sequence[str], labels: Sequence[int], image_size: int |
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         for errors in pool.map(work, chunks):
             skipped.extend((paths[i], err) for i, err in errors)
-    _warn_skipped(skipped)
     if not ok.any():
-        raise DataError(f"none of the {len(paths)} {what} could be read", field="data.path")
+        raise _none_readable(paths, what, skipped)
+    _warn_skipped(skipped, len(paths), folder)
     keep = torch.from_numpy(ok)
     x = torch.from_numpy(out).permute(0, 3, 1, 2)[keep].contiguous()
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64))[keep]
     return x, y
 
 
-def _warn_skipped(skipped: list[tuple[str, str]]) -> None:
-    for path, reason in skipped[:MAX_NAMED_WARNINGS]:
-        warnings.warn(f"skipping unreadable image {path} ({reason})", UserWarning, stacklevel=3)
-    if len(skipped) > MAX_NAMED_WARNINGS:
-        warnings.warn(f"skipped {len(skipped) - MAX_NAMED_WARNINGS} more unreadable images", UserWarning,
-                      stacklevel=3)
+class UnreadableImagesWarning(UserWarning):
+    """Images skipped because they could not be read; the message names them, their folder and the count."""
+
+
+def _reason(path: str, reason: str) -> str:
+    """The decode error without the file name PIL repeats in it."""
+    for noise in (f" <_io.BufferedReader name={path!r}>", f": {path!r}", f" {path!r}"):
+        reason = reason.replace(noise, "")
+    return reason
+
+
+def skipped_message(skipped: Sequence[tuple[str, str]], total: int, folder: str | os.PathLike | None = None) -> str:
+    """One line: how many of how many images were skipped, where, and which (the first few) and why."""
+    base = Path(folder) if folder is not None else None
+
+    def name(path: str) -> str:
+        if base is not None:
+            try:
+                return str(Path(path).relative_to(base))
+            except ValueError:
+                pass
+        return path
+
+    n = len(skipped)
+    where = f" in {base}" if base is not None else ""
+    named = ", ".join(f"{name(p)} ({_reason(p, r)})" for p, r in skipped[:MAX_NAMED_WARNINGS])
+    more = f", and {n - MAX_NAMED_WARNINGS} more" if n > MAX_NAMED_WARNINGS else ""
+    return f"skipped {n} unreadable image{'s' if n != 1 else ''} of {total}{where}: {named}{more}"
+
+
+def _warn_skipped(skipped: list[tuple[str, str]], total: int, folder: str | os.PathLike | None) -> None:
+    if skipped:  # one warning a folder: the trainer / CLI shows its message as one line
+        warnings.warn(skipped_message(skipped, total, folder), UnreadableImagesWarning, stacklevel=3)
 
 
 def _scan(folder: Path, allow_empty: bool):
@@ -146,6 +180,9 @@ def load_imagefolder(path: str | os.PathLike | None, image_size: int | tuple[int
                         field="data.path")
     assert val_name is not None
     train = _scan(train_dir, allow_empty=False)
+    if len(train.classes) < 2:
+        raise DataError(f"needs at least 2 classes, found {len(train.classes)} ({', '.join(train.classes)}) in {train_dir}",
+                        hint=f"put each class in its own folder: {train_dir}/<class>/<image>", field="data.path")
     val = _scan(root / val_name, allow_empty=True)
     extra = sorted(set(val.classes) - set(train.classes))
     if extra:
@@ -154,10 +191,10 @@ def load_imagefolder(path: str | os.PathLike | None, image_size: int | tuple[int
                         hint="the class folders of val/ must match those of train/", field="data.path")
     remap = [train.class_to_idx[c] for c in val.classes]
     train_x, train_y = decode_images([p for p, _ in train.samples], [t for _, t in train.samples], image_size,
-                                     workers=workers, what=f"images in {train_dir}")
+                                     workers=workers, folder=train_dir)
     size = image_size or (int(train_x.shape[-2]), int(train_x.shape[-1]))
     if not val.samples:
         raise DataError(f"{root / val_name} has no images", field="data.path")
     val_x, val_y = decode_images([p for p, _ in val.samples], [remap[t] for _, t in val.samples], size,
-                                 workers=workers, what=f"images in {root / val_name}")
+                                 workers=workers, folder=root / val_name)
     return train_x, train_y, val_x, val_y, list(train.classes), val_name
