@@ -495,7 +495,8 @@ def test_per_epoch_only_for_csv_and_json(runs_dir, ids, tmp_path):
     with pytest.raises(ConfigError, match="csv and json"):
         export_runs(ids, None, tmp_path / "r.md", runs_dir, per_epoch=True)
     assert list(tmp_path.iterdir()) == []
-    assert len(list(csv.DictReader(open(export_runs(ids, "csv", tmp_path / "e.csv", runs_dir, per_epoch=True))))) == 6
+    out = export_runs(ids, "csv", tmp_path / "e.csv", runs_dir, per_epoch=True)
+    assert len(list(csv.DictReader(io.StringIO(out.read_text())))) == 6
 
 
 def test_cli_per_epoch_with_a_report_is_refused(runs_dir, ids, tmp_path, capsys):

@@ -15,6 +15,7 @@ The HTML embeds its images (inline SVG or data: URIs) so it can be mailed as one
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import html
 import os
@@ -75,10 +76,8 @@ def write_output(path: Path, data: bytes | str) -> Path:
     fd = _own_fd(path)
     if fd is not None:  # /dev/stdout, /dev/fd/N, /proc/self/fd/N: a file this process has open
         for stream in (sys.stdout, sys.stderr):  # what was printed before comes first
-            try:
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or replaced by None
                 stream.flush()
-            except Exception:
-                pass
         _write_all(fd, data)  # at its offset, in its mode (a `>> log` redirect is appended to)
         return path
     try:
