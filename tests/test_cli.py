@@ -247,3 +247,17 @@ def test_resume_after_a_kill_drops_the_half_written_event_line(trained_runs, tmp
     lines = run.events_path.read_bytes().splitlines()
     assert all(json.loads(line) for line in lines)  # every line is a whole event
     assert [e["event"] for e in run.iter_events()].count("RunStarted") == 2
+
+
+def test_a_missing_or_corrupt_summary_is_rebuilt_from_the_config_and_log(trained_runs, tmp_path, capsys):
+    run = _copy_run(trained_runs, tmp_path)
+    real = run.read_summary()
+    for damage in (lambda: run.summary_path.unlink(), lambda: run.summary_path.write_text('{"run_id": ')):
+        damage()
+        s = run.read_summary()
+        assert s["rebuilt"] and s["status"] == "completed" and s["epochs_completed"] == 2 == s["epochs"]
+        for k in ("arch", "width", "dataset", "transfer_mode", "params", "best_val_acc", "final_val_acc"):
+            assert s[k] == real[k], k
+    assert main(["runs", "list", "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "completed" in out and "resnet18" in out and "None" not in out

@@ -258,9 +258,63 @@ class RunDir:
     # -- summary / meta -------------------------------------------------------------------
     def read_summary(self) -> dict[str, Any]:
         try:
-            return json.loads(self.summary_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {"run_id": self.run_id, "status": "failed", "error": "summary.json missing or unreadable"}
+            s = json.loads(self.summary_path.read_text(encoding="utf-8"))
+            if isinstance(s, dict):
+                return s
+        except (OSError, ValueError):  # missing, not JSON, not UTF-8
+            pass
+        return self.rebuild_summary()
+
+    def rebuild_summary(self) -> dict[str, Any]:
+        """A summary from config.yaml and events.jsonl, for a run whose summary.json is missing or
+        corrupt (marked ``"rebuilt": true``; the next write by a trainer makes it whole again)."""
+        try:
+            cfg = self.raw_config()
+        except (OSError, ValueError):  # yaml errors are ValueErrors
+            cfg = {}
+        cfg = cfg if isinstance(cfg, dict) else {}
+        sec = lambda k: cfg.get(k) if isinstance(cfg.get(k), dict) else {}  # noqa: E731
+        s: dict[str, Any] = {
+            "run_id": self.run_id,
+            "name": cfg.get("name"),
+            "status": "failed",
+            "arch": sec("model").get("arch"),
+            "width": sec("model").get("width", 1.0),
+            "dataset": sec("data").get("dataset"),
+            "transfer_mode": sec("transfer").get("mode", "scratch"),
+            "epochs": sec("train").get("epochs"),
+            "epochs_completed": 0,
+            "best_val_acc": None,
+            "final_val_acc": None,
+            "train_seconds": 0.0,
+            "error": None,
+            "rebuilt": True,
+        }
+        terminal = None
+        for e in self.iter_events():
+            kind = e.get("event")
+            if kind == "RunStarted":
+                for k in ("arch", "dataset", "device", "device_name", "epochs", "params", "trainable_params", "num_train", "num_val"):
+                    if e.get(k) is not None:
+                        s[k] = e[k]
+                terminal = None
+            elif kind == "EpochEnd":
+                s["epochs_completed"] = e.get("epoch", s["epochs_completed"])
+                s["best_val_acc"] = e.get("best_val_acc")
+                metrics = e.get("metrics") or {}
+                if metrics.get("val_acc") is not None:
+                    s["final_val_acc"] = metrics["val_acc"]
+                s["train_seconds"] = e.get("elapsed_seconds", s["train_seconds"])
+            elif kind in ("RunFinished", "RunStopped", "RunFailed"):
+                terminal = e
+        if terminal is None:
+            s["status"] = "running" if pid_alive(self.read_pid()) else ("stopped" if s["epochs_completed"] else "failed")
+        else:
+            s["status"] = {"RunFinished": "completed", "RunStopped": "stopped"}.get(terminal["event"], "failed")
+            s["error"] = terminal.get("error")
+        if s["status"] == "failed" and not s["error"]:
+            s["error"] = "summary.json missing or unreadable, and the log shows no epoch"
+        return s
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.summary_path, summary)
