@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", parents=[common], help="export run summaries (md, csv, json, html)")
     ex.add_argument("runs", nargs="+", metavar="RUN")
-    ex.add_argument("--format", "-f", choices=["md", "csv", "json", "html"], default="md")
+    ex.add_argument("--format", "-f", choices=["md", "csv", "json", "html"], default=None, help="default: from the file's extension")
     ex.add_argument("-o", "--output", required=True, help="output file")
     ex.add_argument("--per-epoch", action="store_true", help="csv/json: one row per epoch")
     return p
@@ -271,9 +273,12 @@ def cmd_tui(args, attach: str | None = None) -> int:
 
 def cmd_export(args) -> int:
     from .runs.export import export_runs
+    from .runs.report import is_stream
 
-    path = export_runs(args.runs, fmt=args.format, output=Path(args.output), runs_dir=_runs_dir(args), per_epoch=args.per_epoch)
-    print(f"wrote {path}")
+    output = Path(args.output)
+    path = export_runs(args.runs, fmt=args.format, output=output, runs_dir=_runs_dir(args), per_epoch=args.per_epoch)
+    # to stdout or a pipe the export is the output: the note goes to stderr
+    print(f"wrote {path}", file=sys.stderr if is_stream(output) else sys.stdout)
     return EXIT_OK
 
 
@@ -287,7 +292,13 @@ COMMANDS: dict[str, Callable] = {
 }
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
+    """Warnings for a user: what happened, not the source line that noticed it."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _format_warning
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -300,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return EXIT_STOPPED
+    except BrokenPipeError:  # the reader went away (`... | head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush does not complain
+        return EXIT_OK
     except Exception as e:  # a bug: a short panel for the user, the traceback in a log file
         import traceback
 

@@ -261,3 +261,25 @@ def test_a_missing_or_corrupt_summary_is_rebuilt_from_the_config_and_log(trained
     assert main(["runs", "list", "--runs-dir", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out
     assert "completed" in out and "resnet18" in out and "None" not in out
+
+
+def test_data_warnings_reach_the_console_and_the_run_as_one_plain_line(tmp_path):
+    """An unreadable image: `warning: skipped ...` once on the console (no source line), and a RunWarning."""
+    from PIL import Image
+
+    root = tmp_path / "pets"
+    for split, n in (("train", 6), ("val", 2)):
+        for c, colour in (("cat", (200, 30, 30)), ("dog", (30, 30, 200))):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (32, 32), colour).save(root / split / c / f"{i}.png")
+    (root / "train" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    preset = write_preset(tmp_path / "p.yaml", data={"dataset": "imagefolder", "path": str(root), "subset": None}, train={"epochs": 1, "batch_size": 4})
+    r = cli("train", "--preset", str(preset), "--runs-dir", str(tmp_path / "runs"), "--plain")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert out.count("warning: skipped 1 unreadable image of 13") == 1 and "broken.png" in out
+    assert "imagefolder.py" not in out and "UserWarning" not in out
+    run = list_runs(tmp_path / "runs")[0]
+    warned = [e["message"] for e in run.iter_events() if e["event"] == "RunWarning"]
+    assert len(warned) == 1 and "dog/broken.png" in warned[0]

@@ -309,6 +309,12 @@ def test_cli_export(runs_dir, ids, tmp_path, capsys):
     assert len(list(csv.DictReader(io.StringIO(out.read_text())))) == 2
     assert "wrote" in capsys.readouterr().out
     assert main(["--runs-dir", str(runs_dir), "export", "nope", "-o", str(tmp_path / "n.md")]) == 2
+    # no --format: the file's extension says it
+    assert main(["--runs-dir", str(runs_dir), "export", ids[0], "-o", str(tmp_path / "by-ext.json")]) == 0
+    assert json.loads((tmp_path / "by-ext.json").read_text())
+    capsys.readouterr()
+    assert main(["--runs-dir", str(runs_dir), "export", ids[0], "-o", str(tmp_path / "by-ext.txt")]) == 2
+    assert "format" in capsys.readouterr().err
     # a place that cannot be written: one clear line naming the file, not an internal error
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

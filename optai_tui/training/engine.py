@@ -19,6 +19,7 @@ import signal
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from pathlib import Path
@@ -174,16 +175,21 @@ class Trainer:
             torch.cuda.reset_peak_memory_stats(self.device)
         torch.manual_seed(cfg.train.seed)
         d = cfg.data
-        splits = load_arrays(
-            d.dataset,
-            root=d.root,
-            path=d.path,
-            download=d.download,
-            subset=d.subset,
-            val_split=d.val_split,
-            seed=cfg.train.seed,
-            image_size=d.image_size,
-        )
+        # What the data loading warns about (e.g. unreadable images skipped) goes into the run's events,
+        # where the console, the log and the dashboard all show it.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            splits = load_arrays(
+                d.dataset,
+                root=d.root,
+                path=d.path,
+                download=d.download,
+                subset=d.subset,
+                val_split=d.val_split,
+                seed=cfg.train.seed,
+                image_size=d.image_size,
+            )
+        self._setup_warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
         if d.normalize == "imagenet":
             from ..data import IMAGENET_MEAN_STD
 
@@ -290,6 +296,8 @@ class Trainer:
                 resumed=ckpt is not None,
             )
         )
+        for message in self._setup_warnings:
+            self.emit(ev.RunWarning(epoch=start_epoch, message=message))
         if start_epoch >= cfg.train.epochs:
             return self._finish("completed")
         prepare_phase(self, self.phase)
