@@ -7,6 +7,7 @@ decay 5e-4, cosine over the run, batch 128, random crop 32 pad 4 + horizontal fl
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +72,15 @@ class DataConfig(_Section):
                 raise ValueError(f"data.path: folder {str(p)!r} does not exist")
             if not (p / "train").is_dir():
                 raise ValueError(f"data.path: {str(p)!r} has no train/ folder")
+            try:  # the classes are train/'s sub-folders (as torchvision's ImageFolder finds them)
+                classes = sorted(e.name for e in os.scandir(p / "train") if e.is_dir())
+            except OSError as e:
+                raise ValueError(f"data.path: cannot read {str(p / 'train')!r} ({e.strerror or e})") from None
+            if len(classes) < 2:
+                found = f" ({', '.join(classes)})" if classes else ""
+                raise ValueError(
+                    f"data.path: needs at least 2 classes (a folder each under train/), found {len(classes)}{found} in {p / 'train'}"
+                )
         elif self.path:
             raise ValueError(f"data.path: only used with dataset 'imagefolder' (dataset is {self.dataset!r})")
         return self

@@ -68,7 +68,10 @@ def test_imagefolder_without_train_folder(tmp_path):
     (tmp_path / "val").mkdir()
     err = refused({"data": {"dataset": "imagefolder", "path": str(tmp_path)}})
     assert err.field == "data.path" and "no train/ folder" in err.message
-    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "cat").mkdir(parents=True)
+    err = refused({"data": {"dataset": "imagefolder", "path": str(tmp_path)}})
+    assert err.field == "data.path" and "needs at least 2 classes (a folder each under train/), found 1 (cat)" in err.message
+    (tmp_path / "train" / "dog").mkdir()
     cfg = validate_config({"data": {"dataset": "imagefolder", "path": str(tmp_path)}})
     assert cfg.data.path == str(tmp_path)
 
