@@ -211,6 +211,8 @@ def cmd_profile(args) -> int:
     from .training.profile import profile_model
 
     info = get_model_info(args.arch)
+    if args.image_size is not None and args.image_size < 1:
+        raise ConfigError(f"must be at least 1, got {args.image_size}", field="--image-size")
     size = args.image_size or info.default_image_size
     if size < info.min_image_size:
         raise ConfigError(f"{args.arch} needs images of at least {info.min_image_size}px, got {size}px", field="--image-size")
@@ -219,7 +221,10 @@ def cmd_profile(args) -> int:
             raise ConfigError(f"must be at least 1, got {v}", field=flag)
     if not 0 < args.width <= 8:
         raise ConfigError(f"must be in (0, 8], got {args.width}", field="--width")
-    dev = resolve_device(args.device)
+    try:
+        dev = resolve_device(args.device)
+    except OptaiError as e:
+        raise type(e)(e.message, hint=e.hint, field="--device") from None
     prof = profile_model(args.arch, num_classes=args.num_classes, in_channels=args.in_channels, image_size=size, width=args.width, device=str(dev))
     d = prof.to_dict()
     if args.json:

@@ -146,6 +146,11 @@ def test_profile_and_doctor(capsys):
     assert d["params"] > 0 and d["macs"] > 0 and d["latency_ms"] > 0
     assert main(["profile", "vgg11", "--image-size", "16"]) == 2
     assert "needs images of at least 32px, got 16px" in flat(capsys.readouterr().err)
+    assert main(["profile", "vgg11", "--image-size", "0"]) == 2
+    assert "--image-size: must be at least 1, got 0" in flat(capsys.readouterr().err)
+    assert main(["profile", "vgg11", "--device", "banana"]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "--device: device 'banana' is not available" in err and "present:" in err and "cpu" in err
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "torch" in out and "device cpu" in out and "data root" in out and "MPS (Apple GPU):" in out
