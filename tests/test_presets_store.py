@@ -153,3 +153,14 @@ def test_resolve_run_ambiguous_prefix_says_how_many_more(tmp_path):
         resolve_run("2025", tmp_path)  # two: both named, nothing more
     assert "2 runs match" in str(e.value) and "more" not in str(e.value)
     assert all(i in str(e.value) for i in ids[7:])
+
+
+def test_a_key_given_twice_in_a_preset_is_refused_with_its_line(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text("optim:\n  lr: 0.1\ntrain:\n  epochs: 3\noptim:\n  momentum: 0.8\n")
+    with pytest.raises(ConfigError) as e:
+        load_preset(str(p))
+    assert f"{p}: line 5 is not valid YAML" in e.value.message and "'optim' appears twice" in e.value.message
+    p.write_text("optim:\n  lr: 0.1\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match="line 3 .*'lr' appears twice"):
+        load_preset(str(p))
