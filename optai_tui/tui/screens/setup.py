@@ -64,7 +64,7 @@ class SetupScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="setup-body"):
-            yield ConfigForm(self._initial, extra_checks=self._device_checks, backbone_suggestions=self._backbones(), id="form")
+            yield ConfigForm(self._initial, extra_checks=self._machine_checks, backbone_suggestions=self._backbones(), id="form")
             with VerticalScroll(id="side"):
                 yield Static("", id="form-status", markup=False)
                 yield CostPreview(self.runs_dir, id="cost")
@@ -94,7 +94,7 @@ class SetupScreen(Screen):
         return ["imagenet", *ids]
 
     # -- validation feedback ------------------------------------------------------------------
-    def _device_checks(self, cfg: RunConfig) -> Iterable[tuple[str, str]]:
+    def _machine_checks(self, cfg: RunConfig) -> Iterable[tuple[str, str]]:
         """The machine's checks (device, precision, backbone), the same the CLI makes before a run."""
         from ...training.preflight import backbone_problems, device_problems
 
@@ -118,8 +118,7 @@ class SetupScreen(Screen):
         for w in r.warnings:
             t.append(f"\nnote: {w}", style="yellow")
         status.update(t)
-        if r.config is not None:
-            self.query_one(CostPreview).show_for(r.config)
+        self.query_one(CostPreview).show_for(r.config)  # None (an invalid form) blanks the preview
 
     def on_config_form_field_focused(self, message: ConfigForm.FieldFocused) -> None:
         self.query_one("#help-text", Static).update(self.help_for(message.spec))

@@ -193,17 +193,6 @@ class CostPreview(Static):
         self.last_key: tuple | None = None
         self._stale = False  # the measured seconds may have changed since ``last`` was computed
 
-    def on_mount(self) -> None:
-        # The form's verdict reaches the screen, not this sibling: listen there, so that an invalid form
-        # blanks the preview even where the screen only passes on valid configs.
-        self.screen.message_signal.subscribe(self, self._screen_message, immediate=True)
-
-    def _screen_message(self, message: object) -> None:
-        from .config_form import ConfigForm
-
-        if isinstance(message, ConfigForm.Validated) and message.result.config is None:
-            self.show_for(None)
-
     def show_for(self, cfg: RunConfig | None) -> None:
         """Preview ``cfg``; None (the form does not validate) blanks it: numbers of another config would mislead."""
         if cfg is None:
