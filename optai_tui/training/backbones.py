@@ -270,13 +270,41 @@ def _source_meta(obj: Any, run: RunDir | None) -> tuple[str | None, float | None
     return arch, (float(width) if width is not None else None)
 
 
+_meta_cache: dict[tuple[str, int, int], tuple[str | None, float | None]] = {}
+
+
+def _file_meta(path: Path) -> tuple[str | None, float | None]:
+    """(arch, width) recorded in a checkpoint file, cached by path, size and mtime (files can be large)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _meta_cache:
+        if len(_meta_cache) > 32:
+            _meta_cache.clear()
+        _meta_cache[key] = _source_meta(load_checkpoint(path), None)
+    return _meta_cache[key]
+
+
+def backbone_source(ref: str, runs_dir: Path | str | None = None) -> tuple[str | None, float | None, str]:
+    """(arch, width, what) of a backbone reference, without building a model: a run's come from its
+    config, a file's from the checkpoint's own record (None when it keeps none). Raises CheckpointError
+    (field transfer.backbone) when the reference finds no weights."""
+    path, run = resolve_backbone_file(ref, runs_dir)
+    if run is not None:
+        arch, width = _source_meta(None, run)
+        return arch, width, f"run {run.run_id}"
+    try:
+        arch, width = _file_meta(path)
+    except OSError as e:
+        raise CheckpointError(f"cannot read the backbone {ref!r}: {e.strerror or e}", field="transfer.backbone") from None
+    return arch, width, f"checkpoint {path.name}"
+
+
 def source_architecture(ref: str, runs_dir: Path | str | None = None) -> tuple[str, float] | None:
     """(arch, width) a backbone reference was trained with, when known (for a form to fill in)."""
     if not ref or ref.strip().lower() == IMAGENET:
         return None
     try:
-        path, run = resolve_backbone_file(ref, runs_dir)
-        arch, width = _source_meta(load_checkpoint(path), run)
+        arch, width, _ = backbone_source(ref, runs_dir)
     except CheckpointError:
         return None
     return (arch, width) if arch is not None and width is not None else None

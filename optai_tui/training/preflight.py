@@ -12,13 +12,10 @@ at each of them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import ConfigError, OptaiError
-
-IMAGENET = "imagenet"
 
 
 def preflight(cfg, *, runs_dir: Path | str | None = None, devices: Iterable[str] | None = None) -> list[tuple[str, str]]:
@@ -65,41 +62,19 @@ def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[tuple
 
 
 # -- the backbone of a transfer run -------------------------------------------------------------
-_meta_cache: dict[tuple[str, int, int], tuple[str | None, float | None]] = {}
-
-
-def _file_meta(path: Path) -> tuple[str | None, float | None]:
-    """(arch, width) recorded in a checkpoint file, cached by path, size and mtime (files can be large)."""
-    from .backbones import _source_meta
-    from .checkpoint import load_checkpoint
-
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _meta_cache:
-        if len(_meta_cache) > 32:
-            _meta_cache.clear()
-        _meta_cache[key] = _source_meta(load_checkpoint(path), None)
-    return _meta_cache[key]
-
-
 def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[tuple[str, str]]:
     """The backbone reference resolves to weights, trained with the arch and width the config asks for."""
-    from .backbones import _source_meta, resolve_backbone_file
+    from .backbones import IMAGENET, backbone_source
 
     ref = (cfg.transfer.backbone or "").strip()
     if cfg.transfer.mode == "scratch" or not ref or ref.lower() == IMAGENET:
         return
     try:
-        path, run = resolve_backbone_file(ref, runs_dir)
-        arch, width = _source_meta(None, run) if run is not None else _file_meta(path)
+        arch, width, what = backbone_source(ref, runs_dir)
     except OptaiError as e:
         hint = f"; {e.hint}" if getattr(e, "hint", None) else ""
         yield "transfer.backbone", f"{e.message}{hint}"
         return
-    except OSError as e:
-        yield "transfer.backbone", f"cannot read the backbone {ref!r}: {e.strerror or e}"
-        return
-    what = f"run {run.run_id}" if run is not None else f"checkpoint {os.path.basename(path)}"
     want_arch, want_width = cfg.model.arch, float(cfg.model.width)
     if arch is not None and arch != want_arch:
         yield "model.arch", (
