@@ -105,14 +105,19 @@ def cpu_name() -> str:
     return platform.processor() or "CPU"
 
 
+def device_spec(spec: str, present: list[str]) -> str:
+    """The device a configured value names among ``present`` (auto: the first; cuda: cuda:0); it may be
+    one that is not present."""
+    spec = spec.strip().lower()
+    if spec == "auto":
+        return present[0]
+    return "cuda:0" if spec == "cuda" else spec
+
+
 def resolve_device(spec: str = "auto") -> torch.device:
     """Turn a configured device into a torch.device, or raise DeviceError listing what is present."""
-    spec = spec.strip().lower()
     present = [d.spec for d in detect_devices()]
-    if spec == "auto":
-        return torch.device(present[0])
-    if spec == "cuda":
-        spec = "cuda:0"
+    spec = device_spec(spec, present)
     if spec in present:
         return torch.device(spec)
     reason = why_no_gpu() if spec.startswith("cuda") else None

@@ -41,13 +41,13 @@ def raise_if_problems(problems: list[tuple[str, str]]) -> None:
 def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[tuple[str, str]]:
     import torch
 
-    from .device import detect_devices, resolve_precision, why_no_gpu
+    from .device import detect_devices, device_spec, resolve_precision, why_no_gpu
 
     present = list(devices) if devices is not None else [d.spec for d in detect_devices()]
     if not present:
         return
     want = cfg.train.device.strip().lower()
-    spec = present[0] if want == "auto" else ("cuda:0" if want == "cuda" else want)
+    spec = device_spec(want, present)
     if spec not in present:
         why = why_no_gpu() if spec.startswith("cuda") else None
         yield "train.device", f"{want!r} is not available on this machine{f' ({why})' if why else ''}; present: {', '.join(present)}"
