@@ -464,6 +464,48 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently, so a
+    second ``optim:`` section would quietly drop the first)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one section (the first would be ignored)", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def load_yaml_strict(text: str) -> Any:
+    """``yaml.safe_load``, but a key given twice in one mapping is an error (a YAMLError with its line)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_yaml_file(path: Path, what: str = "file") -> Any:
+    """A YAML file's content; every way it can fail (missing, not UTF-8, unreadable, not YAML, a key
+    given twice) is a one-line ConfigError naming the file and, for YAML, the line."""
+    try:
+        return load_yaml_strict(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {str(path)!r} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: is not a UTF-8 text file (byte {e.start}); save it as UTF-8 YAML") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
+
+
 def config_to_dict(cfg: RunConfig, *, exclude_defaults: bool = False) -> dict[str, Any]:
     return cfg.model_dump(mode="json", exclude_defaults=exclude_defaults)
 

@@ -2,7 +2,7 @@
 
 Shipped presets live in the project's ``presets/`` folder; the user's own in ``~/.config/optai-tui/presets``
 (or ``$OPTAI_PRESETS_DIR``). A user preset with a shipped preset's name takes precedence.
-Files are read with ``yaml.safe_load`` only and written atomically.
+Files are read with a safe YAML loader that refuses a key given twice (``config.read_yaml_file``) and written atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .config import RunConfig, config_to_dict, validate_config
+from .config import RunConfig, config_to_dict, read_yaml_file, validate_config
 from .errors import ConfigError, UnknownNameError
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -38,44 +38,8 @@ class PresetRef:
     description: str
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently, so a
-    second ``optim:`` section would quietly drop the first)."""
-
-
-def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice in one section (the first would be ignored)", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
-
-
-def load_yaml_strict(text: str) -> Any:
-    """``yaml.safe_load``, but a key given twice in one mapping is an error (a YAMLError with its line)."""
-    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = load_yaml_strict(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"preset file {str(path)!r} does not exist") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: is not a UTF-8 text file (byte {e.start}); save it as UTF-8 YAML") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
+    data = read_yaml_file(path, "preset file")
     if data is None:
         return {}
     if not isinstance(data, dict):

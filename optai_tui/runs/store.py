@@ -178,14 +178,9 @@ class RunDir:
 
     # -- config ---------------------------------------------------------------------------
     def load_config(self):
-        from ..config import validate_config
+        from ..config import read_yaml_file, validate_config
 
-        try:
-            data = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{self.config_path}:{where} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
+        data = read_yaml_file(self.config_path, "run config") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{self.config_path}: expected a mapping of settings, found {type(data).__name__}")
         return validate_config(data, source=str(self.config_path))
