@@ -324,10 +324,22 @@ class RunDir:
         """The run's status, with a 'running' run whose process is gone reported as stopped."""
         s = self.read_summary()
         st = s.get("status", "failed")
-        pid = self.read_pid() or s.get("pid")
-        if st == "running" and s.get("host") == socket.gethostname() and pid and not pid_alive(pid):
+        pid = self._local_pid(s)
+        if st == "running" and pid and not pid_alive(pid):
             return "stopped"
         return st
+
+    def _local_pid(self, summary: dict[str, Any]) -> int | None:
+        """The pid of the run's training process when it ran on this host (pid file, else summary)."""
+        if summary.get("host") != socket.gethostname():
+            return None
+        return self.read_pid() or summary.get("pid")
+
+    def training_pid(self, summary: dict[str, Any] | None = None) -> int | None:
+        """The pid of a live process training this run on this host, or None."""
+        s = self.read_summary() if summary is None else summary
+        pid = self._local_pid(s)
+        return pid if s.get("status") == "running" and pid and pid_alive(pid) else None
 
     # -- the training process's pid -------------------------------------------------------
     # Its own small file, written by whoever starts the process and by the trainer itself, so that

@@ -16,7 +16,6 @@ import math
 import os
 import resource
 import signal
-import socket
 import threading
 import time
 import warnings
@@ -79,8 +78,8 @@ class Trainer:
         it, when epochs were done but no checkpoint is left, or when the checkpoint cannot be read."""
         cfg = run_dir.load_config()
         summary = run_dir.read_summary()
-        pid = run_dir.read_pid() or summary.get("pid")
-        if run_dir.status() == "running" and summary.get("host") == socket.gethostname() and pid and pid != os.getpid():
+        pid = run_dir.training_pid(summary)
+        if pid and pid != os.getpid():
             raise ConfigError(
                 f"run {run_dir.run_id} is still training (pid {pid})",
                 hint=f"watch it with: optai-tui attach {run_dir.run_id}; or stop it first",
