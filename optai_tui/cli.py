@@ -24,6 +24,12 @@ from .errors import ConfigError, OptaiError
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STOPPED = 0, 1, 2, 130
 
 
+def _table_console() -> Console:
+    """Standard output for a table: the terminal's width, or whole rows in a pipe or a file (for grep)."""
+    out = Console(highlight=False)
+    return out if out.is_terminal else Console(highlight=False, width=1000)
+
+
 def _err_console() -> Console:
     return Console(stderr=True, highlight=False)
 
@@ -198,10 +204,7 @@ def cmd_runs(args) -> int:
             fmt_pct(s.get("best_val_acc")),
             f"{s.get('train_seconds') or 0:.0f}s",
         )
-    out = Console(highlight=False)
-    if not out.is_terminal:
-        out = Console(highlight=False, width=1000)  # a pipe or a file: whole rows, for grep and friends
-    out.print(table)
+    _table_console().print(table)
     return EXIT_OK
 
 
@@ -233,15 +236,11 @@ def cmd_profile(args) -> int:
     table = Table(box=None, show_header=False)
     for k, v in d.items():
         table.add_row(k, f"{v:,}" if isinstance(v, int) else (f"{v:,.3f}" if isinstance(v, float) else str(v)))
-    out = Console(highlight=False)
-    if not out.is_terminal:
-        out = Console(highlight=False, width=1000)  # a pipe or a file: whole rows, for grep and friends
-    out.print(table)
+    _table_console().print(table)
     return EXIT_OK
 
 
 def cmd_doctor(args) -> int:
-    import os
     import platform
 
     import torch
