@@ -98,12 +98,7 @@ def write_output(path: Path, data: bytes | str) -> Path:
         return path
     if target.is_symlink():  # a symlink loop: realpath gave up
         raise OSError(errno.ELOOP, "too many levels of symbolic links", str(path))
-    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
-    atomic_write_bytes(target, data)
-    try:
-        os.chmod(target, mode)  # an existing file keeps its permissions
-    except OSError:
-        pass
+    _write_new(target, data, stat.S_IMODE(st.st_mode) if st is not None else None)  # an existing file keeps its permissions
     return target
 
 
@@ -139,11 +134,12 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically by a new file with the usual permissions (the report's own images)."""
+def _write_new(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace ``path`` atomically by a new file with ``mode`` (default: the usual permissions of a file
+    the user creates)."""
     atomic_write_bytes(path, data)
     try:
-        os.chmod(path, 0o666 & ~_umask())
+        os.chmod(path, 0o666 & ~_umask() if mode is None else mode)
     except OSError:
         pass
 
