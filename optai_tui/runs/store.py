@@ -121,7 +121,7 @@ class RunDir:
     @classmethod
     def create(cls, runs_dir: Path | str, config: Any) -> RunDir:
         """Make a new run folder for a RunConfig; the id is time-sortable and unique."""
-        from ..config import config_to_yaml
+        from ..config import config_to_dict, config_to_yaml
 
         runs_dir = Path(runs_dir)
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -139,34 +139,9 @@ class RunDir:
         run.checkpoints_dir.mkdir()
         atomic_write_text(run.config_path, config_to_yaml(config))
         run.events_path.touch()
-        run.write_summary(
-            {
-                "run_id": rid,
-                "name": config.display_name(),
-                "status": "running",
-                "arch": config.model.arch,
-                "width": config.model.width,
-                "dataset": config.data.dataset,
-                "transfer_mode": config.transfer.mode,
-                "epochs": config.train.epochs,
-                "epochs_completed": 0,
-                "params": None,
-                "trainable_params": None,
-                "macs": None,
-                "best_val_acc": None,
-                "final_val_acc": None,
-                "train_seconds": 0.0,
-                "seconds_per_epoch": None,
-                "images_per_second": None,
-                "device": None,
-                "device_name": None,
-                "host": socket.gethostname(),
-                "pid": None,
-                "started_at": _now_iso(),
-                "finished_at": None,
-                "error": None,
-            }
-        )
+        summary = summary_skeleton(rid, config.display_name(), config_to_dict(config))
+        summary.update(host=socket.gethostname(), started_at=_now_iso())
+        run.write_summary(summary)
         return run
 
     @classmethod
@@ -267,24 +242,8 @@ class RunDir:
             cfg = self.raw_config()
         except (OSError, ValueError):  # yaml errors are ValueErrors
             cfg = {}
-        cfg = cfg if isinstance(cfg, dict) else {}
-        sec = lambda k: cfg.get(k) if isinstance(cfg.get(k), dict) else {}  # noqa: E731
-        s: dict[str, Any] = {
-            "run_id": self.run_id,
-            "name": cfg.get("name"),
-            "status": "failed",
-            "arch": sec("model").get("arch"),
-            "width": sec("model").get("width", 1.0),
-            "dataset": sec("data").get("dataset"),
-            "transfer_mode": sec("transfer").get("mode", "scratch"),
-            "epochs": sec("train").get("epochs"),
-            "epochs_completed": 0,
-            "best_val_acc": None,
-            "final_val_acc": None,
-            "train_seconds": 0.0,
-            "error": None,
-            "rebuilt": True,
-        }
+        s = summary_skeleton(self.run_id, cfg.get("name") if isinstance(cfg, dict) else None, cfg)
+        s.update(status="failed", rebuilt=True)
         terminal = None
         for e in self.iter_events():
             kind = e.get("event")
@@ -402,6 +361,41 @@ class RunDir:
     @property
     def best_checkpoint(self) -> Path:
         return self.checkpoints_dir / "best.pt"
+
+
+def summary_skeleton(run_id: str, name: str | None, cfg: Any) -> dict[str, Any]:
+    """A summary before any training: what the (raw) config says, nothing measured yet."""
+    cfg = cfg if isinstance(cfg, dict) else {}
+
+    def sec(key: str) -> dict[str, Any]:
+        return cfg[key] if isinstance(cfg.get(key), dict) else {}
+
+    return {
+        "run_id": run_id,
+        "name": name,
+        "status": "running",
+        "arch": sec("model").get("arch"),
+        "width": sec("model").get("width", 1.0),
+        "dataset": sec("data").get("dataset"),
+        "transfer_mode": sec("transfer").get("mode", "scratch"),
+        "epochs": sec("train").get("epochs"),
+        "epochs_completed": 0,
+        "params": None,
+        "trainable_params": None,
+        "macs": None,
+        "best_val_acc": None,
+        "final_val_acc": None,
+        "train_seconds": 0.0,
+        "seconds_per_epoch": None,
+        "images_per_second": None,
+        "device": None,
+        "device_name": None,
+        "host": None,
+        "pid": None,
+        "started_at": None,
+        "finished_at": None,
+        "error": None,
+    }
 
 
 def _now_iso() -> str:
