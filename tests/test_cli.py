@@ -266,6 +266,10 @@ def test_a_missing_or_corrupt_summary_is_rebuilt_from_the_config_and_log(trained
     assert main(["runs", "list", "--runs-dir", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out
     assert "completed" in out and "resnet18" in out and "None" not in out
+    # with config.yaml damaged too, the log still tells the status and the model
+    run.config_path.write_text("model: [\n")
+    s = run.read_summary()
+    assert s["rebuilt"] and s["status"] == "completed" and s["arch"] == real["arch"] and s["epochs_completed"] == 2
 
 
 def test_data_warnings_reach_the_console_and_the_run_as_one_plain_line(tmp_path):

@@ -240,7 +240,7 @@ class RunDir:
         corrupt (marked ``"rebuilt": true``; the next write by a trainer makes it whole again)."""
         try:
             cfg = self.raw_config()
-        except (OSError, ValueError):  # yaml errors are ValueErrors
+        except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
             cfg = {}
         s = summary_skeleton(self.run_id, cfg.get("name") if isinstance(cfg, dict) else None, cfg)
         s.update(status="failed", rebuilt=True)
