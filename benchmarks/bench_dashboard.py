@@ -128,7 +128,8 @@ def throughput(pairs: int, epochs: int, subset: int) -> None:
 def write_synthetic(path: Path, steps: int, steps_per_epoch: int = 100) -> None:
     """A run folder whose events.jsonl holds ``steps`` progress events (and an EpochEnd every epoch)."""
     from optai_tui.config import config_to_yaml
-    from optai_tui.runs.store import RunDir, atomic_write_text
+    from optai_tui.fsio import atomic_write_text
+    from optai_tui.runs.store import RunDir
 
     cfg = tiny_config(max(1, steps // steps_per_epoch), 512)
     path.mkdir(parents=True)

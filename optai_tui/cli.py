@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _runs_dir(args) -> Path:
-    from .runs.store import default_runs_dir
+    from .locations import default_runs_dir
 
     d = getattr(args, "sub_runs_dir", None) or args.runs_dir
     return Path(d) if d else default_runs_dir()
@@ -172,7 +172,7 @@ def cmd_presets(args) -> int:
 
 def cmd_runs(args) -> int:
     from .runs.store import list_runs
-    from .training.console import fmt_pct
+    from .fmt import fmt_pct
 
     runs = list_runs(_runs_dir(args))
     rows = []
@@ -201,7 +201,7 @@ def cmd_runs(args) -> int:
             str(s.get("transfer_mode")),
             f"{s['params']:,}" if s.get("params") else "-",
             f"{s.get('epochs_completed', 0)}/{s.get('epochs', '?')}",
-            fmt_pct(s.get("best_val_acc")),
+            fmt_pct(s.get("best_val_acc"), 2),
             f"{s.get('train_seconds') or 0:.0f}s",
         )
     _table_console().print(table)
@@ -320,16 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # so that Python's exit flush does not complain
         return EXIT_OK
     except Exception as e:  # a bug: a short panel for the user, the traceback in a log file
-        import traceback
+        from .fsio import save_crash_log
+        from .locations import crash_log_path
 
-        from .runs.store import atomic_write_text
-
-        log = Path.home() / ".cache" / "optai-tui" / "last-error.log"
-        try:
-            atomic_write_text(log, traceback.format_exc())
-            where = f"traceback saved to {log}"
-        except OSError:
-            where = "traceback could not be saved"
+        where = save_crash_log(crash_log_path())
         _err_console().print(Panel(f"internal error: {type(e).__name__}: {e}\n[dim]{where}; please report it[/dim]", title="error", border_style="red", expand=False))
         return EXIT_FAILED
 

@@ -17,17 +17,9 @@ import yaml
 
 from .config import RunConfig, config_to_dict, read_yaml_file, validate_config
 from .errors import ConfigError, UnknownNameError
+from .locations import shipped_presets_dir, user_presets_dir
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
 DEFAULT_PRESET = "default"
-
-
-def user_presets_dir() -> Path:
-    env = os.environ.get("OPTAI_PRESETS_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
-    return base / "optai-tui" / "presets"
 
 
 @dataclass(frozen=True)
@@ -49,7 +41,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def list_presets() -> list[PresetRef]:
     found: dict[str, PresetRef] = {}
-    for source, folder in (("shipped", SHIPPED_DIR), ("user", user_presets_dir())):
+    for source, folder in (("shipped", shipped_presets_dir()), ("user", user_presets_dir())):
         if not folder.is_dir():
             continue
         for p in sorted(folder.glob("*.y*ml")):
@@ -96,7 +88,7 @@ def load_preset(name_or_path: str, overrides: list[str] | None = None) -> RunCon
 
 def save_preset(name: str, cfg: RunConfig, *, description: str = "", folder: Path | None = None) -> Path:
     """Write cfg as a preset (only the fields that differ from the defaults, for readability)."""
-    from .runs.store import atomic_write_text, writing
+    from .fsio import atomic_write_text, writing
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
         raise ConfigError(f"preset name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)", field="preset")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from optai_tui.fmt import fmt_count, fmt_pct, fmt_seconds
 from optai_tui.runs.compare import (
     RecordCache,
     RunRecord,
@@ -19,9 +20,6 @@ from optai_tui.runs.compare import (
     config_table,
     curves,
     filter_records,
-    fmt_count,
-    fmt_pct,
-    fmt_seconds,
     load_record,
     load_records,
     pareto_flags,

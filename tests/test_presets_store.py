@@ -7,8 +7,10 @@ import yaml
 
 from optai_tui.config import validate_config
 from optai_tui.errors import ConfigError, UnknownNameError
-from optai_tui.presets import diff_configs, list_presets, load_preset, preset_data, save_preset, user_presets_dir
-from optai_tui.runs.store import RunDir, atomic_write_json, list_runs, pid_alive, resolve_run
+from optai_tui.locations import user_presets_dir
+from optai_tui.presets import diff_configs, list_presets, load_preset, preset_data, save_preset
+from optai_tui.fsio import atomic_write_json
+from optai_tui.runs.store import RunDir, list_runs, pid_alive, resolve_run
 
 from .conftest import tiny
 

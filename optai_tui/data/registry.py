@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from optai_tui.errors import UnknownNameError
+from optai_tui.locations import default_data_root  # noqa: F401 - data/ reads it from here
 
 Stats = tuple[tuple[float, ...], tuple[float, ...]]
 
@@ -74,12 +73,3 @@ def dataset_info(name: str) -> DatasetInfo:
         raise UnknownNameError("dataset", name, DATASETS, field="data.dataset") from None
 
 
-def default_data_root() -> Path:
-    """Where datasets are stored: ``$OPTAI_DATA_ROOT``, else ``$XDG_CACHE_HOME/optai-tui/data``,
-    else ``~/.cache/optai-tui/data``."""
-    explicit = os.environ.get("OPTAI_DATA_ROOT")
-    if explicit:
-        return Path(explicit).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME")
-    base = Path(cache).expanduser() if cache else Path.home() / ".cache"
-    return base / "optai-tui" / "data"

@@ -11,7 +11,8 @@ import math
 from collections.abc import Callable, Sequence
 from xml.sax.saxutils import escape
 
-from .compare import Series, TradeoffPoint, fmt_count
+from ..fmt import fmt_count
+from .compare import Series, TradeoffPoint
 
 PALETTE = (
     "#1f77b4",

@@ -10,12 +10,12 @@ import csv
 import io
 import json
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fmt import num as _num
 from .store import RunDir, list_runs
 
 
@@ -301,16 +301,6 @@ def tradeoff_points(
     return [TradeoffPoint(labels[r.run_id], float(r.get(cost)), float(r.get(acc)), r.run_id in front, r.run_id) for r in usable]
 
 
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 # ---------------------------------------------------------------------------------------------
 # Config diff
 
@@ -423,53 +413,6 @@ def curves(records: Sequence[RunRecord], metric: str, by: str = "epoch", labels:
 # Formatting shared by the screens and the reports
 
 
-def fmt_count(n: Any) -> str:
-    """176402 -> '176k', 11_173_962 -> '11.2M'; '-' when unknown."""
-    v = _num(n)
-    if v is None:
-        return "-"
-    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= div:
-            q = v / div
-            return f"{q:.3g}{unit}" if q < 100 else f"{q:.0f}{unit}"
-    return f"{v:.0f}"
-
-
-def fmt_pct(v: Any, digits: int = 1) -> str:
-    x = _num(v)
-    return "-" if x is None else f"{100 * x:.{digits}f}%"
-
-
-def fmt_seconds(v: Any) -> str:
-    """Wall time: '42.3s', '3m07s', '2h05m', '3d04h'."""
-    s = _num(v)
-    if s is None:
-        return "-"
-    if s < 60:
-        return f"{s:.1f}s"
-    m, sec = divmod(int(round(s)), 60)
-    if m < 60:
-        return f"{m}m{sec:02d}s"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h}h{m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d{h:02d}h"
-
-
-def fmt_float(v: Any, digits: int = 3) -> str:
-    x = _num(v)
-    return "-" if x is None else f"{x:.{digits}g}"
-
-
-def fmt_date(iso: Any) -> str:
-    """'2026-11-26T12:29:30+0000' -> '2026-11-26 12:29'."""
-    if not iso:
-        return "-"
-    s = str(iso)
-    return s[:16].replace("T", " ") if len(s) >= 16 else s
-
-
 def fmt_epochs(r: RunRecord) -> str:
     done = r.get("epochs_completed", 0)
     total = r.get("epochs", r.get("train.epochs"))
@@ -510,7 +453,3 @@ def filter_records(records: Sequence[RunRecord], text: str) -> list[RunRecord]:
     if not terms:
         return list(records)
     return [r for r in records if all(t in r.search_text() for t in terms)]
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

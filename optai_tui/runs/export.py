@@ -23,9 +23,17 @@ from typing import Any
 
 from ..errors import ConfigError, UnknownNameError
 from ..training.events import EPOCH_METRICS
-from .compare import RunRecord, flat_config, load_record, now_iso, pareto_flags
+from ..fmt import now_iso
+from .compare import (
+    RunRecord,
+    flat_config,
+    load_record,
+    pareto_flags,
+)
 from .report import write_output
-from .store import RunDir, default_runs_dir, resolve_run, writing
+from ..fsio import writing
+from ..locations import default_runs_dir
+from .store import RunDir, resolve_run
 
 FORMATS = ("md", "csv", "json", "html")
 # What an output file's extension says about its format (when no format is given).

@@ -31,6 +31,7 @@ import yaml
 
 from ..errors import ConfigError
 from . import charts
+from ..fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds, now_iso
 from .compare import (
     ACCURACY_KEY,
     AXIS_NAMES,
@@ -38,18 +39,12 @@ from .compare import (
     RunRecord,
     config_diff,
     curves,
-    fmt_count,
-    fmt_date,
     fmt_epochs,
-    fmt_float,
-    fmt_pct,
-    fmt_seconds,
-    now_iso,
     pareto_runs,
     run_labels,
     tradeoff_points,
 )
-from .store import atomic_write_bytes
+from ..fsio import atomic_write_bytes
 
 # ---------------------------------------------------------------------------------------------
 # Output files: written *into* the path the user named. A symlink is followed (its target is written,

@@ -12,12 +12,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,55 +25,11 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, UnknownNameError
+from ..fmt import now_iso
+from ..fsio import atomic_write_json, atomic_write_text
+from ..locations import default_runs_dir
 
 STATUSES = ("running", "completed", "failed", "stopped")
-DEFAULT_RUNS_DIR = "runs"
-
-
-def default_runs_dir() -> Path:
-    return Path(os.environ.get("OPTAI_RUNS_DIR", DEFAULT_RUNS_DIR))
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then os.replace: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-@contextlib.contextmanager
-def writing(path: Path | str, what: str = "file", field: str | None = None) -> Iterator[None]:
-    """Turn a failure to write ``path`` (a user's choice of file) into one clear error naming it."""
-    try:
-        yield
-    except OSError as e:
-        reason = e.strerror or str(e)
-        raise ConfigError(f"cannot write the {what} {str(path)!r}: {reason}", hint="choose a folder you can write to", field=field) from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _slug(text: str) -> str:
@@ -140,7 +94,7 @@ class RunDir:
         atomic_write_text(run.config_path, config_to_yaml(config))
         run.events_path.touch()
         summary = summary_skeleton(rid, config.display_name(), config_to_dict(config))
-        summary.update(host=socket.gethostname(), started_at=_now_iso())
+        summary.update(host=socket.gethostname(), started_at=now_iso())
         run.write_summary(summary)
         return run
 
@@ -396,10 +350,6 @@ def summary_skeleton(run_id: str, name: str | None, cfg: Any) -> dict[str, Any]:
         "finished_at": None,
         "error": None,
     }
-
-
-def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def list_runs(runs_dir: Path | str | None = None) -> list[RunDir]:

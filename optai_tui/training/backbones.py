@@ -39,7 +39,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, UnknownNameError, close_matches
-from ..runs.store import RunDir, default_runs_dir, list_runs, resolve_run
+from ..locations import default_runs_dir
+from ..runs.store import RunDir, list_runs, resolve_run
 from .checkpoint import FORMAT, load_checkpoint, unwrap_state_dict
 
 IMAGENET = "imagenet"

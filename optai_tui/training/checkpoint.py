@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..runs.store import atomic_write_bytes
+from ..fsio import atomic_write_bytes
 
 FORMAT = "optai-tui/1"
 

@@ -9,11 +9,8 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..fmt import fmt_pct
 from . import events as ev
-
-
-def fmt_pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
 
 
 def epoch_line(e: ev.EpochEnd) -> str:
@@ -21,12 +18,12 @@ def epoch_line(e: ev.EpochEnd) -> str:
     parts = [
         f"epoch {e.epoch}/{e.epochs}",
         f"train_loss {m['train_loss']:.4f}",
-        f"train_acc {fmt_pct(m.get('train_acc'))}",
+        f"train_acc {fmt_pct(m.get('train_acc'), 2)}",
     ]
     if "val_loss" in m:
-        parts += [f"val_loss {m['val_loss']:.4f}", f"val_acc {fmt_pct(m.get('val_acc'))}"]
+        parts += [f"val_loss {m['val_loss']:.4f}", f"val_acc {fmt_pct(m.get('val_acc'), 2)}"]
     if "val_top5" in m:
-        parts.append(f"val_top5 {fmt_pct(m['val_top5'])}")
+        parts.append(f"val_top5 {fmt_pct(m['val_top5'], 2)}")
     parts += [f"lr {m['lr']:.4g}", f"{m['images_per_second']:.0f} img/s", f"{m['epoch_seconds']:.1f}s"]
     return "  ".join(parts)
 
@@ -83,8 +80,8 @@ class ConsoleSink:
             self.close()
             if isinstance(e, ev.RunFinished):
                 self._print(
-                    f"finished: {e.epochs_completed} epochs, best val_acc {fmt_pct(e.best_val_acc)}, "
-                    f"final {fmt_pct(e.final_val_acc)}, {e.train_seconds:.1f}s"
+                    f"finished: {e.epochs_completed} epochs, best val_acc {fmt_pct(e.best_val_acc, 2)}, "
+                    f"final {fmt_pct(e.final_val_acc, 2)}, {e.train_seconds:.1f}s"
                 )
             elif isinstance(e, ev.RunStopped):
                 self._print(f"stopped after {e.epoch} epoch{'' if e.epoch == 1 else 's'} ({e.reason})")

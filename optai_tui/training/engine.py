@@ -30,7 +30,9 @@ import torch.nn.functional as F
 from ..config import RunConfig
 from ..data.tensor_loader import epoch_seed
 from ..errors import CheckpointError, ConfigError, OptaiError, TrainingError
-from ..runs.store import RunDir, atomic_write_text, default_runs_dir
+from ..fsio import atomic_write_text
+from ..locations import default_runs_dir
+from ..runs.store import RunDir
 from . import events as ev
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import device_name, resolve_device, resolve_precision

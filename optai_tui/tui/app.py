@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import subprocess
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,9 @@ from textual.worker import get_current_worker
 
 from ..config import RunConfig
 from ..errors import OptaiError
-from ..runs.store import RunDir, atomic_write_text, resolve_run
+from ..fsio import save_crash_log
+from ..locations import crash_log_path
+from ..runs.store import RunDir, resolve_run
 from .commands import OptaiCommands
 from .launcher import spawn_training
 from .messages import ProcessExited
@@ -29,7 +30,6 @@ from .screens.dashboard import DashboardScreen
 from .screens.help import HelpScreen
 from .screens.setup import SetupScreen
 
-ERROR_LOG = Path.home() / ".cache" / "optai-tui" / "last-error.log"
 
 
 def guarded(fn: Callable) -> Callable:
@@ -42,11 +42,7 @@ def guarded(fn: Callable) -> Callable:
         except OptaiError as e:
             self.notify(str(e), severity="error", title="error", timeout=10)
         except Exception as e:  # a bug: keep the app alive, keep the traceback
-            try:
-                atomic_write_text(ERROR_LOG, traceback.format_exc())
-                where = f"traceback in {ERROR_LOG}"
-            except OSError:
-                where = "traceback not saved"
+            where = save_crash_log(crash_log_path())
             self.notify(f"internal error: {type(e).__name__}: {e} ({where})", severity="error", title="bug", timeout=15)
         return None
 

@@ -14,7 +14,7 @@ from array import array
 from collections import deque
 from typing import Any
 
-from ..training.console import fmt_pct
+from ..fmt import fmt_pct
 from ..training.events import EPOCH_METRICS
 
 STEP_CAPACITY = 512  # points per step-resolution series (a chart is at most ~200 braille columns wide)
@@ -328,8 +328,8 @@ class RunModel:
             self.best_val_acc = float(e["best_val_acc"])
         self.add_log(
             "success",
-            f"finished: {e['epochs_completed']} epochs, best val acc {fmt_pct(e.get('best_val_acc'))}, "
-            f"final {fmt_pct(e.get('final_val_acc'))}, {float(e.get('train_seconds') or 0):.1f}s",
+            f"finished: {e['epochs_completed']} epochs, best val acc {fmt_pct(e.get('best_val_acc'), 2)}, "
+            f"final {fmt_pct(e.get('final_val_acc'), 2)}, {float(e.get('train_seconds') or 0):.1f}s",
         )
 
     def _on_RunStopped(self, e: dict[str, Any]) -> None:

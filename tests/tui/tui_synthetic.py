@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 
 from optai_tui.config import config_to_yaml, validate_config
-from optai_tui.runs.store import RunDir, atomic_write_text
+from optai_tui.fsio import atomic_write_text
+from optai_tui.runs.store import RunDir
 
 T0 = 1_700_000_000.0
 

@@ -13,7 +13,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from ...runs.store import RunDir, list_runs
-from ...training.console import fmt_pct
+from ...fmt import fmt_pct
 
 
 def running_runs(runs_dir: Path) -> list[RunDir]:
@@ -48,7 +48,7 @@ class AttachScreen(ModalScreen[str | None]):
                 t.append(r.run_id, style="bold")
                 t.append(
                     f"\n  {s.get('arch')} on {s.get('dataset')}, epoch {s.get('epochs_completed', 0)}/{s.get('epochs', '?')}, "
-                    f"best val {fmt_pct(s.get('best_val_acc'))}, {s.get('device') or '?'}",
+                    f"best val {fmt_pct(s.get('best_val_acc'), 2)}, {s.get('device') or '?'}",
                     style="dim",
                 )
                 options.append(Option(t, id=r.run_id))

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
+from ...fmt import fmt_count, fmt_pct, fmt_seconds
 from ...runs.compare import (
     ACCURACY_KEY,
     AXIS_NAMES,
@@ -27,9 +28,6 @@ from ...runs.compare import (
     Series,
     config_table,
     curves,
-    fmt_count,
-    fmt_pct,
-    fmt_seconds,
     load_record,
     pareto_flags,
     run_labels,

@@ -21,7 +21,7 @@ from textual.widgets import Footer, Header, Label, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from ...runs.store import RunDir
-from ...training.console import fmt_pct
+from ...fmt import fmt_pct
 from ..history import RunModel, fmt_duration
 from ..launcher import follow_run
 from ..messages import RunUpdated
@@ -218,8 +218,8 @@ class DashboardScreen(Screen):
         self._set("#epoch-eta", f"epoch ETA {fmt_duration(epoch_eta)}" if epoch_eta is not None else "")
         parts = [
             f"{ips:,.0f} img/s {ips_kind}" if ips else f"- img/s {ips_kind}",
-            f"val acc {fmt_pct(val)}",
-            f"best {fmt_pct(best)}",
+            f"val acc {fmt_pct(val, 2)}",
+            f"best {fmt_pct(best, 2)}",
             f"mem {mem:,.0f} MiB" if mem else "mem -",
             f"lr {lr:.3g}" if lr is not None else "lr -",
         ]
@@ -251,8 +251,8 @@ class DashboardScreen(Screen):
         t = Text()
         t.append(f"{status}: ", style=STATUS_STYLE.get(status, ""))
         t.append(
-            f"{s.get('epochs_completed', '?')}/{s.get('epochs', '?')} epochs, best val {fmt_pct(s.get('best_val_acc'))}, "
-            f"final {fmt_pct(s.get('final_val_acc'))}, {float(s.get('train_seconds') or 0):.1f}s"
+            f"{s.get('epochs_completed', '?')}/{s.get('epochs', '?')} epochs, best val {fmt_pct(s.get('best_val_acc'), 2)}, "
+            f"final {fmt_pct(s.get('final_val_acc'), 2)}, {float(s.get('train_seconds') or 0):.1f}s"
         )
         if s.get("params"):
             t.append(f", {s['params']:,} params")

@@ -10,7 +10,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from ...presets import list_presets, user_presets_dir
+from ...locations import user_presets_dir
+from ...presets import list_presets
 
 
 class PresetPicker(ModalScreen[str | None]):

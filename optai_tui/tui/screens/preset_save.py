@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from ...errors import ConfigError
-from ...presets import user_presets_dir
+from ...locations import user_presets_dir
 
 
 class SavePresetScreen(ModalScreen[Path | None]):

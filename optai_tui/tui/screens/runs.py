@@ -25,16 +25,12 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Select, Static
 
 from ...errors import OptaiError
+from ...fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds
 from ...runs.compare import (
     RecordCache,
     RunRecord,
     filter_records,
-    fmt_count,
-    fmt_date,
     fmt_epochs,
-    fmt_float,
-    fmt_pct,
-    fmt_seconds,
     load_record,
     sort_records,
 )

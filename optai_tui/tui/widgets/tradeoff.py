@@ -19,7 +19,8 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from ...runs.charts import log_ticks, nice_ticks, should_log
-from ...runs.compare import TradeoffPoint, fmt_seconds
+from ...fmt import fmt_seconds
+from ...runs.compare import TradeoffPoint
 
 FRONT_COLOR = "red"
 POINT_COLOR = "blue"

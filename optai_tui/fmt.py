@@ -1,0 +1,70 @@
+"""Numbers and times as the screens, the console and the reports write them: one home for formatting."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+
+def num(v: Any) -> float | None:
+    """A finite float, or None for anything else (None, booleans, text, NaN, infinities)."""
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def fmt_count(n: Any) -> str:
+    """176402 -> '176k', 11_173_962 -> '11.2M'; '-' when unknown."""
+    v = num(n)
+    if v is None:
+        return "-"
+    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            q = v / div
+            return f"{q:.3g}{unit}" if q < 100 else f"{q:.0f}{unit}"
+    return f"{v:.0f}"
+
+
+def fmt_pct(v: Any, digits: int = 1) -> str:
+    x = num(v)
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def fmt_seconds(v: Any) -> str:
+    """Wall time: '42.3s', '3m07s', '2h05m', '3d04h'."""
+    s = num(v)
+    if s is None:
+        return "-"
+    if s < 60:
+        return f"{s:.1f}s"
+    m, sec = divmod(int(round(s)), 60)
+    if m < 60:
+        return f"{m}m{sec:02d}s"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def fmt_float(v: Any, digits: int = 3) -> str:
+    x = num(v)
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def fmt_date(iso: Any) -> str:
+    """'2026-11-26T12:29:30+0000' -> '2026-11-26 12:29'."""
+    if not iso:
+        return "-"
+    s = str(iso)
+    return s[:16].replace("T", " ") if len(s) >= 16 else s
+
+
+def now_iso() -> str:
+    """The local time as ISO 8601 with its offset, as run summaries record it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
