@@ -53,7 +53,7 @@ def wait_done(run, timeout: float = 1800) -> dict:
 
 def headless_run(runs_dir: Path, cfg) -> float:
     from optai_tui.runs.store import RunDir
-    from optai_tui.tui.launcher import spawn_training
+    from optai_tui.runs.launch import spawn_detached as spawn_training
 
     run = RunDir.create(runs_dir, cfg)
     proc = spawn_training(run)
@@ -234,7 +234,7 @@ def memory_child(steps: int, mode: str) -> None:
 
     from optai_tui.runs.store import RunDir
     from optai_tui.tui.history import RunModel
-    from optai_tui.tui.launcher import follow_run
+    from optai_tui.runs.follow import follow_run
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"synthetic-{steps}"

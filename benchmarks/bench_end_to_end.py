@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from optai_tui.config import validate_config  # noqa: E402
 from optai_tui.data.registry import DATASET_MEAN_STD  # noqa: E402
 from optai_tui.models import create_model  # noqa: E402
-from optai_tui.training.engine import Trainer  # noqa: E402
+from optai_tui.runs.launch import new_session  # noqa: E402
 
 
 def baseline(data: Path, arch: str, width: float, images: int, batch: int, workers: int, seed: int) -> float:
@@ -68,10 +68,10 @@ def ours(data: Path, arch: str, width: float, images: int, batch: int, seed: int
     )
     with tempfile.TemporaryDirectory() as runs:
         t0 = time.perf_counter()
-        t = Trainer(cfg, runs_dir=runs)
+        t = new_session(cfg, runs)
         t.run()
         wall = time.perf_counter() - t0
-    return t.history[0]["images_per_second"], wall
+    return t.trainer.history[0]["images_per_second"], wall
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ def main() -> int:
 
     from optai_tui.config import validate_config
     from optai_tui.models import create_model
-    from optai_tui.training.engine import Trainer
+    from optai_tui.runs.launch import new_session
     from optai_tui.training.profile import count_parameters
 
     data = args.data
@@ -65,11 +65,11 @@ def main() -> int:
                       "checkpoint": False, "progress_every": 5.0},
         })
         t0 = time.perf_counter()
-        trainer = Trainer(cfg, runs_dir=tmp / "runs")
+        trainer = new_session(cfg, tmp / "runs")
         summary = trainer.run()
         summary["wall"] = time.perf_counter() - t0
-        summary["epoch_list"] = [h["epoch_seconds"] for h in trainer.history]
-        summary["size"] = "x".join(str(v) for v in trainer.splits.image_size)
+        summary["epoch_list"] = [h["epoch_seconds"] for h in trainer.trainer.history]
+        summary["size"] = "x".join(str(v) for v in trainer.trainer.splits.image_size)
         return summary
 
     probe = run("linear_probe")

@@ -107,38 +107,44 @@ def _runs_dir(args) -> Path:
 # -- commands ------------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from .presets import DEFAULT_PRESET, load_preset
+    from .runs import launch
     from .runs.store import RunDir, resolve_run
     from .training.console import ConsoleSink
-    from .training.engine import Trainer
 
     sink = ConsoleSink(rich=False if args.plain else None, failure_detail=False)
     runs_dir = _runs_dir(args)
     if args.resume or args.run_dir:
         if args.preset or args.overrides:
             raise ConfigError("--resume continues a run with its saved config; drop --preset and --set")
-        run = RunDir.open(args.run_dir) if args.run_dir else resolve_run(args.resume, runs_dir)
-        summary = run.read_summary()
-        epochs = run.load_config().train.epochs
-        if args.resume and summary.get("status") == "completed" and int(summary.get("epochs_completed") or 0) >= epochs:
-            print(f"run {run.run_id} already completed all {epochs} epochs: nothing to resume")
+    if args.resume:
+        plan = launch.plan_resume(resolve_run(args.resume, runs_dir))
+        if plan.completed:
+            print(f"run {plan.run.run_id} already completed all {plan.epochs_done} epochs: nothing to resume")
             return EXIT_OK
-        trainer = Trainer.resume(run, on_event=sink)
+        session = launch.RunSession(plan.run, sinks=[sink], plan=plan)
+    elif args.run_dir:  # a folder create_run made (the TUI's detached process)
+        session = launch.RunSession(RunDir.open(args.run_dir), sinks=[sink])
     else:
-        from .training.preflight import preflight, raise_if_problems
-
         cfg = load_preset(args.preset or DEFAULT_PRESET, args.overrides)
-        raise_if_problems(preflight(cfg, runs_dir=runs_dir))  # before a run folder exists
-        trainer = Trainer(cfg, on_event=sink, runs_dir=runs_dir)
-    trainer.install_signal_handlers()
+        session = launch.new_session(cfg, runs_dir, sinks=[sink])  # refused before a run folder exists
+    launch.install_signal_handlers(session)
     try:
-        summary = trainer.run()
+        summary = session.run()
     except OptaiError:
-        print(f"run folder: {trainer.run_dir.path}")
+        _note(f"run folder: {session.run_dir.path}")
         raise  # main() shows the error once, as a panel (the sink said only "failed at epoch N")
     finally:
         sink.close()
-    print(f"run folder: {trainer.run_dir.path}")
+    _note(f"run folder: {session.run_dir.path}")
     return {"completed": EXIT_OK, "stopped": EXIT_STOPPED}.get(summary["status"], EXIT_FAILED)
+
+
+def _note(text: str) -> None:
+    """A line for the person at the terminal: best effort (a closed terminal or pipe loses it, nothing else)."""
+    try:
+        print(text, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def cmd_presets(args) -> int:
@@ -171,8 +177,8 @@ def cmd_presets(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .runs.store import list_runs
     from .fmt import fmt_pct
+    from .runs.store import list_runs
 
     runs = list_runs(_runs_dir(args))
     rows = []

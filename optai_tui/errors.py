@@ -65,6 +65,10 @@ class TrainingError(OptaiError):
 
     exit_code = 1
 
+    def __init__(self, message: str, *, kind: str = "error", hint: str | None = None, field: str | None = None):
+        super().__init__(message, hint=hint, field=field)
+        self.kind = kind  # nan | oom | error: what RunFailed records
+
 
 def close_matches(name: str, choices: Iterable[str]) -> list[str]:
     return difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import tempfile
 import traceback
 from collections.abc import Iterator
@@ -73,3 +74,16 @@ def save_crash_log(path: Path) -> str:
         return f"traceback saved to {path}"
     except OSError:
         return "traceback could not be saved"
+
+
+@contextlib.contextmanager
+def socket_timeout(seconds: float) -> Iterator[None]:
+    """A per-operation socket timeout while downloading: a stalled connection (a firewall dropping
+    packets) fails instead of hanging for ever. An explicit default timeout already set is kept."""
+    previous = socket.getdefaulttimeout()
+    if previous is None:
+        socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)

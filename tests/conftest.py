@@ -64,7 +64,7 @@ FIXTURE_RUNS = (("tiny-r18", "resnet18", 0.125), ("wide-r18", "resnet18", 0.1875
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory) -> Path:
     from optai_tui.config import validate_config
-    from optai_tui.training.engine import Trainer
+    from optai_tui.runs.launch import new_session
 
     runs = tmp_path_factory.mktemp("trained") / "runs"
     for name, arch, width in FIXTURE_RUNS:
@@ -76,6 +76,6 @@ def trained_runs(tmp_path_factory) -> Path:
                 "train": {"epochs": 2, "batch_size": 128, "device": "cpu"},
             }
         )
-        Trainer(cfg, runs_dir=runs).run()
+        new_session(cfg, runs).run()
         time.sleep(1.05 - time.time() % 1)  # run ids are time-sortable to the second: keep the order
     return runs

@@ -15,6 +15,8 @@ from optai_tui.cli import main
 from optai_tui.presets import load_preset
 from optai_tui.runs.store import RunDir, list_runs
 
+from .helpers import event_dicts
+
 from .conftest import REPO, tiny
 
 
@@ -240,18 +242,18 @@ def test_resume_is_refused_while_another_process_trains_the_run(trained_runs, tm
 
 
 def test_resume_after_a_kill_drops_the_half_written_event_line(trained_runs, tmp_path, capsys):
-    from optai_tui.training.engine import Trainer
+    from optai_tui.runs.launch import resume_session
 
     run = _copy_run(trained_runs, tmp_path)
     data = run.events_path.read_bytes()
     run.events_path.write_bytes(data[:-20])  # killed in the middle of writing the last event
     run.update_summary(status="stopped", epochs_completed=2)
-    t = Trainer.resume(run)
+    t = resume_session(run)
     assert run.events_path.read_bytes().endswith(b"\n")
     t.run()
     lines = run.events_path.read_bytes().splitlines()
     assert all(json.loads(line) for line in lines)  # every line is a whole event
-    assert [e["event"] for e in run.iter_events()].count("RunStarted") == 2
+    assert [e["event"] for e in event_dicts(run)].count("RunStarted") == 2
 
 
 def test_a_missing_or_corrupt_summary_is_rebuilt_from_the_config_and_log(trained_runs, tmp_path, capsys):
@@ -290,5 +292,5 @@ def test_data_warnings_reach_the_console_and_the_run_as_one_plain_line(tmp_path)
     assert out.count("warning: skipped 1 unreadable image of 13") == 1 and "broken.png" in out
     assert "imagefolder.py" not in out and "UserWarning" not in out
     run = list_runs(tmp_path / "runs")[0]
-    warned = [e["message"] for e in run.iter_events() if e["event"] == "RunWarning"]
+    warned = [e["message"] for e in event_dicts(run) if e["event"] == "RunWarning"]
     assert len(warned) == 1 and "dog/broken.png" in warned[0]

@@ -108,9 +108,11 @@ def test_history_keeps_the_latest_row_of_a_repeated_epoch_and_skips_a_partial_li
                     "event": "EpochEnd",
                     "epoch": 2,
                     "epochs": 2,
-                    "metrics": {"epoch": 2, "val_acc": 0.77},
+                    "metrics": {"train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6, "val_acc": 0.77, "lr": 0.01,
+                                "images_per_second": 100.0, "epoch_seconds": 1.0, "peak_memory_mb": 10.0},
                     "best_val_acc": 0.77,
                     "elapsed_seconds": 99.0,
+                    "time": 1.0,
                 }
             )
             + "\n"
@@ -312,10 +314,10 @@ def test_tradeoff_points_on_real_pairs(runs_dir, a, b):
 
 
 def test_event_log_scan_is_independent_of_chunk_boundaries(runs_copy):
-    from optai_tui.runs.compare import _epoch_end_lines
+    from optai_tui.runs.store import _lines_mentioning
 
     run = list_runs(runs_copy)[0]
-    whole = list(_epoch_end_lines(run.events_path))
+    whole = list(_lines_mentioning(run.events_path, [b"EpochEnd"]))
     assert len(whole) == 2
     for size in (1, 7, 64, 333):
-        assert list(_epoch_end_lines(run.events_path, chunk_size=size)) == whole
+        assert list(_lines_mentioning(run.events_path, [b"EpochEnd"], chunk_size=size)) == whole

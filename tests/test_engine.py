@@ -9,22 +9,24 @@ from optai_tui.runs.store import RunDir
 from optai_tui.training import events as ev
 from optai_tui.training.checkpoint import load_checkpoint
 from optai_tui.training.device import resolve_device
-from optai_tui.training.engine import Trainer
+from optai_tui.runs.launch import new_session, resume_session
 from optai_tui.training.profile import count_parameters
+
+from .helpers import event_dicts
 
 
 def kinds(run: RunDir) -> list[str]:
-    return [e["event"] for e in run.iter_events()]
+    return [e["event"] for e in event_dicts(run)]
 
 
 def test_tiny_run_records_everything(tiny_config, tmp_path):
     cfg = tiny_config(data={"subset": 1024}, train={"epochs": 3})
     seen: list[ev.Event] = []
-    t = Trainer(cfg, on_event=seen.append, runs_dir=tmp_path)
+    t = new_session(cfg, tmp_path, sinks=[seen.append])
     s = t.run()
     run = t.run_dir
     assert s["status"] == "completed" and s["epochs_completed"] == 3
-    assert s["params"] == count_parameters(t.model)[0] and s["macs"] > 0
+    assert s["params"] == count_parameters(t.trainer.model)[0] and s["macs"] > 0
     assert 0 <= s["best_val_acc"] <= 1 and 0 <= s["final_val_acc"] <= 1
     assert s["best_val_acc"] >= s["final_val_acc"]
     assert s["best_val_acc"] > 0.2  # 10 classes: well above the 10% of chance after 3 epochs
@@ -34,7 +36,7 @@ def test_tiny_run_records_everything(tiny_config, tmp_path):
     assert k[0] == "RunStarted" and k[-1] == "RunFinished" and k.count("EpochEnd") == 3 and "BatchEnd" in k
     # the sink saw the same events the log holds
     assert [type(e).__name__ for e in seen] == k
-    ends = [e for e in run.iter_events() if e["event"] == "EpochEnd"]
+    ends = [e for e in event_dicts(run) if e["event"] == "EpochEnd"]
     for e in ends:
         m = e["metrics"]
         assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_second", "epoch_seconds", "peak_memory_mb"} <= set(m)
@@ -58,14 +60,14 @@ def test_top5_with_more_than_ten_classes(tiny_config, tmp_path, monkeypatch):
         return dataclasses.replace(s, train_y=s.train_y % 12, classes=[str(i) for i in range(12)])
 
     monkeypatch.setattr(data_mod, "load_arrays", twelve)
-    t = Trainer(tiny_config(train={"epochs": 1}), runs_dir=tmp_path)
+    t = new_session(tiny_config(train={"epochs": 1}), tmp_path)
     t.run()
-    assert "val_top5" in t.history[-1]
+    assert "val_top5" in t.trainer.history[-1]
 
 
 def run_metrics(run: RunDir) -> dict[int, dict]:
     out = {}
-    for e in run.iter_events():
+    for e in event_dicts(run):
         if e["event"] == "EpochEnd":
             m = dict(e["metrics"])
             for k in ("epoch_seconds", "images_per_second", "peak_memory_mb"):
@@ -76,7 +78,7 @@ def run_metrics(run: RunDir) -> dict[int, dict]:
 
 def test_stopped_and_resumed_run_equals_uninterrupted(tiny_config, tmp_path):
     cfg = tiny_config(train={"epochs": 3}, optim={"lr": 0.05})
-    full = Trainer(cfg, runs_dir=tmp_path / "a")
+    full = new_session(cfg, tmp_path / "a")
     full.run()
 
     holder = {}
@@ -85,15 +87,15 @@ def test_stopped_and_resumed_run_equals_uninterrupted(tiny_config, tmp_path):
         if isinstance(e, ev.EpochEnd) and e.epoch == 1:
             holder["t"].request_stop(after_epoch=True)
 
-    part = Trainer(cfg, on_event=stop_after_first, runs_dir=tmp_path / "b")
+    part = new_session(cfg, tmp_path / "b", sinks=[stop_after_first])
     holder["t"] = part
     s = part.run()
     assert s["status"] == "stopped" and s["epochs_completed"] == 1
     assert kinds(part.run_dir)[-1] == "RunStopped"
-    resumed = Trainer.resume(RunDir.open(part.run_dir.path))
+    resumed = resume_session(RunDir.open(part.run_dir.path))
     s2 = resumed.run()
     assert s2["status"] == "completed" and s2["epochs_completed"] == 3
-    starts = [e for e in part.run_dir.iter_events() if e["event"] == "RunStarted"]
+    starts = [e for e in event_dicts(part.run_dir) if e["event"] == "RunStarted"]
     assert [e["start_epoch"] for e in starts] == [0, 1] and starts[1]["resumed"]
     assert run_metrics(part.run_dir) == run_metrics(full.run_dir)
 
@@ -106,7 +108,7 @@ def test_stop_now_from_control_file_checkpoints_and_resume_restarts_epoch(tiny_c
         if isinstance(e, ev.BatchEnd) and e.epoch == 2 and e.step == 1:
             holder["t"].run_dir.send_control("stop_now")
 
-    t = Trainer(cfg, on_event=on_event, runs_dir=tmp_path)
+    t = new_session(cfg, tmp_path, sinks=[on_event])
     holder["t"] = t
     s = t.run()
     assert s["status"] == "stopped" and s["epochs_completed"] == 1
@@ -114,25 +116,25 @@ def test_stop_now_from_control_file_checkpoints_and_resume_restarts_epoch(tiny_c
     assert "ControlApplied" in k and k[-1] == "RunStopped"
     assert (t.run_dir.checkpoints_dir / "interrupted.pt").is_file()
     assert load_checkpoint(t.run_dir.last_checkpoint)["epoch"] == 1
-    s2 = Trainer.resume(t.run_dir).run()
+    s2 = resume_session(t.run_dir).run()
     assert s2["status"] == "completed" and s2["epochs_completed"] == 2
 
 
 @pytest.mark.parametrize("action", ["stop_after_epoch", "stop_now"])
 def test_a_stop_sent_during_validation_stops_after_that_epoch(tiny_config, tmp_path, monkeypatch, action):
     """The user presses stop while epoch 1 is being validated: the run ends after epoch 1, not epoch 2."""
-    t = Trainer(tiny_config(train={"epochs": 3}), runs_dir=tmp_path)
-    evaluate = t._evaluate
+    t = new_session(tiny_config(train={"epochs": 3}), tmp_path)
+    evaluate = t.trainer._evaluate
 
     def evaluate_and_press(epoch):
         if epoch == 0:
             t.run_dir.send_control(action)
         return evaluate(epoch)
 
-    monkeypatch.setattr(t, "_evaluate", evaluate_and_press)
+    monkeypatch.setattr(t.trainer, "_evaluate", evaluate_and_press)
     s = t.run()
     assert s["status"] == "stopped" and s["epochs_completed"] == 1
-    applied = [e for e in t.run_dir.iter_events() if e["event"] == "ControlApplied"]
+    applied = [e for e in event_dicts(t.run_dir) if e["event"] == "ControlApplied"]
     assert [(e["action"], e["epoch"]) for e in applied] == [(action, 1)]
     assert load_checkpoint(t.run_dir.last_checkpoint)["epoch"] == 1
 
@@ -145,12 +147,12 @@ def test_lr_div10_control(tiny_config, tmp_path):
         if isinstance(e, ev.EpochEnd) and e.epoch == 1:
             holder["t"].run_dir.send_control("lr_div10")
 
-    t = Trainer(cfg, on_event=on_event, runs_dir=tmp_path)
+    t = new_session(cfg, tmp_path, sinks=[on_event])
     holder["t"] = t
     t.run()
-    lrs = [h["lr"] for h in t.history]
+    lrs = [h["lr"] for h in t.trainer.history]
     assert lrs[0] == pytest.approx(0.05) and lrs[1] == pytest.approx(0.005)
-    applied = [e for e in t.run_dir.iter_events() if e["event"] == "ControlApplied"]
+    applied = [e for e in event_dicts(t.run_dir) if e["event"] == "ControlApplied"]
     assert applied and applied[0]["action"] == "lr_div10" and "0.005" in applied[0]["detail"]
 
 
@@ -163,19 +165,19 @@ def test_nan_loss_fails_with_lr_advice(tiny_config, tmp_path, monkeypatch):
         return real(out, y, **kw) * float("nan")
 
     monkeypatch.setattr(engine.F, "cross_entropy", poisoned)
-    t = Trainer(tiny_config(), runs_dir=tmp_path)
+    t = new_session(tiny_config(), tmp_path)
     with pytest.raises(TrainingError) as e:
         t.run()
     assert "nan" in str(e.value) and "optim.lr=0.005" in str(e.value)
     s = t.run_dir.read_summary()
     assert s["status"] == "failed" and "nan" in s["error"]
-    last = list(t.run_dir.iter_events())[-1]
+    last = list(event_dicts(t.run_dir))[-1]
     assert last["event"] == "RunFailed" and last["kind"] == "nan"
 
 
 def test_out_of_memory_fails_with_batch_advice(tiny_config, tmp_path, monkeypatch):
-    t = Trainer(tiny_config(train={"batch_size": 64}), runs_dir=tmp_path)
-    real_setup = t._setup
+    t = new_session(tiny_config(train={"batch_size": 64}), tmp_path)
+    real_setup = t.trainer._setup
 
     def setup():
         real_setup()
@@ -183,14 +185,14 @@ def test_out_of_memory_fails_with_batch_advice(tiny_config, tmp_path, monkeypatc
         def boom(x):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-        t.step_model = boom
-        t._base = (t.train_loader, t.val_loader, boom)
+        t.trainer.step_model = boom
+        t.trainer._base = (t.trainer.train_loader, t.trainer.val_loader, boom)
 
-    t._setup = setup
+    t.trainer._setup = setup
     with pytest.raises(TrainingError) as e:
         t.run()
     assert "train.batch_size=32" in str(e.value)
-    assert list(t.run_dir.iter_events())[-1]["kind"] == "oom"
+    assert list(event_dicts(t.run_dir))[-1]["kind"] == "oom"
 
 
 def test_devices():
@@ -231,9 +233,9 @@ def test_schedules():
 
 @pytest.mark.parametrize("opt", ["adam", "adamw"])
 def test_other_optimizers_train(tiny_config, tmp_path, opt):
-    t = Trainer(tiny_config(optim={"name": opt, "lr": 0.003}, schedule={"name": "plateau"}, train={"epochs": 1}), runs_dir=tmp_path)
+    t = new_session(tiny_config(optim={"name": opt, "lr": 0.003}, schedule={"name": "plateau"}, train={"epochs": 1}), tmp_path)
     assert t.run()["status"] == "completed"
-    assert type(t.optimizer).__name__.lower() == opt
+    assert type(t.trainer.optimizer).__name__.lower() == opt
 
 
 def test_vgg11_on_real_cifar_imagefolder(cifar_sub, tmp_path):
@@ -248,14 +250,14 @@ def test_vgg11_on_real_cifar_imagefolder(cifar_sub, tmp_path):
             "train": {"epochs": 3, "batch_size": 128, "device": "cpu"},
         }
     )
-    t = Trainer(cfg, runs_dir=tmp_path)
+    t = new_session(cfg, tmp_path)
     s = t.run()
     assert s["status"] == "completed" and s["epochs_completed"] == 3 and s["dataset"] == "imagefolder"
     assert s["num_train"] == 5000 and s["num_val"] == 1000 and s["num_classes"] == 10
     assert s["image_size"] == 32 and s["macs"] > 0 and s["checkpoint_mb"] > 0
-    assert s["final_val_acc"] == t.history[-1]["val_acc"] and s["best_val_acc"] == max(h["val_acc"] for h in t.history)
+    assert s["final_val_acc"] == t.trainer.history[-1]["val_acc"] and s["best_val_acc"] == max(h["val_acc"] for h in t.trainer.history)
     assert s["best_val_acc"] > 0.3
-    assert s["train_seconds"] >= sum(h["epoch_seconds"] for h in t.history)
+    assert s["train_seconds"] >= sum(h["epoch_seconds"] for h in t.trainer.history)
 
 
 def test_precision_rules_on_cpu(tiny_config, tmp_path):
@@ -269,17 +271,17 @@ def test_precision_rules_on_cpu(tiny_config, tmp_path):
     assert e.value.field == "train.precision" and "CUDA" in e.value.message
     if not cpu_supports_bf16():
         pytest.skip("this CPU has no native bf16")
-    t = Trainer(tiny_config(data={"subset": 1024}, train={"precision": "bf16", "epochs": 3}), runs_dir=tmp_path)
+    t = new_session(tiny_config(data={"subset": 1024}, train={"precision": "bf16", "epochs": 3}), tmp_path)
     s = t.run()
     assert s["status"] == "completed" and s["best_val_acc"] > 0.2  # learns as the fp32 tiny run does
-    started = next(t.run_dir.iter_events())
+    started = event_dicts(t.run_dir)[0]
     assert started["precision"] == "bfloat16"
 
 
 def test_label_smoothing_reaches_the_loss(tiny_config, tmp_path):
     def first_loss(ls):
         seen = []
-        t = Trainer(tiny_config(optim={"label_smoothing": ls}, train={"epochs": 1}), on_event=seen.append, runs_dir=tmp_path / str(ls))
+        t = new_session(tiny_config(optim={"label_smoothing": ls}, train={"epochs": 1}), tmp_path / str(ls), sinks=[seen.append])
         t.run()
         return next(e.loss for e in seen if isinstance(e, ev.BatchEnd))
 
@@ -293,7 +295,7 @@ def test_default_preset_learns_offline_well_above_chance(tmp_path):
 
     cfg = load_preset("default")
     assert cfg.data.dataset == "shapes"
-    s = Trainer(cfg, runs_dir=tmp_path).run()
+    s = new_session(cfg, tmp_path).run()
     assert s["status"] == "completed" and s["epochs_completed"] == cfg.train.epochs
     assert s["best_val_acc"] > 0.5  # 10 classes: chance is 0.1
 
@@ -335,8 +337,8 @@ def test_onecycle_drives_the_optimizers_momentum(opt):
 def test_onecycle_momentum_resumes_on_the_same_curve(tiny_config, tmp_path):
     """A one-cycle run's last step leaves SGD's momentum where the schedule says (and not at optim.momentum)."""
     cfg = tiny_config(schedule={"name": "onecycle"}, train={"epochs": 2})
-    t = Trainer(cfg, runs_dir=tmp_path)
+    t = new_session(cfg, tmp_path)
     assert t.run()["status"] == "completed"
-    last_step = 2 * len(t.train_loader) - 1
-    assert t.optimizer.param_groups[0]["momentum"] == pytest.approx(t.schedule.momentum(last_step))
-    assert t.optimizer.param_groups[0]["momentum"] != pytest.approx(cfg.optim.momentum)
+    last_step = 2 * len(t.trainer.train_loader) - 1
+    assert t.trainer.optimizer.param_groups[0]["momentum"] == pytest.approx(t.trainer.schedule.momentum(last_step))
+    assert t.trainer.optimizer.param_groups[0]["momentum"] != pytest.approx(cfg.optim.momentum)

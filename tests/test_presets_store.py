@@ -10,6 +10,7 @@ from optai_tui.errors import ConfigError, UnknownNameError
 from optai_tui.locations import user_presets_dir
 from optai_tui.presets import diff_configs, list_presets, load_preset, preset_data, save_preset
 from optai_tui.fsio import atomic_write_json
+from optai_tui.training.events import RunWarning
 from optai_tui.runs.store import RunDir, list_runs, pid_alive, resolve_run
 
 from .conftest import tiny
@@ -78,15 +79,16 @@ def test_run_store(tmp_path):
     s = a.read_summary()
     assert s["status"] == "running" and s["arch"] == "vgg11" and s["transfer_mode"] == "scratch"
     # incremental tail: a half-written line waits for its newline
-    a.append_event({"event": "X", "n": 1})
+    a.append_event(RunWarning(epoch=1, message="one"))
+    a.append_event({"event": "FromANewerVersion", "n": 1})  # unknown kinds are skipped
     with open(a.events_path, "a") as f:
-        f.write('{"event": "Y"')
+        f.write('{"event": "RunWarning", "time": 1.0')
     evs, off = a.read_events(0)
-    assert [e["n"] for e in evs] == [1]
+    assert [e.message for e in evs] == ["one"]
     with open(a.events_path, "a") as f:
-        f.write(', "n": 2}\n')
+        f.write(', "epoch": 2, "message": "two"}\n')
     evs, off2 = a.read_events(off)
-    assert [e["n"] for e in evs] == [2] and off2 > off
+    assert evs == [RunWarning(epoch=2, message="two", time=1.0)] and off2 > off
     assert resolve_run(a.run_id, tmp_path).path == a.path
     assert resolve_run(str(b.path)).path == b.path
     with pytest.raises(ConfigError):

@@ -24,15 +24,16 @@ from optai_tui.models import create_model
 from optai_tui.models.resnet import ResNet
 from optai_tui.presets import list_presets, load_preset
 from optai_tui.training import transfer as tr
+from optai_tui.runs.backbones import find_source_run, resolve_backbone, source_architecture
 from optai_tui.training.backbones import (
-    find_source_run,
     imagenet_weights_file,
     load_backbone,
     load_imagenet_backbone,
-    source_architecture,
 )
 from optai_tui.training.checkpoint import save_checkpoint
-from optai_tui.training.engine import Trainer
+from optai_tui.runs.launch import new_session
+
+from .helpers import event_dicts
 
 CIFAR_SUB = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-sub"
 W = 0.125
@@ -94,8 +95,8 @@ def backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("classifier.")}
 
 
-def events(trainer: Trainer, kind: str) -> list[dict]:
-    return [e for e in trainer.run_dir.iter_events() if e["event"] == kind]
+def events(trainer, kind: str) -> list[dict]:
+    return [e for e in event_dicts(trainer.run_dir) if e["event"] == kind]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,22 +108,22 @@ def test_linear_probe_keeps_every_backbone_tensor_bit_identical(tmp_path):
     # augmentation on: the uncached path, the backbone runs (in eval mode) inside the training loop
     cfg = make_cfg(data={"augment": True}, transfer={"mode": "linear_probe", "backbone": str(tmp_path / "bb.pt")})
     head0 = {k: v.clone() for k, v in tr.build_model(cfg, 10, 3).get_classifier().state_dict().items()}
-    trainer = Trainer(cfg, runs_dir=tmp_path / "runs")
+    trainer = new_session(cfg, tmp_path / "runs")
     summary = trainer.run()
     assert summary["status"] == "completed"
 
-    after = backbone_state(trainer.model)
+    after = backbone_state(trainer.trainer.model)
     expected = {k: v for k, v in sd.items() if not k.startswith("classifier.")}
     assert after.keys() == expected.keys()
     assert any("running_mean" in k for k in after) and any("num_batches_tracked" in k for k in after)
     for k, v in expected.items():
         assert torch.equal(after[k], v), f"backbone tensor {k} changed"
-    head = trainer.model.get_classifier().state_dict()
+    head = trainer.trainer.model.get_classifier().state_dict()
     assert not torch.equal(head["weight"], head0["weight"]), "the head did not train"
     # only the head is optimised, and the saved checkpoint holds the untouched backbone
-    head_ids = {id(p) for p in trainer.model.get_classifier().parameters()}
-    assert {id(p) for g in trainer.optimizer.param_groups for p in g["params"]} == head_ids
-    assert summary["trainable_params"] == sum(p.numel() for p in trainer.model.get_classifier().parameters())
+    head_ids = {id(p) for p in trainer.trainer.model.get_classifier().parameters()}
+    assert {id(p) for g in trainer.trainer.optimizer.param_groups for p in g["params"]} == head_ids
+    assert summary["trainable_params"] == sum(p.numel() for p in trainer.trainer.model.get_classifier().parameters())
     ckpt = torch.load(trainer.run_dir.last_checkpoint, weights_only=True)
     assert ckpt["phase"] == "linear_probe"
     for k, v in expected.items():
@@ -150,15 +151,15 @@ def test_feature_cache_runs_backbone_once_and_matches_uncached(tmp_path, monkeyp
             train={"epochs": 3},
             transfer={"mode": "linear_probe", "backbone": str(tmp_path / "bb.pt"), "cache_features": cache},
         )
-        trainer = Trainer(cfg, runs_dir=tmp_path / "runs")
+        trainer = new_session(cfg, tmp_path / "runs")
         trainer.run()
-        n_train, n_val = trainer.splits.train_x.shape[0], trainer.splits.val_x.shape[0]
-        results[cache] = (trainer.history, seen["n"], n_train + n_val, trainer)
+        n_train, n_val = trainer.trainer.splits.train_x.shape[0], trainer.trainer.splits.val_x.shape[0]
+        results[cache] = (trainer.trainer.history, seen["n"], n_train + n_val, trainer)
     hist_c, calls_c, per_pass, cached = results[True]
     hist_u, calls_u, _, _ = results[False]
     assert calls_c == per_pass, "the cached probe must run the backbone exactly once per image"
     assert calls_u == 3 * per_pass
-    assert isinstance(cached.train_loader, tr.FeatureLoader) and cached.step_model is cached.model.get_classifier()
+    assert isinstance(cached.trainer.train_loader, tr.FeatureLoader) and cached.trainer.step_model is cached.trainer.model.get_classifier()
     assert cached.run_dir.read_summary()["feature_cache_seconds"] >= 0
     for hc, hu in zip(hist_c, hist_u, strict=True):
         for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
@@ -198,18 +199,18 @@ def test_finetune_param_groups_carry_backbone_lr_mult(tmp_path):
     sd = backbone_file(tmp_path / "bb.pt")
     cfg = make_cfg(train={"epochs": 1}, optim={"lr": 0.04},
                    transfer={"mode": "finetune", "backbone": str(tmp_path / "bb.pt"), "backbone_lr_mult": 0.25})
-    trainer = Trainer(cfg, runs_dir=tmp_path / "runs")
+    trainer = new_session(cfg, tmp_path / "runs")
     trainer.run()
-    groups = {g["name"]: g for g in trainer.optimizer.param_groups}
+    groups = {g["name"]: g for g in trainer.trainer.optimizer.param_groups}
     assert set(groups) == {"head", "backbone"}
     assert groups["head"]["lr"] == pytest.approx(0.04)
     assert groups["backbone"]["lr"] == pytest.approx(0.04 * 0.25)
-    head_ids = {id(p) for p in trainer.model.get_classifier().parameters()}
+    head_ids = {id(p) for p in trainer.trainer.model.get_classifier().parameters()}
     assert {id(p) for p in groups["head"]["params"]} == head_ids
-    assert len(groups["backbone"]["params"]) == sum(1 for _ in trainer.model.backbone_parameters())
-    assert all(p.requires_grad for p in trainer.model.parameters())
+    assert len(groups["backbone"]["params"]) == sum(1 for _ in trainer.trainer.model.backbone_parameters())
+    assert all(p.requires_grad for p in trainer.trainer.model.parameters())
     # the backbone trained (BN statistics too, batch norm is in train mode while fine-tuning)
-    after = backbone_state(trainer.model)
+    after = backbone_state(trainer.trainer.model)
     assert not torch.equal(after["conv1.weight"], sd["conv1.weight"])
     assert not torch.equal(after["bn1.running_mean"], sd["bn1.running_mean"])
     # the engine's reported lr is the head's (= optim.lr)
@@ -240,21 +241,21 @@ def test_probe_then_finetune_switches_at_the_right_epoch(tmp_path):
 
     def sink(e):
         if type(e).__name__ == "EpochEnd":
-            snapshots[e.epoch] = backbone_state(trainer.model)
+            snapshots[e.epoch] = backbone_state(trainer.trainer.model)
 
-    trainer = Trainer(cfg, on_event=sink, runs_dir=tmp_path / "runs")
+    trainer = new_session(cfg, tmp_path / "runs", sinks=[sink])
     trainer.run()
     phases = [(e["epoch"], e["phase"], e["lr"]) for e in events(trainer, "PhaseChanged")]
     assert phases == [(1, "linear_probe", 0.05), (3, "finetune", 0.01)]
     lrs = {e["epoch"]: e["lr"] for e in events(trainer, "BatchEnd")}
     assert lrs[1] == pytest.approx(0.05) and lrs[2] == pytest.approx(0.05) and lrs[3] == pytest.approx(0.01)
-    groups = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
+    groups = {g["name"]: g["lr"] for g in trainer.trainer.optimizer.param_groups}
     assert groups == pytest.approx({"head": 0.01, "backbone": 0.005})
     # frozen (and probed on cached features) for 2 epochs, then trained on images again
     for epoch in (1, 2):
         assert all(torch.equal(snapshots[epoch][k], sd[k]) for k in snapshots[epoch])
     assert not torch.equal(snapshots[3]["conv1.weight"], sd["conv1.weight"])
-    assert not isinstance(trainer.train_loader, tr.FeatureLoader) and trainer.step_model is trainer.model
+    assert not isinstance(trainer.trainer.train_loader, tr.FeatureLoader) and trainer.trainer.step_model is trainer.trainer.model
     ckpt = torch.load(trainer.run_dir.last_checkpoint, weights_only=True)
     assert ckpt["phase"] == "finetune"
 
@@ -389,15 +390,15 @@ def test_imagenet_weights_load_from_the_hub_cache(tmp_path, _offline):
         "transfer": {"mode": "linear_probe", "backbone": "imagenet", "resize_to": 64},
         "train": {"epochs": 1, "batch_size": 24, "device": "cpu"},
     })
-    trainer = Trainer(cfg, runs_dir=tmp_path / "runs")
+    trainer = new_session(cfg, tmp_path / "runs")
     assert trainer.run()["status"] == "completed"
-    body = trainer.model.body.state_dict()
+    body = trainer.trainer.model.body.state_dict()
     for k, v in ref.items():
         if not k.startswith("fc."):
             assert torch.equal(body[k], v), k
     assert _offline == []  # the cached file was used, nothing was downloaded
     assert fname in trainer.run_dir.read_summary()["backbone"]
-    assert trainer.model.get_classifier().out_features == 10
+    assert trainer.trainer.model.get_classifier().out_features == 10
 
 
 def test_imagenet_weights_absent_offline_is_one_clear_line(tmp_path, _offline):
@@ -415,7 +416,7 @@ def test_imagenet_weights_absent_offline_is_one_clear_line(tmp_path, _offline):
         "transfer": {"mode": "linear_probe", "backbone": "imagenet", "resize_to": 64},
         "train": {"epochs": 1, "device": "cpu"},
     })
-    trainer = Trainer(cfg, runs_dir=tmp_path / "runs")
+    trainer = new_session(cfg, tmp_path / "runs")
     with pytest.raises(CheckpointError):
         trainer.run()
     assert fname in events(trainer, "RunFailed")[0]["error"]
@@ -439,7 +440,7 @@ def test_no_imagenet_weights_for_cifar_architectures():
 def source_run(tmp_path):
     runs = tmp_path / "runs"
     cfg = make_cfg(name="bb-source", train={"epochs": 1}, data={"augment": True})
-    trainer = Trainer(cfg, runs_dir=runs)
+    trainer = new_session(cfg, runs)
     trainer.run()
     return trainer, runs
 
@@ -451,44 +452,43 @@ def test_run_as_backbone_by_id_name_and_folder(tmp_path, source_run):
     for ref in (run_id, "bb-source", str(src_trainer.run_dir.path)):
         cfg = make_cfg(transfer={"mode": "linear_probe", "backbone": ref})
         model = create_model("resnet18", 10, 3, W)
-        src = load_backbone(model, cfg, runs_dir=runs)
+        src = load_backbone(model, cfg, resolve_backbone(cfg.transfer.backbone, runs))
         assert src.kind == "run" and src.run_id == run_id and src.epoch == 1
         assert all(torch.equal(v, best[k]) for k, v in backbone_state(model).items())
     # the architecture is the source run's: a mismatch is refused with the settings to use
     cfg = make_cfg(model={"arch": "resnet34"}, transfer={"mode": "linear_probe", "backbone": "bb-source"})
     expected = rf"run {run_id} is a resnet18 \(width 0.125\).*set model.arch=resnet18 model.width=0.125"
     with pytest.raises(CheckpointError, match=expected):
-        load_backbone(create_model("resnet34", 10, 3, W), cfg, runs_dir=runs)
+        load_backbone(create_model("resnet34", 10, 3, W), cfg, resolve_backbone(cfg.transfer.backbone, runs))
     cfg = make_cfg(model={"width": 0.25}, transfer={"mode": "linear_probe", "backbone": "bb-source"})
     with pytest.raises(CheckpointError, match=r"model.width: .*width 0.125, but model.width is 0.25"):
-        load_backbone(create_model("resnet18", 10, 3, 0.25), cfg, runs_dir=runs)
+        load_backbone(create_model("resnet18", 10, 3, 0.25), cfg, resolve_backbone(cfg.transfer.backbone, runs))
     assert source_architecture("bb-source", runs) == ("resnet18", W)
     # unknown names get the close matches
     cfg = make_cfg(transfer={"mode": "linear_probe", "backbone": "bb-sourc"})
     with pytest.raises(CheckpointError, match="did you mean"):
-        load_backbone(create_model("resnet18", 10, 3, W), cfg, runs_dir=runs)
+        load_backbone(create_model("resnet18", 10, 3, W), cfg, resolve_backbone(cfg.transfer.backbone, runs))
 
 
 def test_run_name_resolves_to_newest_completed_run(tmp_path, source_run):
     first, runs = source_run
-    second = Trainer(make_cfg(name="bb-source", train={"epochs": 1}, optim={"lr": 0.01}), runs_dir=runs)
+    second = new_session(make_cfg(name="bb-source", train={"epochs": 1}, optim={"lr": 0.01}), runs)
     second.run()
     assert find_source_run("bb-source", runs).run_id == second.run_dir.run_id
     second.run_dir.update_summary(status="failed")
     assert find_source_run("bb-source", runs).run_id == first.run_dir.run_id
     # a transfer run records which run it used, and the probe trains from it
-    trainer = Trainer(make_cfg(train={"epochs": 1}, transfer={"mode": "linear_probe", "backbone": "bb-source"}), runs_dir=runs)
+    trainer = new_session(make_cfg(train={"epochs": 1}, transfer={"mode": "linear_probe", "backbone": "bb-source"}), runs)
     trainer.run()
     assert first.run_dir.run_id in trainer.run_dir.read_summary()["backbone"]
 
 
 def test_run_without_checkpoint(tmp_path):
     runs = tmp_path / "runs"
-    trainer = Trainer(make_cfg(name="nockpt", train={"epochs": 1, "checkpoint": False}), runs_dir=runs)
+    trainer = new_session(make_cfg(name="nockpt", train={"epochs": 1, "checkpoint": False}), runs)
     trainer.run()
     with pytest.raises(CheckpointError, match="has no checkpoint"):
-        load_backbone(create_model("resnet18", 10, 3, W),
-                      make_cfg(transfer={"mode": "linear_probe", "backbone": "nockpt"}), runs_dir=runs)
+        resolve_backbone("nockpt", runs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,21 +568,21 @@ def test_offline_transfer_on_real_images_beats_a_random_backbone(tmp_path):
 
     # step 1: the offline backbone preset, trained on the first five classes
     step1 = load_preset("transfer-shapes-backbone", common + [f"data.path={first}", "train.epochs=6"])
-    s1 = Trainer(step1, runs_dir=runs).run()
+    s1 = new_session(step1, runs).run()
     assert s1["status"] == "completed"
 
     # step 2: the transfer preset finds that run by its name and probes it on the other five classes
     step2 = load_preset("transfer-shapes-to-cifar10", common + [f"data.path={second}", "train.epochs=10"])
-    probe = Trainer(step2, runs_dir=runs)
+    probe = new_session(step2, runs)
     s2 = probe.run()
     assert s2["status"] == "completed" and "shapes-backbone" in s2["backbone"]
-    assert isinstance(probe.train_loader, tr.FeatureLoader)
+    assert isinstance(probe.trainer.train_loader, tr.FeatureLoader)
 
     # the same probe, same budget, on a random frozen backbone
     _random_backbone_with_calibrated_bn(tmp_path / "random.pt", second, 0.125)
     step2r = load_preset("transfer-shapes-to-cifar10",
                          common + [f"data.path={second}", "train.epochs=10", f"transfer.backbone={tmp_path / 'random.pt'}"])
-    s3 = Trainer(step2r, runs_dir=runs).run()
+    s3 = new_session(step2r, runs).run()
     print(f"\nbackbone on classes 0-4: {s1['best_val_acc']:.3f}; probe on classes 5-9: transferred "
           f"{s2['final_val_acc']:.3f} vs random {s3['final_val_acc']:.3f} (chance 0.200)")
     assert s2["final_val_acc"] > s3["final_val_acc"] + 0.08

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +11,7 @@ import numpy as np
 import torch
 
 from optai_tui.errors import DataError
+from optai_tui.fsio import socket_timeout
 
 DOWNLOAD_SOCKET_TIMEOUT_S = 60.0
 
@@ -39,17 +37,6 @@ _SOURCES: dict[str, _Source] = {
 }
 
 
-@contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    """A stalled connection (firewall dropping packets) fails instead of hanging forever."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
 def _reason(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[-1] if lines else type(exc).__name__
@@ -71,7 +58,7 @@ def _open(name: str, root: Path, train: bool, download: bool) -> Any:
             raise DataError(f"cannot create the data folder {root} ({_reason(exc)}): {where}",
                             field="data.root") from exc
     try:
-        with _socket_timeout(DOWNLOAD_SOCKET_TIMEOUT_S):
+        with socket_timeout(DOWNLOAD_SOCKET_TIMEOUT_S):
             return cls(root=str(root), download=download, **kwargs)
     except (KeyboardInterrupt, SystemExit):
         raise

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..fmt import num as _num
+from ..training.events import EpochEnd
 from .store import RunDir, list_runs
-
 
 # Cost axes of the trade-off study: key in the record -> axis label.
 TRADEOFF_AXES: dict[str, str] = {
@@ -161,24 +160,9 @@ def read_history(run: RunDir) -> list[dict[str, Any]]:
     ``elapsed_seconds`` is the wall-clock time since the run started at the end of that epoch.
     """
     rows: dict[int, dict[str, Any]] = {}
-    for raw in _epoch_end_lines(run.events_path):
-        try:
-            e = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if not isinstance(e, dict) or e.get("event") != "EpochEnd":
-            continue
-        m = dict(e.get("metrics") or {})
-        try:
-            ep = int(e.get("epoch") or m.get("epoch") or 0)
-        except (TypeError, ValueError):
-            continue
-        if ep <= 0:
-            continue
-        m["epoch"] = ep
-        if e.get("elapsed_seconds") is not None:
-            m["elapsed_seconds"] = float(e["elapsed_seconds"])
-        rows[ep] = m
+    for e in run.iter_events(kinds=(EpochEnd,)):
+        if e.epoch > 0:
+            rows[e.epoch] = {**e.row(), "elapsed_seconds": e.elapsed_seconds}
     if not rows:
         rows = {r["epoch"]: r for r in _read_metrics_csv(run.path / "metrics.csv")}
         total = 0.0
@@ -186,34 +170,6 @@ def read_history(run: RunDir) -> list[dict[str, Any]]:
             total += float(rows[ep].get("epoch_seconds") or 0.0)
             rows[ep].setdefault("elapsed_seconds", total)
     return [rows[k] for k in sorted(rows)]
-
-
-def _epoch_end_lines(path: Path, chunk_size: int = 1 << 24) -> Iterator[bytes]:
-    """The complete lines of an event log that mention EpochEnd, found with bytes.find in large chunks:
-    a week-long log is mostly BatchEnd lines, and this skips them at C speed. The last line, still
-    being written (no newline yet), is left out."""
-    try:
-        f = open(path, "rb")
-    except OSError:
-        return
-    with f:
-        tail = b""
-        while True:
-            chunk = f.read(chunk_size)
-            if not chunk:
-                return
-            buf = tail + chunk
-            end = buf.rfind(b"\n")
-            if end < 0:
-                tail = buf
-                continue
-            body, tail = buf[: end + 1], buf[end + 1 :]
-            i = body.find(b"EpochEnd")
-            while i >= 0:
-                start = body.rfind(b"\n", 0, i) + 1
-                stop = body.find(b"\n", i)
-                yield body[start:stop]
-                i = body.find(b"EpochEnd", stop)
 
 
 def _read_metrics_csv(path: Path) -> list[dict[str, Any]]:

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UnknownNameError
-from ..training.events import EPOCH_METRICS
 from ..fmt import now_iso
+from ..fsio import writing
+from ..locations import default_runs_dir
+from ..training.events import EPOCH_METRICS
 from .compare import (
     RunRecord,
     flat_config,
@@ -31,8 +33,6 @@ from .compare import (
     pareto_flags,
 )
 from .report import write_output
-from ..fsio import writing
-from ..locations import default_runs_dir
 from .store import RunDir, resolve_run
 
 FORMATS = ("md", "csv", "json", "html")

@@ -30,8 +30,9 @@ from urllib.parse import quote
 import yaml
 
 from ..errors import ConfigError
-from . import charts
 from ..fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds, now_iso
+from ..fsio import atomic_write_bytes
+from . import charts
 from .compare import (
     ACCURACY_KEY,
     AXIS_NAMES,
@@ -44,7 +45,6 @@ from .compare import (
     run_labels,
     tradeoff_points,
 )
-from ..fsio import atomic_write_bytes
 
 # ---------------------------------------------------------------------------------------------
 # Output files: written *into* the path the user named. A symlink is followed (its target is written,

@@ -25,11 +25,9 @@ overridden behind the user's back. :func:`source_architecture` tells a form whic
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,14 +36,12 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, ConfigError, UnknownNameError, close_matches
-from ..locations import default_runs_dir
-from ..runs.store import RunDir, list_runs, resolve_run
-from .checkpoint import FORMAT, load_checkpoint, unwrap_state_dict
+from ..errors import CheckpointError, ConfigError
+from ..fsio import socket_timeout
+from .backbone_file import IMAGENET, BackboneFile
+from .checkpoint import FORMAT, load_checkpoint, strip_wrapper_prefixes, unwrap_state_dict
 
-IMAGENET = "imagenet"
 HEAD_PREFIX = "classifier."
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pth.tar", ".tar", ".ckpt", ".bin")
 DOWNLOAD_TIMEOUT_S = 60.0
 _SHOWN = 3  # keys named in an error message
 
@@ -84,8 +80,9 @@ class BackboneSource:
 # entry point
 
 
-def load_backbone(model: nn.Module, cfg: Any, runs_dir: Path | str | None = None) -> BackboneSource:
-    """Load ``cfg.transfer.backbone`` into ``model``'s backbone (its classifier is left alone).
+def load_backbone(model: nn.Module, cfg: Any, backbone: BackboneFile | None = None) -> BackboneSource:
+    """Load ``cfg.transfer.backbone`` into ``model``'s backbone (its classifier is left alone): ImageNet
+    weights, or ``backbone``, the file it was resolved to (a plain file path needs no resolving).
 
     The source is also attached to the model as ``model.backbone_source``.
     """
@@ -95,8 +92,12 @@ def load_backbone(model: nn.Module, cfg: Any, runs_dir: Path | str | None = None
     if ref.lower() == IMAGENET:
         src = load_imagenet_backbone(model, cfg.model.arch)
     else:
-        path, run = resolve_backbone_file(ref, runs_dir)
-        src = load_backbone_file(model, path, cfg, ref=ref, run=run)
+        if backbone is None:
+            path = Path(ref).expanduser()
+            if not path.is_file():
+                raise CheckpointError(f"checkpoint file {str(path)!r} does not exist", field="transfer.backbone")
+            backbone = BackboneFile(ref, path)
+        src = load_backbone_file(model, backbone, cfg)
     model.backbone_source = src
     return src
 
@@ -139,7 +140,7 @@ def load_imagenet_backbone(model: nn.Module, arch: str, *, progress: bool | None
     if progress is None:
         progress = sys.stderr.isatty()
     try:
-        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+        with socket_timeout(DOWNLOAD_TIMEOUT_S):
             sd = weights.get_state_dict(progress=progress, check_hash=True, weights_only=True, map_location="cpu")
     except Exception as e:  # URLError, HTTPError, timeouts, hash mismatch, a corrupt cached file
         reason = _first_line(e)
@@ -163,162 +164,45 @@ def load_imagenet_backbone(model: nn.Module, arch: str, *, progress: bool | None
     return BackboneSource(IMAGENET, IMAGENET, str(target), arch=arch, width=1.0, loaded=loaded, ignored=tuple(res.ignored_keys))
 
 
-@contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    """A per-operation socket timeout while downloading (urllib waits forever otherwise)."""
-    old = socket.getdefaulttimeout()
-    if old is None:
-        socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
-
-
 # ---------------------------------------------------------------------------------------------
-# checkpoint files and runs
+# checkpoint files
 
 
-def _looks_like_path(ref: str) -> bool:
-    return (
-        os.sep in ref
-        or "/" in ref
-        or ref.startswith(("~", "."))
-        or ref.lower().endswith(CHECKPOINT_SUFFIXES)
-    )
-
-
-def _run_name(run: RunDir) -> str | None:
-    name = run.read_summary().get("name")
-    if name:
-        return str(name)
-    try:
-        return run.raw_config().get("name")
-    except Exception:
-        return None
-
-
-def _has_checkpoint(run: RunDir) -> bool:
-    return run.best_checkpoint.is_file() or run.last_checkpoint.is_file()
-
-
-def find_source_run(ref: str, runs_dir: Path | str | None = None) -> RunDir:
-    """The run ``ref`` names: a run folder, a run id, a run name (the newest completed run with a
-    checkpoint of that name), or a unique prefix/suffix of a run id."""
-    p = Path(ref).expanduser()
-    if (p / "config.yaml").is_file():
-        return RunDir(p)
-    rdir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    runs = list_runs(rdir)
-    for r in runs:
-        if r.run_id == ref:
-            return r
-    named = [r for r in runs if _run_name(r) == ref]
-    if named:
-        with_ckpt = [r for r in named if _has_checkpoint(r)]
-        completed = [r for r in with_ckpt if r.read_summary().get("status") == "completed"]
-        return (completed or with_ckpt or named)[-1]  # list_runs is oldest first; ids sort by time
-    try:
-        return resolve_run(ref, rdir)
-    except UnknownNameError:
-        names = sorted({n for n in (_run_name(r) for r in runs) if n} | {r.run_id for r in runs})
-        close = close_matches(ref, names)
-        hint = ("did you mean " + " or ".join(repr(c) for c in close) + "? ") if close else ""
-        raise CheckpointError(
-            f"backbone {ref!r} is not 'imagenet', a checkpoint file, or a run (id or name) in {rdir}",
-            hint=hint + "train the backbone run first, or give a checkpoint path",
-            field="transfer.backbone",
-        ) from None
-    except ConfigError as e:  # ambiguous prefix
-        raise CheckpointError(e.message, hint="give the full run id", field="transfer.backbone") from None
-
-
-def resolve_backbone_file(ref: str, runs_dir: Path | str | None = None) -> tuple[Path, RunDir | None]:
-    """The weights file of a checkpoint path or a run reference (and the run, for a run)."""
-    p = Path(ref).expanduser()
-    if p.is_file():
-        return p, None
-    if not (p / "config.yaml").is_file() and _looks_like_path(ref):
-        raise CheckpointError(f"checkpoint file {str(p)!r} does not exist", field="transfer.backbone")
-    run = find_source_run(ref, runs_dir)
-    for ckpt in (run.best_checkpoint, run.last_checkpoint):
-        if ckpt.is_file():
-            return ckpt, run
-    raise CheckpointError(
-        f"run {run.run_id} has no checkpoint to take the backbone from",
-        hint="it finished no epoch or ran with train.checkpoint=false; train it again with checkpoints",
-        field="transfer.backbone",
-    )
-
-
-def _source_meta(obj: Any, run: RunDir | None) -> tuple[str | None, float | None]:
-    """(arch, width) of the weights' source, when it tells: our checkpoint, else the run's config."""
-    arch = width = None
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        arch = obj.get("arch")
-        model_cfg = (obj.get("config") or {}).get("model") or {}
-        arch = model_cfg.get("arch", arch)
-        width = model_cfg.get("width")
-    if run is not None and (arch is None or width is None):
-        try:
-            model_cfg = run.raw_config().get("model") or {}
-        except Exception:
-            model_cfg = {}
-        arch = arch or model_cfg.get("arch", "resnet18")
-        width = width if width is not None else model_cfg.get("width", 1.0)
-    if arch is not None and width is None:
-        width = 1.0
-    return arch, (float(width) if width is not None else None)
+def checkpoint_meta(obj: Any) -> tuple[str | None, float | None]:
+    """(arch, width) one of our checkpoints records (None, None for a foreign file)."""
+    if not (isinstance(obj, dict) and obj.get("format") == FORMAT):
+        return None, None
+    model_cfg = (obj.get("config") or {}).get("model") or {}
+    arch = model_cfg.get("arch", obj.get("arch"))
+    width = model_cfg.get("width")
+    return arch, (float(width) if width is not None else (1.0 if arch is not None else None))
 
 
 _meta_cache: dict[tuple[str, int, int], tuple[str | None, float | None]] = {}
 
 
-def _file_meta(path: Path) -> tuple[str | None, float | None]:
+def checkpoint_file_meta(path: Path) -> tuple[str | None, float | None]:
     """(arch, width) recorded in a checkpoint file, cached by path, size and mtime (files can be large)."""
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _meta_cache:
         if len(_meta_cache) > 32:
             _meta_cache.clear()
-        _meta_cache[key] = _source_meta(load_checkpoint(path), None)
+        _meta_cache[key] = checkpoint_meta(load_checkpoint(path))
     return _meta_cache[key]
 
 
-def backbone_source(ref: str, runs_dir: Path | str | None = None) -> tuple[str | None, float | None, str]:
-    """(arch, width, what) of a backbone reference, without building a model: a run's come from its
-    config, a file's from the checkpoint's own record (None when it keeps none). Raises CheckpointError
-    (field transfer.backbone) when the reference finds no weights."""
-    path, run = resolve_backbone_file(ref, runs_dir)
-    if run is not None:
-        arch, width = _source_meta(None, run)
-        return arch, width, f"run {run.run_id}"
-    try:
-        arch, width = _file_meta(path)
-    except OSError as e:
-        raise CheckpointError(f"cannot read the backbone {ref!r}: {e.strerror or e}", field="transfer.backbone") from None
-    return arch, width, f"checkpoint {path.name}"
-
-
-def source_architecture(ref: str, runs_dir: Path | str | None = None) -> tuple[str, float] | None:
-    """(arch, width) a backbone reference was trained with, when known (for a form to fill in)."""
-    if not ref or ref.strip().lower() == IMAGENET:
-        return None
-    try:
-        arch, width, _ = backbone_source(ref, runs_dir)
-    except CheckpointError:
-        return None
-    return (arch, width) if arch is not None and width is not None else None
-
-
-def load_backbone_file(
-    model: nn.Module, path: Path | str, cfg: Any, *, ref: str | None = None, run: RunDir | None = None
-) -> BackboneSource:
+def load_backbone_file(model: nn.Module, backbone: BackboneFile, cfg: Any) -> BackboneSource:
     """Backbone weights from a checkpoint file (ours, a plain state_dict, or ``{'net': ...}``)."""
+    path = backbone.path
     obj = load_checkpoint(path)
-    arch, width = _source_meta(obj, run)
+    arch, width = checkpoint_meta(obj)
+    arch, width = arch or backbone.arch, width if width is not None else backbone.width
+    if arch is not None and width is None:
+        width = 1.0
+    run_id = backbone.run_id
     want_arch, want_width = cfg.model.arch, float(cfg.model.width)
-    what = f"run {run.run_id}" if run is not None else f"checkpoint {path}"
+    what = f"run {run_id}" if run_id is not None else f"checkpoint {path}"
     if arch is not None and arch != want_arch:
         raise CheckpointError(
             f"the backbone {what} is a {arch} (width {width:g}), but model.arch is {want_arch}",
@@ -338,10 +222,10 @@ def load_backbone_file(
         epoch = obj.get("epoch")
         val_acc = obj.get("best_val_acc")
     return BackboneSource(
-        "run" if run is not None else "file",
-        ref or str(path),
+        "run" if run_id is not None else "file",
+        backbone.ref or str(path),
         str(path),
-        run_id=run.run_id if run is not None else None,
+        run_id=run_id,
         arch=arch or want_arch,
         width=width if width is not None else want_width,
         epoch=epoch,
@@ -387,7 +271,7 @@ def load_backbone_state_dict(
     """
     arch = arch or getattr(model, "arch", type(model).__name__)
     width = 1.0 if width is None else width
-    sd = {_strip_prefixes(k): v for k, v in sd.items()}
+    sd = {strip_wrapper_prefixes(k): v for k, v in sd.items()}
     if hasattr(model, "load_body_state_dict") and sd and not any(k.startswith("body.") for k in sd):
         # torchvision's own layout (e.g. a state_dict saved from torchvision.models.resnet18())
         try:
@@ -417,13 +301,6 @@ def load_backbone_state_dict(
     matched = {k: v for k, v in rest.items() if k in own}
     model.load_state_dict(matched, strict=False)
     return len(matched), ignored
-
-
-def _strip_prefixes(k: str) -> str:
-    for prefix in ("module.", "_orig_mod."):
-        while k.startswith(prefix):
-            k = k[len(prefix) :]
-    return k
 
 
 def _listed(keys: list[str]) -> str:

@@ -59,10 +59,12 @@ def unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
         sd = obj
     else:
         raise CheckpointError("file holds no model weights (expected a state_dict, {'net': ...} or an optai-tui checkpoint)")
-    out = {}
-    for k, v in sd.items():
-        for prefix in ("module.", "_orig_mod."):
-            while k.startswith(prefix):
-                k = k[len(prefix) :]
-        out[k] = v
-    return out
+    return {strip_wrapper_prefixes(k): v for k, v in sd.items()}
+
+
+def strip_wrapper_prefixes(key: str) -> str:
+    """A state_dict key without DataParallel's ``module.`` and torch.compile's ``_orig_mod.`` prefixes."""
+    for prefix in ("module.", "_orig_mod."):
+        while key.startswith(prefix):
+            key = key[len(prefix) :]
+    return key

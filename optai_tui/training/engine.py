@@ -1,46 +1,48 @@
-"""The training engine: a plain object that knows nothing of screens.
+"""The training engine: a plain object that knows nothing of screens or run folders.
 
-    trainer = Trainer(config, runs_dir="runs", on_event=print)
-    summary = trainer.run()
+    trainer = Trainer(config, sinks=[recorder, console], controls=controls, checkpoint_dir=path, run_id=rid)
+    status = trainer.run()
 
-It emits the typed events of ``events.py``; the run directory's JSONL log is always one of the sinks, and
-the summary is rewritten atomically after every epoch. ``Trainer.resume(run_dir)`` continues a run from
-its last completed epoch; with a fixed seed on the CPU the resumed run's per-epoch metrics equal an
-uninterrupted run's (every epoch reseeds the RNGs from (seed, epoch) and the loaders shuffle the same way).
+It emits the typed events of ``events.py`` to its sinks (``runs/`` records them in a run folder) and reads
+control requests (stop, lr/10) from the ``controls`` object it is given. Given ``resume_from`` (a checkpoint
+that ``runs/`` loaded and checked), it continues from that checkpoint's epoch; with a fixed seed on the
+CPU the resumed run's per-epoch metrics equal an uninterrupted run's (every epoch reseeds the RNGs from
+(seed, epoch) and the loaders shuffle the same way).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import resource
-import signal
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from ..config import RunConfig
 from ..data.tensor_loader import epoch_seed
-from ..errors import CheckpointError, ConfigError, OptaiError, TrainingError
-from ..fsio import atomic_write_text
-from ..locations import default_runs_dir
-from ..runs.store import RunDir
+from ..errors import OptaiError, TrainingError
 from . import events as ev
-from .checkpoint import load_checkpoint, save_checkpoint
+from .backbone_file import BackboneFile
+from .checkpoint import save_checkpoint
 from .device import device_name, resolve_device, resolve_precision
 from .optim import LRSchedule, build_optimizer
 from .transfer import Phase, configure_phase, phase_at, plan_phases, prepare_phase, set_train_mode
 
 EventSink = Callable[[ev.Event], None]
-CONTROL_ACTIONS = ("stop_now", "stop_after_epoch", "lr_div10")
+
+
+class Controls(Protocol):
+    """Where a trainer reads the requests a user sends while it trains (``runs/`` reads control.jsonl)."""
+
+    def poll(self) -> list[ev.ControlAction]: ...
 
 
 class _StopNow(Exception):
@@ -51,100 +53,64 @@ class Trainer:
     def __init__(
         self,
         config: RunConfig,
-        on_event: EventSink | Iterable[EventSink] | None = None,
+        sinks: EventSink | Iterable[EventSink] | None = None,
+        controls: Controls | None = None,
         *,
-        runs_dir: Path | str | None = None,
-        run_dir: RunDir | None = None,
+        checkpoint_dir: Path | str | None = None,
+        run_id: str = "run",
+        backbone: BackboneFile | None = None,
+        resume_from: dict[str, Any] | None = None,
     ):
+        """``checkpoint_dir``: where last.pt / best.pt go (None: no checkpoints); ``backbone``: the resolved
+        weights file of a transfer run (``transfer.backbone: imagenet`` needs none); ``resume_from``: the
+        checkpoint to continue from (every weight comes from it, not from the backbone again)."""
         self.config = config
-        self.sinks: list[EventSink] = [] if on_event is None else ([on_event] if callable(on_event) else list(on_event))
-        self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-        self.run_dir = run_dir or RunDir.create(self.runs_dir, config)
-        self._resume = run_dir is not None and run_dir.last_checkpoint.is_file()
+        self.sinks: list[EventSink] = [] if sinks is None else ([sinks] if callable(sinks) else list(sinks))
+        self.controls = controls
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.run_id = run_id
+        self.backbone = backbone
+        self._resume_ckpt = resume_from
         self._stop_now = threading.Event()
         self._stop_after_epoch = threading.Event()
         self._lr_div10 = 0
-        # Requests left in control.jsonl by an earlier process of this run are stale; a new run reads
-        # from the start (the TUI may ask to stop a run before its process is up).
-        self._control_offset = self.run_dir.control_path.stat().st_size if self._resume and self.run_dir.control_path.exists() else 0
-        self._resume_ckpt: dict[str, Any] | None = None
         self.history: list[dict[str, float]] = []
         self.best_val_acc: float | None = None
-        self.summary: dict[str, Any] = {}
+        self.elapsed = 0.0
 
-    # -- construction helpers ------------------------------------------------------------
-    @classmethod
-    def resume(cls, run_dir: RunDir, on_event: EventSink | Iterable[EventSink] | None = None) -> Trainer:
-        """A trainer that continues ``run_dir`` from its last completed epoch (or restarts it if it
-        finished none). Refused, before anything in the folder changes, while another process trains
-        it, when epochs were done but no checkpoint is left, or when the checkpoint cannot be read."""
-        cfg = run_dir.load_config()
-        summary = run_dir.read_summary()
-        pid = run_dir.training_pid(summary)
-        if pid and pid != os.getpid():
-            raise ConfigError(
-                f"run {run_dir.run_id} is still training (pid {pid})",
-                hint=f"watch it with: optai-tui attach {run_dir.run_id}; or stop it first",
-            )
-        done = int(summary.get("epochs_completed") or 0)
-        ckpt = None
-        if run_dir.last_checkpoint.is_file():
-            ckpt = load_checkpoint(run_dir.last_checkpoint)  # a corrupt file is refused here, the run left as it was
-        elif done > 0:
-            raise CheckpointError(
-                f"run {run_dir.run_id} has no checkpoint to resume from ({done} epoch{'s' if done != 1 else ''} done, "
-                f"but {run_dir.last_checkpoint} is gone)",
-                hint=f"start a new run with its settings: optai-tui train --preset {run_dir.config_path}",
-            )
-        run_dir.trim_partial_event()  # a killed process may have left half an event line
-        trainer = cls(cfg, on_event, runs_dir=run_dir.path.parent, run_dir=run_dir)
-        trainer._resume_ckpt = ckpt
-        return trainer
+    @property
+    def last_checkpoint(self) -> Path | None:
+        return self.checkpoint_dir / "last.pt" if self.checkpoint_dir is not None else None
 
-    # -- control (thread-safe; also reachable through the run's control.jsonl) ----------
+    @property
+    def best_checkpoint(self) -> Path | None:
+        return self.checkpoint_dir / "best.pt" if self.checkpoint_dir is not None else None
+
+    # -- control (thread-safe; the controls object is polled at the same points) --------
     def request_stop(self, after_epoch: bool = False) -> None:
         (self._stop_after_epoch if after_epoch else self._stop_now).set()
 
     def request_lr_div10(self) -> None:
         self._lr_div10 += 1
 
-    def install_signal_handlers(self) -> None:
-        """SIGINT/SIGTERM: stop after the current batch (a second SIGINT stops at once)."""
-
-        def handler(signum, frame):  # noqa: ARG001
-            if self._stop_now.is_set() and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.request_stop()
-
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-        if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an SSH hang-up must not kill training
-
     # -- events ---------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
-        self.run_dir.append_event(event)
         for sink in self.sinks:
             sink(event)
 
     # -- the run ------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        """Train to the end (or a stop request); returns the final summary. Never raises OptaiError:
-        failures are recorded (RunFailed, summary status 'failed') and re-raised as TrainingError only
-        for the caller's exit code."""
+    def run(self) -> ev.RunStatus:
+        """Train to the end (or a stop request); returns how the run ended. Failures are emitted
+        (RunFailed) and raised as a TrainingError (or the OptaiError met), for the caller's exit code."""
         t_start = time.time()
-        self.run_dir.write_pid(os.getpid())
-        self.run_dir.update_summary(pid=os.getpid(), status="running", error=None, finished_at=None)
         try:
             return self._run(t_start)
         except _StopNow:
-            return self._finish("stopped", reason="stop requested")
+            return self._finish(ev.RunStatus.STOPPED, reason="stop requested")
         except KeyboardInterrupt:
-            return self._finish("stopped", reason="interrupted")
+            return self._finish(ev.RunStatus.STOPPED, reason="interrupted")
         except OptaiError as e:
-            kind = getattr(e, "kind", "error")
-            self.emit(ev.RunFailed(epoch=len(self.history), error=str(e), kind=kind))
-            self._finish("failed", error=str(e))
+            self.emit(ev.RunFailed(epoch=len(self.history), error=str(e), kind=e.kind if isinstance(e, TrainingError) else "error"))
             raise
         except Exception as e:  # an unexpected bug: record it, keep the traceback for the log
             if _is_oom(e):
@@ -153,13 +119,8 @@ class Trainer:
                     f"try train.batch_size={max(1, self.config.train.batch_size // 2)} or a smaller model"
                 )
                 self.emit(ev.RunFailed(epoch=len(self.history), error=msg, kind="oom"))
-                self._finish("failed", error=msg)
-                err = TrainingError(msg)
-                err.kind = "oom"  # type: ignore[attr-defined]
-                raise err from None
-            msg = f"{type(e).__name__}: {e}"
-            self.emit(ev.RunFailed(epoch=len(self.history), error=msg, kind="error"))
-            self._finish("failed", error=msg)
+                raise TrainingError(msg, kind="oom") from None
+            self.emit(ev.RunFailed(epoch=len(self.history), error=f"{type(e).__name__}: {e}", kind="error"))
             raise
 
     def _setup(self) -> None:
@@ -212,7 +173,7 @@ class Trainer:
         self.num_classes = len(splits.classes)
         # A resumed run takes every weight from its own checkpoint, not from the backbone source again
         # (which may be gone, or whose name may now point at a newer run).
-        self.model = build_model(cfg, self.num_classes, splits.in_channels, runs_dir=self.runs_dir, load_weights=not self._resume).to(self.device)
+        self.model = build_model(cfg, self.num_classes, splits.in_channels, backbone=self.backbone, load_weights=self._resume_ckpt is None).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.step_model = torch.compile(self.model) if cfg.train.compile else self.model
@@ -228,7 +189,7 @@ class Trainer:
         # A phase may swap what the loop runs on (e.g. cached backbone features and the head alone).
         self.train_loader, self.val_loader, self.step_model = self._base
         if prepare:
-            prepare_phase(self, phase)
+            self._feature_cache_seconds = prepare_phase(self, phase)
         self.optimizer = build_optimizer(groups, cfg.optim)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         steps = len(self.train_loader)
@@ -240,17 +201,15 @@ class Trainer:
             base_lr=phase.lr,
         )
 
-    def _run(self, t_start: float) -> dict[str, Any]:
+    def _run(self, t_start: float) -> ev.RunStatus:
         from .profile import count_macs, count_parameters
 
         cfg = self.config
         self._setup()
         steps = len(self.train_loader)
         start_epoch = 0
-        ckpt = None
-        if self._resume:
-            ckpt = self._resume_ckpt or load_checkpoint(self.run_dir.last_checkpoint)
-            self._resume_ckpt = None
+        ckpt, self._resume_ckpt = self._resume_ckpt, None
+        if ckpt is not None:
             start_epoch = int(ckpt["epoch"])
             self.history = list(ckpt.get("history", []))
             self.best_val_acc = ckpt.get("best_val_acc")
@@ -267,21 +226,11 @@ class Trainer:
             macs = count_macs(self.model, self.image_size, self.splits.in_channels)
         except Exception:  # MAC counting is informative only
             macs = None
-        self.prior_seconds = float(ckpt.get("train_seconds", 0.0)) if ckpt else 0.0
-        self.run_dir.update_summary(
-            params=total,
-            trainable_params=trainable,
-            macs=macs,
-            device=str(self.device),
-            device_name=device_name(self.device),
-            num_classes=self.num_classes,
-            image_size=self.image_size,
-            num_train=self.train_loader.num_samples,
-            num_val=self.val_loader.num_samples if self.val_loader else 0,
-        )
+        self.prior_seconds = self.elapsed = float(ckpt.get("train_seconds", 0.0)) if ckpt else 0.0
+        src = getattr(self.model, "backbone_source", None)
         self.emit(
             ev.RunStarted(
-                run_id=self.run_dir.run_id,
+                run_id=self.run_id,
                 arch=cfg.model.arch,
                 dataset=cfg.data.dataset,
                 device=str(self.device),
@@ -295,15 +244,19 @@ class Trainer:
                 trainable_params=trainable,
                 precision=str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "fp32",
                 resumed=ckpt is not None,
+                macs=macs,
+                num_classes=self.num_classes,
+                image_size=self.image_size,
+                backbone=src.describe() if src is not None else None,
             )
         )
         for message in self._setup_warnings:
             self.emit(ev.RunWarning(epoch=start_epoch, message=message))
         if start_epoch >= cfg.train.epochs:
-            return self._finish("completed")
-        prepare_phase(self, self.phase)
+            return self._finish(ev.RunStatus.COMPLETED)
+        self._feature_cache_seconds = prepare_phase(self, self.phase)
         if len(self.phases) > 1 or self.phase.name != "train":
-            self.emit(ev.PhaseChanged(epoch=start_epoch + 1, phase=self.phase.name, lr=self.phase.lr))
+            self._phase_changed(start_epoch + 1)
         self._t_progress = 0.0
         for epoch in range(start_epoch, cfg.train.epochs):
             nxt = phase_at(self.phases, epoch)
@@ -311,7 +264,7 @@ class Trainer:
                 scale = self.schedule.scale
                 self._start_phase(nxt, epoch * steps)
                 self.schedule.scale = scale  # a user's lr/10 carries over
-                self.emit(ev.PhaseChanged(epoch=epoch + 1, phase=nxt.name, lr=nxt.lr))
+                self._phase_changed(epoch + 1)
             metrics = self._train_epoch(epoch)
             metrics.update(self._evaluate(epoch))
             self._end_epoch(epoch, metrics, t_start)
@@ -319,8 +272,12 @@ class Trainer:
             self._poll_controls(epoch, steps)
             stop = self._stop_after_epoch.is_set() or self._stop_now.is_set()
             if stop and epoch + 1 < cfg.train.epochs:
-                return self._finish("stopped", reason="stopped after epoch")
-        return self._finish("completed")
+                return self._finish(ev.RunStatus.STOPPED, reason="stopped after epoch")
+        return self._finish(ev.RunStatus.COMPLETED)
+
+    def _phase_changed(self, epoch: int) -> None:
+        secs, self._feature_cache_seconds = self._feature_cache_seconds, None
+        self.emit(ev.PhaseChanged(epoch=epoch, phase=self.phase.name, lr=self.phase.lr, feature_cache_seconds=round(secs, 3) if secs is not None else None))
 
     # -- one epoch -------------------------------------------------------------------------
     def _autocast(self):
@@ -423,38 +380,24 @@ class Trainer:
         cfg = self.config
         metrics["epoch_seconds"] = metrics.pop("train_seconds") + 0.0
         metrics["peak_memory_mb"] = _peak_memory_mb(self.device)
-        metrics = {"epoch": epoch + 1, **metrics}
-        if self.schedule.epoch_end(metrics.get("val_loss")):
+        record = ev.EpochMetrics.from_dict(metrics)
+        if self.schedule.epoch_end(record.val_loss):
             self.emit(ev.RunWarning(epoch=epoch + 1, message=f"validation loss on a plateau: lr reduced x{cfg.schedule.plateau_factor}"))
-        val_acc = metrics.get("val_acc")
+        val_acc = record.val_acc
         is_best = val_acc is not None and (self.best_val_acc is None or val_acc > self.best_val_acc)
         if is_best:
             self.best_val_acc = val_acc
-        self.history.append(metrics)
-        elapsed = self.prior_seconds + (time.time() - t_start)
-        if cfg.train.checkpoint:
-            payload = self._checkpoint_payload(epoch + 1, elapsed)
-            save_checkpoint(self.run_dir.last_checkpoint, payload)
-            self.emit(ev.Checkpointed(epoch=epoch + 1, path=str(self.run_dir.last_checkpoint), is_best=False))
+        self.history.append({"epoch": epoch + 1, **record.as_dict()})
+        self.elapsed = self.prior_seconds + (time.time() - t_start)
+        if cfg.train.checkpoint and self.checkpoint_dir is not None:
+            payload = self._checkpoint_payload(epoch + 1, self.elapsed)
+            save_checkpoint(self.last_checkpoint, payload)
+            self.emit(ev.Checkpointed(epoch=epoch + 1, path=str(self.last_checkpoint), is_best=False))
             if is_best:
-                save_checkpoint(self.run_dir.best_checkpoint, payload)
-                self.emit(ev.Checkpointed(epoch=epoch + 1, path=str(self.run_dir.best_checkpoint), is_best=True))
-        self._warn_gap(epoch, metrics)
-        self.emit(ev.EpochEnd(epoch=epoch + 1, epochs=cfg.train.epochs, metrics=metrics, best_val_acc=self.best_val_acc, elapsed_seconds=elapsed))
-        self._write_metrics_csv()
-        secs = [h["epoch_seconds"] for h in self.history]
-        self.run_dir.update_summary(
-            epochs_completed=epoch + 1,
-            best_val_acc=self.best_val_acc,
-            final_val_acc=_last(self.history, "val_acc"),
-            final_train_loss=metrics.get("train_loss"),
-            final_val_loss=_last(self.history, "val_loss"),
-            train_seconds=elapsed,
-            seconds_per_epoch=sum(secs) / len(secs),
-            images_per_second=sum(h["images_per_second"] for h in self.history) / len(self.history),
-            peak_memory_mb=max(h["peak_memory_mb"] for h in self.history),
-            checkpoint_mb=self.run_dir.last_checkpoint.stat().st_size / 2**20 if self.run_dir.last_checkpoint.is_file() else None,
-        )
+                save_checkpoint(self.best_checkpoint, payload)
+                self.emit(ev.Checkpointed(epoch=epoch + 1, path=str(self.best_checkpoint), is_best=True))
+        self._warn_gap(epoch, self.history[-1])
+        self.emit(ev.EpochEnd(epoch=epoch + 1, epochs=cfg.train.epochs, metrics=record, best_val_acc=self.best_val_acc, elapsed_seconds=self.elapsed))
 
     def _warn_gap(self, epoch: int, m: dict[str, float]) -> None:
         if "val_acc" not in m or len(self.history) < 3:
@@ -483,57 +426,42 @@ class Trainer:
 
     def _checkpoint_interrupted(self, epoch: int, step: int) -> None:
         """Weights after the current batch; resuming still starts from the last completed epoch."""
-        if self.config.train.checkpoint:
+        if self.config.train.checkpoint and self.checkpoint_dir is not None:
             payload = {"arch": self.config.model.arch, "epoch": epoch, "step": step, "model": self.model.state_dict()}
-            path = self.run_dir.checkpoints_dir / "interrupted.pt"
+            path = self.checkpoint_dir / "interrupted.pt"
             save_checkpoint(path, payload)
             self.emit(ev.Checkpointed(epoch=epoch, path=str(path), is_best=False))
 
-    def _write_metrics_csv(self) -> None:
-        keys: list[str] = []
-        for h in self.history:
-            keys += [k for k in h if k not in keys]
-        lines = [",".join(keys)]
-        for h in self.history:
-            lines.append(",".join("" if h.get(k) is None else f"{h[k]:.6g}" for k in keys))
-        atomic_write_text(self.run_dir.path / "metrics.csv", "\n".join(lines) + "\n")
-
     def _poll_controls(self, epoch: int, step: int) -> None:
-        requests, self._control_offset = self.run_dir.read_controls(self._control_offset)
-        for r in requests:
-            action = r.get("action")
-            if action == "stop_now":
+        for action in self.controls.poll() if self.controls is not None else ():
+            if action is ev.ControlAction.STOP_NOW:
                 self._stop_now.set()
-            elif action == "stop_after_epoch":
+            elif action is ev.ControlAction.STOP_AFTER_EPOCH:
                 self._stop_after_epoch.set()
-            elif action == "lr_div10":
-                self._lr_div10 += 1
             else:
+                self._lr_div10 += 1
                 continue
-            if action != "lr_div10":
-                self.emit(ev.ControlApplied(action=action, epoch=epoch + 1, step=step))
+            self.emit(ev.ControlApplied(action=action, epoch=epoch + 1, step=step))
         while self._lr_div10:
             self._lr_div10 -= 1
             self.schedule.scale /= 10
             new_lr = self.schedule.apply(self.optimizer, epoch * len(self.train_loader) + step)
-            self.emit(ev.ControlApplied(action="lr_div10", epoch=epoch + 1, step=step, detail=f"lr now {new_lr:.3g}"))
+            self.emit(ev.ControlApplied(action=ev.ControlAction.LR_DIV10, epoch=epoch + 1, step=step, detail=f"lr now {new_lr:.3g}"))
 
     def _fail_nan(self, epoch: int, step: int, value: float) -> None:
-        err = TrainingError(
+        raise TrainingError(
             f"loss became {value} at epoch {epoch + 1}, step {step}",
+            kind="nan",
             hint=f"lower the learning rate, e.g. optim.lr={self.config.optim.lr / 10:g}",
         )
-        err.kind = "nan"  # type: ignore[attr-defined]
-        raise err
 
-    def _finish(self, status: str, *, reason: str = "", error: str | None = None) -> dict[str, Any]:
+    def _finish(self, status: ev.RunStatus, *, reason: str = "") -> ev.RunStatus:
         n = len(self.history)
-        if status == "completed":
-            self.emit(ev.RunFinished(epochs_completed=n, best_val_acc=self.best_val_acc, final_val_acc=_last(self.history, "val_acc"), train_seconds=self.run_dir.read_summary().get("train_seconds") or 0.0))
-        elif status == "stopped":
+        if status is ev.RunStatus.COMPLETED:
+            self.emit(ev.RunFinished(epochs_completed=n, best_val_acc=self.best_val_acc, final_val_acc=_last(self.history, "val_acc"), train_seconds=self.elapsed))
+        else:
             self.emit(ev.RunStopped(epoch=n, reason=reason))
-        self.summary = self.run_dir.update_summary(status=status, error=error, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        return self.summary
+        return status
 
 
 def _last(history: list[dict[str, float]], key: str) -> float | None:

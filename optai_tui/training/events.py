@@ -1,15 +1,96 @@
-"""Typed events a run emits. Sinks (JSONL log, console, TUI) subscribe to them.
+"""The one event vocabulary of a run, from the trainer to every reader.
 
-Each event is a frozen dataclass; ``to_dict`` gives the JSON object written to ``events.jsonl``
-(with ``event`` = class name and ``time`` = UNIX seconds) and ``event_from_dict`` reads it back.
+Each event is a frozen dataclass named after a moment of a run. ``to_dict`` gives the JSON object written
+to ``events.jsonl`` (with ``event`` = class name and ``time`` = UNIX seconds); :func:`event_from_dict` is
+the one parser that rebuilds the typed event from it (the recorder, the run store, the comparison, the
+dashboard and the console all read through it). :func:`event_line` is the one human line for an event,
+shown by the console of a headless run and by the dashboard's log alike.
+
+Statuses and control actions are enums (``str`` subclasses, so they are plain strings in JSON).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+import types
+import typing
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
+
+from ..fmt import fmt_pct
+
+
+class RunStatus(str, Enum):
+    """What a run folder's summary says of its run."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ControlAction(str, Enum):
+    """Requests a user can send to a training run (the dashboard's keys, ``control.jsonl``)."""
+
+    STOP_NOW = "stop_now"
+    STOP_AFTER_EPOCH = "stop_after_epoch"
+    LR_DIV10 = "lr_div10"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def label(self) -> str:
+        return _ACTION_LABELS[self]
+
+
+_ACTION_LABELS = {ControlAction.STOP_NOW: "stop now", ControlAction.STOP_AFTER_EPOCH: "stop after this epoch", ControlAction.LR_DIV10: "lr / 10"}
+
+
+# The per-epoch metrics of EpochEnd (timm's summary.csv prefixes), in the order tables show them.
+EPOCH_METRICS = (
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_top5",  # only with more than 10 classes
+    "lr",
+    "images_per_second",
+    "epoch_seconds",
+    "peak_memory_mb",
+)
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """One epoch's measurements; the ``val_*`` values only on epochs that validated."""
+
+    train_loss: float
+    train_acc: float
+    lr: float
+    images_per_second: float
+    epoch_seconds: float
+    peak_memory_mb: float
+    val_loss: float | None = None
+    val_acc: float | None = None
+    val_top5: float | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        """The metrics present, in ``EPOCH_METRICS`` order (absent ``val_*`` left out, as the log has them)."""
+        return {k: v for k in EPOCH_METRICS if (v := getattr(self, k)) is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EpochMetrics:
+        return cls(**{k: v for k, v in d.items() if k in _METRIC_FIELDS})
+
+
+_METRIC_FIELDS = frozenset(f.name for f in dataclasses.fields(EpochMetrics))
 
 
 @dataclass(frozen=True)
@@ -38,6 +119,10 @@ class RunStarted(Event):
     trainable_params: int
     precision: str
     resumed: bool = False
+    macs: int | None = None
+    num_classes: int | None = None
+    image_size: int | list[int] | None = None
+    backbone: str | None = None  # where a transfer run's backbone weights came from
 
 
 @dataclass(frozen=True)
@@ -51,27 +136,22 @@ class BatchEnd(Event):
     images_per_second: float
 
 
-# The per-epoch metrics of EpochEnd (timm's summary.csv prefixes), in the order tables show them.
-EPOCH_METRICS = (
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "val_top5",  # only with more than 10 classes
-    "lr",
-    "images_per_second",
-    "epoch_seconds",
-    "peak_memory_mb",
-)
-
-
 @dataclass(frozen=True)
 class EpochEnd(Event):
     epoch: int  # 1-based, completed
     epochs: int
-    metrics: dict[str, float]  # EPOCH_METRICS (val_* only on epochs that validated)
+    metrics: EpochMetrics
     best_val_acc: float | None
     elapsed_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["metrics"] = self.metrics.as_dict()
+        return d
+
+    def row(self) -> dict[str, float]:
+        """The metrics.csv row: the epoch, then its metrics."""
+        return {"epoch": self.epoch, **self.metrics.as_dict()}
 
 
 @dataclass(frozen=True)
@@ -86,11 +166,12 @@ class PhaseChanged(Event):
     epoch: int  # first epoch of the new phase (1-based)
     phase: str  # e.g. "linear_probe", "finetune"
     lr: float
+    feature_cache_seconds: float | None = None  # a frozen phase that cached the backbone's features
 
 
 @dataclass(frozen=True)
 class ControlApplied(Event):
-    action: str  # stop_now | stop_after_epoch | lr_div10
+    action: ControlAction
     epoch: int
     step: int
     detail: str = ""
@@ -129,13 +210,157 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (RunStarted, BatchEnd, EpochEnd, Checkpointed, PhaseChanged, ControlApplied, RunWarning, RunFinished, RunFailed, RunStopped)
 }
-TERMINAL_EVENTS = ("RunFinished", "RunFailed", "RunStopped")
+TERMINAL_STATUS: dict[type[Event], RunStatus] = {
+    RunFinished: RunStatus.COMPLETED,
+    RunStopped: RunStatus.STOPPED,
+    RunFailed: RunStatus.FAILED,
+}
+"""The events that end a process's run, and the status each leaves."""
+TERMINAL_EVENTS = tuple(TERMINAL_STATUS)
 
 
-def event_from_dict(d: dict[str, Any]) -> Event | None:
-    """Rebuild an event from its JSON object; unknown kinds (from a newer version) give None."""
-    cls = EVENT_TYPES.get(d.get("event", ""))
+# ---------------------------------------------------------------------------------------------
+# the one parser
+
+
+class _Bad(Exception):
+    pass
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """``value`` as the annotation ``hint`` asks (JSON gives ints for floats, strings for enums)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg)
+            except _Bad:
+                continue
+        raise _Bad
+    if origin is list:
+        if not isinstance(value, list):
+            raise _Bad
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_coerce(v, item) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Bad
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+            raise _Bad
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Bad
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _Bad
+        return value
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            raise _Bad from None
+    if hint is EpochMetrics:
+        if not isinstance(value, dict):
+            raise _Bad
+        hints = _hints(EpochMetrics)
+        known = {k: _coerce(v, hints[k]) for k, v in value.items() if k in _METRIC_FIELDS}
+        try:
+            return EpochMetrics(**known)
+        except TypeError:
+            raise _Bad from None
+    return value  # Any
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def event_from_dict(d: Any) -> Event | None:
+    """Rebuild an event from its JSON object. None for anything that is not a whole, well-typed event:
+    an unknown kind (from a newer version), a missing field, a value of the wrong type. Extra keys are
+    ignored (an older reader of a newer log)."""
+    if not isinstance(d, dict):
+        return None
+    cls = EVENT_TYPES.get(d.get("event")) if isinstance(d.get("event"), str) else None
     if cls is None:
         return None
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    try:
+        for f in dataclasses.fields(cls):
+            if f.name in d:
+                kwargs[f.name] = _coerce(d[f.name], hints[f.name])
+        return cls(**kwargs)
+    except (_Bad, TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the one human line
+
+
+def epoch_line(e: EpochEnd) -> str:
+    """``epoch 3/10  train_loss 0.4123  train_acc 85.20%  val_loss ...  lr 0.05  1234 img/s  4.1s``."""
+    m = e.metrics
+    parts = [f"epoch {e.epoch}/{e.epochs}", f"train_loss {m.train_loss:.4f}", f"train_acc {fmt_pct(m.train_acc, 2)}"]
+    if m.val_loss is not None:
+        parts += [f"val_loss {m.val_loss:.4f}", f"val_acc {fmt_pct(m.val_acc, 2)}"]
+    if m.val_top5 is not None:
+        parts.append(f"val_top5 {fmt_pct(m.val_top5, 2)}")
+    parts += [f"lr {m.lr:.4g}", f"{m.images_per_second:.0f} img/s", f"{m.epoch_seconds:.1f}s"]
+    return "  ".join(parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def event_line(e: Event) -> tuple[str, str] | None:
+    """(level, text) of an event for a person to read; None for the events that are not log lines
+    (batch progress, routine checkpoints). Levels: info, success, warning, error, control, epoch."""
+    if isinstance(e, RunStarted):
+        where = f"{e.device} [{e.device_name}]"
+        if e.resumed:
+            return "info", f"resumed at epoch {e.start_epoch + 1} on {where}, {e.precision}"
+        return "info", (
+            f"started: {e.arch} on {e.dataset}, {e.num_train} train / {e.num_val} val images, "
+            f"{e.params:,} params, {where}, {e.precision}"
+        )
+    if isinstance(e, EpochEnd):
+        return "epoch", epoch_line(e)
+    if isinstance(e, PhaseChanged):
+        cached = f", backbone features cached in {e.feature_cache_seconds:.1f}s" if e.feature_cache_seconds is not None else ""
+        return "info", f"phase {e.phase} from epoch {e.epoch} (lr {e.lr:g}){cached}"
+    if isinstance(e, ControlApplied):
+        detail = f" ({e.detail})" if e.detail else ""
+        return "control", f"applied: {e.action.label} at epoch {e.epoch}, step {e.step}{detail}"
+    if isinstance(e, RunWarning):
+        return "warning", (f"epoch {e.epoch}: " if e.epoch else "") + e.message
+    if isinstance(e, Checkpointed):
+        if e.path.endswith("interrupted.pt"):
+            return "info", f"checkpoint after the current batch saved (epoch {e.epoch})"
+        return None
+    if isinstance(e, RunFinished):
+        return "success", (
+            f"finished: {_plural(e.epochs_completed, 'epoch')}, best val acc {fmt_pct(e.best_val_acc, 2)}, "
+            f"final {fmt_pct(e.final_val_acc, 2)}, {e.train_seconds:.1f}s"
+        )
+    if isinstance(e, RunStopped):
+        return "warning", f"stopped after {_plural(e.epoch, 'epoch')} ({e.reason})"
+    if isinstance(e, RunFailed):
+        return "error", f"failed at epoch {e.epoch} ({e.kind}): {e.error}"
+    return None

@@ -15,7 +15,6 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,6 +22,7 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data.tensor_loader import EpochLoader
+from .backbone_file import BackboneFile
 
 
 @dataclass(frozen=True)
@@ -106,20 +106,18 @@ def set_train_mode(model: nn.Module, phase: Phase) -> None:
             m.eval()
 
 
-def prepare_phase(trainer: Any, phase: Phase) -> None:
+def prepare_phase(trainer: Any, phase: Phase) -> float | None:
     """Hook run by the engine at the start of each phase, after configure_phase.
 
     It may replace ``trainer.train_loader``, ``trainer.val_loader`` and ``trainer.step_model`` (the module
     the loop calls). A frozen-backbone phase with ``transfer.cache_features`` and no augmentation runs the
     backbone once over the train and validation images and trains the head alone on the cached
     features (:class:`FeatureLoader`), so a probing epoch costs a fraction of a fine-tuning epoch.
+    Returns the seconds the feature cache took (None when the phase caches nothing).
     """
     cfg = trainer.config
-    src = getattr(trainer.model, "backbone_source", None)
-    if src is not None and phase.start_epoch == 0:
-        trainer.run_dir.update_summary(backbone=src.describe())
     if not phase.frozen_backbone or not cfg.transfer.cache_features:
-        return
+        return None
     if cfg.data.augment:
         if cfg.transfer.mode == "linear_probe":  # probe_then_finetune needs augmentation for phase 2
             from . import events as ev
@@ -131,12 +129,12 @@ def prepare_phase(trainer: Any, phase: Phase) -> None:
                     "set data.augment=false to compute them once (much faster epochs)",
                 )
             )
-        return
+        return None
     t0 = time.perf_counter()
     train_loader, val_loader = cache_features(trainer)
     trainer.train_loader, trainer.val_loader = train_loader, val_loader
     trainer.step_model = trainer.model.get_classifier()
-    trainer.run_dir.update_summary(feature_cache_seconds=round(time.perf_counter() - t0, 3))
+    return time.perf_counter() - t0
 
 
 class FeatureLoader(EpochLoader):
@@ -254,7 +252,7 @@ def cache_features(trainer: Any) -> tuple[FeatureLoader, FeatureLoader | None]:
 
 
 def build_model(
-    cfg: RunConfig, num_classes: int, in_channels: int, runs_dir: Path | None = None, *, load_weights: bool = True
+    cfg: RunConfig, num_classes: int, in_channels: int, *, backbone: BackboneFile | None = None, load_weights: bool = True
 ) -> nn.Module:
     """Create the configured architecture; transfer modes load their backbone and build the head.
 
@@ -269,7 +267,7 @@ def build_model(
         if load_weights:
             from .backbones import load_backbone
 
-            load_backbone(model, cfg, runs_dir=runs_dir)
+            load_backbone(model, cfg, backbone)
         install_head(model, cfg, num_classes)
     return model
 

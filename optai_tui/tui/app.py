@@ -21,15 +21,14 @@ from ..config import RunConfig
 from ..errors import OptaiError
 from ..fsio import save_crash_log
 from ..locations import crash_log_path
+from ..runs import launch
 from ..runs.store import RunDir, resolve_run
 from .commands import OptaiCommands
-from .launcher import spawn_training
 from .messages import ProcessExited
 from .screens.attach import AttachScreen, running_runs
 from .screens.dashboard import DashboardScreen
 from .screens.help import HelpScreen
 from .screens.setup import SetupScreen
-
 
 
 def guarded(fn: Callable) -> Callable:
@@ -142,14 +141,8 @@ class OptaiApp(App):
     # -- runs ---------------------------------------------------------------------------------
     @guarded
     def start_run(self, cfg: RunConfig) -> RunDir | None:
-        """Create the run folder, start the detached training process, open its dashboard."""
-        run = RunDir.create(self.runs_dir, cfg)
-        try:
-            proc = spawn_training(run)
-        except OSError as e:
-            run.update_summary(status="failed", error=f"could not start the training process: {e}")
-            self.notify(f"could not start training: {e}", severity="error")
-            return None
+        """Preflight, create the run folder, start the detached training process, open its dashboard."""
+        run, proc = launch.start_detached(cfg, self.runs_dir)
         self.processes[run.run_id] = proc
         self.supervise(run.run_id, proc)
         self.open_dashboard(run.run_id)
@@ -157,17 +150,14 @@ class OptaiApp(App):
 
     @guarded
     def resume_run(self, run_id: str) -> None:
-        """Continue a stopped or failed run from its last completed epoch, in a detached process."""
+        """Continue a stopped or failed run from its last completed epoch, in a detached process
+        (refused, with the reason, as ``optai-tui train --resume`` refuses)."""
         run = resolve_run(run_id, self.runs_dir)
         if run.status() == "running":
             self.notify(f"{run.run_id} is still training", severity="warning")
             self.open_dashboard(run.run_id)
             return
-        if not run.last_checkpoint.is_file():  # as the runs screen says: restarting it would only fail again
-            name = run.read_summary().get("name") or run.run_id
-            self.notify(f"{name} has no checkpoint to resume from", severity="error", markup=False)
-            return
-        proc = spawn_training(run, resume=True)
+        proc = launch.resume_detached(run)
         self.processes[run.run_id] = proc
         self.supervise(run.run_id, proc)
         self.open_dashboard(run.run_id)

@@ -12,9 +12,10 @@ import math
 import threading
 from array import array
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-from ..fmt import fmt_pct
+from ..training import events as ev
 from ..training.events import EPOCH_METRICS
 
 STEP_CAPACITY = 512  # points per step-resolution series (a chart is at most ~200 braille columns wide)
@@ -192,25 +193,22 @@ class RunModel:
         self._last_epoch_time: float | None = None
 
     # -- feeding --------------------------------------------------------------------------
-    def apply_all(self, events: list[dict[str, Any]]) -> None:
+    def apply_all(self, events: list[ev.Event]) -> None:
         with self.lock:
             for e in events:
                 self.apply(e)
 
-    def apply(self, e: dict[str, Any]) -> None:
-        kind = e.get("event")
-        handler = _HANDLERS.get(kind)  # type: ignore[arg-type]
-        if handler is None:
-            return
+    def apply(self, e: ev.Event) -> None:
+        """Fold one event (as ``event_from_dict`` rebuilt it from the log) into the model."""
+        handler = _HANDLERS.get(type(e))
         with self.lock:
-            try:
+            if handler is not None:
                 handler(self, e)
-            except (KeyError, TypeError, ValueError) as err:  # a malformed line must not stop the dashboard
-                self.add_log("warning", f"unreadable {kind} event skipped ({err})")
+            line = ev.event_line(e)
+            if line is not None and line[0] != "epoch":  # epochs go to the table, not the log
+                self.add_log(*line)
             self.version += 1
-            t = e.get("time")
-            if isinstance(t, (int, float)):
-                self.last_event_time = float(t)
+            self.last_event_time = e.time
 
     def add_log(self, level: str, text: str) -> None:
         with self.lock:
@@ -218,52 +216,43 @@ class RunModel:
             self.log.append((self.log_seq, level, text))
             self.version += 1
 
-    def _on_RunStarted(self, e: dict[str, Any]) -> None:
-        self.info = dict(e)
+    def _on_run_started(self, e: ev.RunStarted) -> None:
+        self.info = e.to_dict()
         self.status = "running"
         self.error = None
         self.summary = None
-        self.epochs = int(e["epochs"])
-        self.steps_per_epoch = int(e["steps_per_epoch"])
-        start = int(e.get("start_epoch", 0))
+        self.epochs = e.epochs
+        self.steps_per_epoch = e.steps_per_epoch
+        start = e.start_epoch
         self.epochs_done = self.epoch = start
         self.step = 0
         self._last_batch = None
         self.images_per_second = self.recent_images_per_second = None
-        self._last_epoch_time = e.get("time")
-        if e.get("resumed"):
-            for s in (self.loss, self.lr):
-                s.truncate_after(float(start))
-            for s in (self.val_loss, self.train_acc, self.val_acc_series):
+        self._last_epoch_time = e.time
+        if e.resumed:
+            for s in (self.loss, self.lr, self.val_loss, self.train_acc, self.val_acc_series):
                 s.truncate_after(float(start))
             while self.rows and self.rows[-1].get("epoch", 0) > start:
                 self.rows.pop()
             self.rows_gen += 1
-            self.add_log("info", f"resumed at epoch {start + 1} on {e.get('device')} ({e.get('device_name')})")
-        else:
-            self.add_log(
-                "info",
-                f"started: {e.get('arch')} on {e.get('dataset')}, {e.get('num_train')} train / {e.get('num_val')} val images, "
-                f"{int(e.get('params', 0)):,} params, {e.get('device')} [{e.get('device_name')}], {e.get('precision')}",
-            )
 
-    def _on_BatchEnd(self, e: dict[str, Any]) -> None:
+    def _on_batch_end(self, e: ev.BatchEnd) -> None:
         self.status = "running"
-        self.epoch = int(e["epoch"])
-        self.step = int(e["step"])
-        self.steps_per_epoch = int(e["steps_per_epoch"]) or self.steps_per_epoch
-        gs = int(e["global_step"])
+        self.epoch = e.epoch
+        self.step = e.step
+        self.steps_per_epoch = e.steps_per_epoch or self.steps_per_epoch
+        gs = e.global_step
         x = gs / max(self.steps_per_epoch, 1)
-        loss = float(e["loss"])
+        loss = e.loss
         if math.isfinite(loss):
             # zero-initialised EMA with bias correction (as TensorBoard smooths)
             self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * loss
             self._ema_k += 1
             self.loss.add(x, self._ema / (1 - SMOOTHING**self._ema_k) if self._ema_k < 200 else self._ema)
-        self.current_lr = float(e["lr"])
+        self.current_lr = e.lr
         self.lr.add(x, self.current_lr)
-        self.images_per_second = float(e["images_per_second"])
-        t = float(e.get("time", 0.0))
+        self.images_per_second = e.images_per_second
+        t = e.time
         if self.recent_images_per_second is None or self._last_batch is None:
             self.recent_images_per_second = self.images_per_second
         elif t > self._last_batch[0]:  # weighted by the time the rate was measured over (a short last interval counts little)
@@ -275,71 +264,45 @@ class RunModel:
         self._last_batch = (t, gs)
         self.step_version += 1
 
-    def _on_EpochEnd(self, e: dict[str, Any]) -> None:
-        m = dict(e["metrics"])
-        ep = int(e["epoch"])
-        self.epochs = int(e.get("epochs", self.epochs))
+    def _on_epoch_end(self, e: ev.EpochEnd) -> None:
+        m = e.metrics
+        ep = e.epoch
+        self.epochs = e.epochs or self.epochs
         self.epoch = self.epochs_done = ep
         self.step = self.steps_per_epoch
         x = float(ep)
-        if "val_loss" in m:
-            self.val_loss.add(x, float(m["val_loss"]))
-        if "train_acc" in m:
-            self.train_acc.add(x, 100.0 * float(m["train_acc"]))
-        if "val_acc" in m:
-            self.val_acc = float(m["val_acc"])
+        if m.val_loss is not None:
+            self.val_loss.add(x, m.val_loss)
+        self.train_acc.add(x, 100.0 * m.train_acc)
+        if m.val_acc is not None:
+            self.val_acc = m.val_acc
             self.val_acc_series.add(x, 100.0 * self.val_acc)
-        if e.get("best_val_acc") is not None:
-            self.best_val_acc = float(e["best_val_acc"])
-        if m.get("peak_memory_mb"):
-            self.peak_memory_mb = float(m["peak_memory_mb"])
-        m["epoch"] = ep
-        self.rows.append(m)
+        if e.best_val_acc is not None:
+            self.best_val_acc = e.best_val_acc
+        if m.peak_memory_mb:
+            self.peak_memory_mb = m.peak_memory_mb
+        self.rows.append(e.row())
         self.rows_seq += 1
-        t = e.get("time")
-        if isinstance(t, (int, float)):
-            if self._last_epoch_time is not None and t > self._last_epoch_time:
-                self._epoch_walls += t - self._last_epoch_time
-                self._epoch_wall_n += 1
-            self._last_epoch_time = float(t)
+        if self._last_epoch_time is not None and e.time > self._last_epoch_time:
+            self._epoch_walls += e.time - self._last_epoch_time
+            self._epoch_wall_n += 1
+        self._last_epoch_time = e.time
         self.epoch_version += 1
 
-    def _on_PhaseChanged(self, e: dict[str, Any]) -> None:
-        self.phase = str(e["phase"])
-        self.add_log("info", f"phase {e['phase']} from epoch {e['epoch']} (lr {float(e['lr']):g})")
+    def _on_phase_changed(self, e: ev.PhaseChanged) -> None:
+        self.phase = e.phase
 
-    def _on_ControlApplied(self, e: dict[str, Any]) -> None:
-        detail = f" ({e['detail']})" if e.get("detail") else ""
-        what = {"stop_now": "stop now", "stop_after_epoch": "stop after this epoch", "lr_div10": "lr / 10"}.get(
-            e["action"], e["action"]
-        )
-        self.add_log("control", f"applied: {what} at epoch {e['epoch']}, step {e['step']}{detail}")
-
-    def _on_RunWarning(self, e: dict[str, Any]) -> None:
-        self.add_log("warning", f"epoch {e['epoch']}: {e['message']}")
-
-    def _on_Checkpointed(self, e: dict[str, Any]) -> None:
-        if str(e.get("path", "")).endswith("interrupted.pt"):
-            self.add_log("info", f"checkpoint after the current batch saved (epoch {e['epoch']})")
-
-    def _on_RunFinished(self, e: dict[str, Any]) -> None:
+    def _on_run_finished(self, e: ev.RunFinished) -> None:
         self.status = "completed"
-        if e.get("best_val_acc") is not None:
-            self.best_val_acc = float(e["best_val_acc"])
-        self.add_log(
-            "success",
-            f"finished: {e['epochs_completed']} epochs, best val acc {fmt_pct(e.get('best_val_acc'), 2)}, "
-            f"final {fmt_pct(e.get('final_val_acc'), 2)}, {float(e.get('train_seconds') or 0):.1f}s",
-        )
+        if e.best_val_acc is not None:
+            self.best_val_acc = e.best_val_acc
 
-    def _on_RunStopped(self, e: dict[str, Any]) -> None:
+    def _on_run_stopped(self, e: ev.RunStopped) -> None:
         self.status = "stopped"
-        self.add_log("warning", f"stopped after {e['epoch']} epochs ({e.get('reason', '')})")
 
-    def _on_RunFailed(self, e: dict[str, Any]) -> None:
+    def _on_run_failed(self, e: ev.RunFailed) -> None:
         self.status = "failed"
-        self.error = str(e["error"])
-        self.add_log("error", f"failed at epoch {e['epoch']} ({e.get('kind', 'error')}): {e['error']}")
+        self.error = e.error
 
     def process_gone(self, message: str) -> None:
         """The training process ended without a final event (killed, or crashed before it could write one)."""
@@ -391,7 +354,15 @@ class RunModel:
             return epoch_left, run_left
 
 
-_HANDLERS = {name[4:]: fn for name, fn in vars(RunModel).items() if name.startswith("_on_")}
+_HANDLERS: dict[type[ev.Event], Callable[[RunModel, Any], None]] = {
+    ev.RunStarted: RunModel._on_run_started,
+    ev.BatchEnd: RunModel._on_batch_end,
+    ev.EpochEnd: RunModel._on_epoch_end,
+    ev.PhaseChanged: RunModel._on_phase_changed,
+    ev.RunFinished: RunModel._on_run_finished,
+    ev.RunStopped: RunModel._on_run_stopped,
+    ev.RunFailed: RunModel._on_run_failed,
+}
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -6,8 +6,23 @@ import tracemalloc
 
 from tui_synthetic import make_run
 
+from optai_tui.runs.follow import follow_run
+from optai_tui.training import events as ev
 from optai_tui.tui.history import RunModel, Series, fmt_duration
-from optai_tui.tui.launcher import follow_run
+
+
+def started(*, time: float, epochs: int, steps_per_epoch: int, start_epoch: int, resumed: bool = False) -> ev.RunStarted:
+    return ev.RunStarted(
+        run_id="r", arch="resnet18", dataset="shapes", device="cpu", device_name="CPU", epochs=epochs,
+        start_epoch=start_epoch, steps_per_epoch=steps_per_epoch, num_train=100, num_val=10, params=1,
+        trainable_params=1, precision="fp32", resumed=resumed, time=time,
+    )  # fmt: skip
+
+
+def epoch_end(*, time: float, epoch: int, epochs: int, train_loss: float, train_acc: float, val_loss: float, val_acc: float) -> ev.EpochEnd:
+    m = ev.EpochMetrics(train_loss=train_loss, train_acc=train_acc, lr=0.1, images_per_second=10.0, epoch_seconds=1.0,
+                        peak_memory_mb=1.0, val_loss=val_loss, val_acc=val_acc)  # fmt: skip
+    return ev.EpochEnd(epoch=epoch, epochs=epochs, metrics=m, best_val_acc=val_acc, elapsed_seconds=time, time=time)
 
 
 def test_series_stays_bounded_and_uniform():
@@ -47,36 +62,27 @@ def test_replay_fills_the_model(runs_dir):
 
 def test_resume_rewinds_history():
     model = RunModel("r")
-    model.apply({"event": "RunStarted", "time": 0, "epochs": 3, "steps_per_epoch": 2, "start_epoch": 0})
+    model.apply(started(time=0, epochs=3, steps_per_epoch=2, start_epoch=0))
     for g in range(1, 4):
         model.apply(
-            {
-                "event": "BatchEnd",
-                "time": g,
-                "epoch": (g + 1) // 2,
-                "step": 2 - g % 2,
-                "steps_per_epoch": 2,
-                "global_step": g,
-                "loss": 1.0,
-                "lr": 0.1,
-                "images_per_second": 10,
-            }
+            ev.BatchEnd(
+                time=g,
+                epoch=(g + 1) // 2,
+                step=2 - g % 2,
+                steps_per_epoch=2,
+                global_step=g,
+                loss=1.0,
+                lr=0.1,
+                images_per_second=10,
+            )
         )
         if g == 2:
             model.apply(
-                {
-                    "event": "EpochEnd",
-                    "time": g,
-                    "epoch": 1,
-                    "epochs": 3,
-                    "metrics": {"train_loss": 1, "train_acc": 0.1, "val_acc": 0.1, "val_loss": 1},
-                    "best_val_acc": 0.1,
-                    "elapsed_seconds": 2,
-                }
+                epoch_end(time=g, epoch=1, epochs=3, train_loss=1, train_acc=0.1, val_loss=1, val_acc=0.1)
             )
-    model.apply({"event": "RunStopped", "time": 4, "epoch": 1, "reason": "stop"})
+    model.apply(ev.RunStopped(epoch=1, reason="stop", time=4))
     assert model.status == "stopped"
-    model.apply({"event": "RunStarted", "time": 5, "epochs": 3, "steps_per_epoch": 2, "start_epoch": 1, "resumed": True})
+    model.apply(started(time=5, epochs=3, steps_per_epoch=2, start_epoch=1, resumed=True))
     assert model.status == "running"
     assert max(model.loss.points()[0]) <= 1.0  # the half epoch after the checkpoint is forgotten
     assert [r["epoch"] for r in model.rows] == [1]
@@ -84,20 +90,19 @@ def test_resume_rewinds_history():
 
 def test_eta_from_event_times():
     model = RunModel("r")
-    model.apply({"event": "RunStarted", "time": 0, "epochs": 2, "steps_per_epoch": 10, "start_epoch": 0})
+    model.apply(started(time=0, epochs=2, steps_per_epoch=10, start_epoch=0))
     for g in range(1, 6):
         model.apply(
-            {
-                "event": "BatchEnd",
-                "time": float(g),
-                "epoch": 1,
-                "step": g,
-                "steps_per_epoch": 10,
-                "global_step": g,
-                "loss": 1.0,
-                "lr": 0.1,
-                "images_per_second": 10,
-            }
+            ev.BatchEnd(
+                time=float(g),
+                epoch=1,
+                step=g,
+                steps_per_epoch=10,
+                global_step=g,
+                loss=1.0,
+                lr=0.1,
+                images_per_second=10,
+            )
         )
     epoch_left, run_left = model.eta()
     assert abs(epoch_left - 5.0) < 1e-6  # 5 steps at 1 step/s
@@ -110,32 +115,23 @@ def test_model_memory_is_flat():
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
         model = RunModel("r")
-        model.apply({"event": "RunStarted", "time": 0, "epochs": steps // 100, "steps_per_epoch": 100, "start_epoch": 0})
+        model.apply(started(time=0, epochs=steps // 100, steps_per_epoch=100, start_epoch=0))
         for g in range(1, steps + 1):
             model.apply(
-                {
-                    "event": "BatchEnd",
-                    "time": g,
-                    "epoch": 1 + (g - 1) // 100,
-                    "step": 1 + (g - 1) % 100,
-                    "steps_per_epoch": 100,
-                    "global_step": g,
-                    "loss": 1.0 / g,
-                    "lr": 0.1,
-                    "images_per_second": 10.0,
-                }
+                ev.BatchEnd(
+                    time=g,
+                    epoch=1 + (g - 1) // 100,
+                    step=1 + (g - 1) % 100,
+                    steps_per_epoch=100,
+                    global_step=g,
+                    loss=1.0 / g,
+                    lr=0.1,
+                    images_per_second=10.0,
+                )
             )
             if g % 100 == 0:
                 model.apply(
-                    {
-                        "event": "EpochEnd",
-                        "time": g,
-                        "epoch": g // 100,
-                        "epochs": steps // 100,
-                        "metrics": {"train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.1},
-                        "best_val_acc": 0.5,
-                        "elapsed_seconds": g,
-                    }
+                    epoch_end(time=g, epoch=g // 100, epochs=steps // 100, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5)
                 )
         used = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()

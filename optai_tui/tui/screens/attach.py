@@ -12,8 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from ...runs.store import RunDir, list_runs
 from ...fmt import fmt_pct
+from ...runs.store import RunDir, list_runs
 
 
 def running_runs(runs_dir: Path) -> list[RunDir]:

@@ -20,10 +20,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from ...runs.store import RunDir
 from ...fmt import fmt_pct
+from ...runs.follow import follow_run
+from ...runs.store import RunDir
 from ..history import RunModel, fmt_duration
-from ..launcher import follow_run
 from ..messages import RunUpdated
 from ..widgets.charts import LR_COLOR, TRAIN_COLOR, VAL_COLOR, Line, MetricChart
 from ..widgets.epoch_table import EpochTable

@@ -96,7 +96,7 @@ class SetupScreen(Screen):
     # -- validation feedback ------------------------------------------------------------------
     def _machine_checks(self, cfg: RunConfig) -> Iterable[tuple[str, str]]:
         """The machine's checks (device, precision, backbone), the same the CLI makes before a run."""
-        from ...training.preflight import backbone_problems, device_problems
+        from ...runs.preflight import backbone_problems, device_problems
 
         if self.devices is not None:
             yield from device_problems(cfg, [d.spec for d in self.devices])

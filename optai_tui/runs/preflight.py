@@ -41,7 +41,7 @@ def raise_if_problems(problems: list[tuple[str, str]]) -> None:
 def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[tuple[str, str]]:
     import torch
 
-    from .device import detect_devices, device_spec, resolve_precision, why_no_gpu
+    from ..training.device import detect_devices, device_spec, resolve_precision, why_no_gpu
 
     present = list(devices) if devices is not None else [d.spec for d in detect_devices()]
     if not present:
@@ -64,7 +64,8 @@ def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[tuple
 # -- the backbone of a transfer run -------------------------------------------------------------
 def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[tuple[str, str]]:
     """The backbone reference resolves to weights, trained with the arch and width the config asks for."""
-    from .backbones import IMAGENET, backbone_source
+    from ..training.backbones import IMAGENET
+    from .backbones import backbone_source
 
     ref = (cfg.transfer.backbone or "").strip()
     if cfg.transfer.mode == "scratch" or not ref or ref.lower() == IMAGENET:

@@ -1,52 +1,37 @@
-"""Start training as a detached process and follow a run through its folder. No Textual here.
-
-The process gets its own session (``start_new_session``), no stdin and ``train.log`` as stdout/stderr, so
-closing the app or losing the SSH connection does not stop it. ``follow_run`` is the body of the
-dashboard's thread worker: it tails ``events.jsonl`` into a ``RunModel`` and notices a process that ended
-without writing a final event.
+"""Following a run through its folder: tail ``events.jsonl`` into a model of the run, and notice a
+training process that ended without a final event. No Textual here: ``follow_run`` is the body of the
+dashboard's thread worker, and works the same on a run started now, by an earlier app, headless, or by a
+sweep.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
+import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any, Protocol
 
-from ..runs.store import RunDir
-from .history import RunModel
+from ..training.events import Event, RunStarted
+from .store import RunDir
 
 CHUNK_BYTES = 1 << 16  # read the log 64 KiB at a time: a long history replays in steps with a small peak
 
 
-def spawn_training(run: RunDir, *, resume: bool = False) -> subprocess.Popen:
-    """Run ``optai-tui train`` on an existing run folder in a new session; returns the process."""
-    flag = "--resume" if resume else "--run-dir"
-    cmd = [sys.executable, "-m", "optai_tui", "train", flag, str(run.path.resolve()), "--plain"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(run.log_path, "ab") as log:
-        if resume:
-            log.write(f"\n--- resumed {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
-            log.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-            cwd=os.getcwd(),
-        )
-    # The trainer writes its own pid once it is up; writing it now lets status() notice a process that
-    # dies while still importing torch. A file of its own: summary.json belongs to the trainer.
-    try:
-        run.write_pid(proc.pid)
-    except OSError:
-        pass
-    return proc
+class RunFollower(Protocol):
+    """What ``follow_run`` feeds: the dashboard's model of a run."""
+
+    lock: threading.RLock
+    summary: dict[str, Any] | None
+    version: int
+
+    def apply_all(self, events: list[Event]) -> None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def process_gone(self, message: str) -> None: ...
 
 
 def log_tail(run: RunDir, lines: int = 6) -> str:
@@ -64,7 +49,7 @@ def log_tail(run: RunDir, lines: int = 6) -> str:
 
 def follow_run(
     run: RunDir,
-    model: RunModel,
+    model: RunFollower,
     *,
     notify: Callable[[], None],
     cancelled: Callable[[], bool],
@@ -87,7 +72,7 @@ def follow_run(
         events, new_offset = run.read_events(offset, max_bytes=CHUNK_BYTES)
         if events:
             model.apply_all(events)
-            if any(e.get("event") == "RunStarted" for e in events):
+            if any(isinstance(e, RunStarted) for e in events):
                 summary_final = gone_reported = False
             del events
             pending = True
@@ -130,7 +115,7 @@ def _process_gone(run: RunDir, proc: subprocess.Popen | None) -> str | None:
     return None
 
 
-def _load_summary(run: RunDir, model: RunModel) -> bool:
+def _load_summary(run: RunDir, model: RunFollower) -> bool:
     """Copy summary.json into the model; True once it holds the run's final status."""
     summary = run.read_summary()
     with model.lock:
@@ -141,9 +126,3 @@ def _load_summary(run: RunDir, model: RunModel) -> bool:
 
 def is_running(run: RunDir) -> bool:
     return run.status() == "running"
-
-
-def resolve_path(runs_dir: Path, run_id: str) -> RunDir:
-    from ..runs.store import resolve_run
-
-    return resolve_run(run_id, runs_dir)

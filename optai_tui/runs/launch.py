@@ -1,0 +1,236 @@
+"""The one way a run starts: preflight, create, resume (with all its refusals), spawn detached, train.
+
+The CLI (``optai-tui train``), the TUI (through a detached ``optai-tui train --run-dir`` process) and
+next the sweep runner and the multi-GPU launcher all start runs here, so every run meets the same
+checks and is recorded the same way:
+
+- :func:`create_run` checks a config on this machine (preflight) before any folder exists, then creates
+  the run folder;
+- :func:`plan_resume` decides whether a run can continue, before anything in its folder changes;
+- :class:`RunSession` trains one run folder in this process: the trainer emits, the folder's
+  :class:`~optai_tui.runs.recorder.RunRecorder` records, control requests come from ``control.jsonl``;
+- :func:`spawn_detached` starts ``optai-tui train`` on a run folder in a new session (an SSH hang-up or a
+  closed app does not stop it); the caller follows it through its folder (``runs/follow.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig
+from ..errors import CheckpointError, ConfigError, OptaiError
+from ..locations import default_runs_dir
+from ..training.backbone_file import IMAGENET, BackboneFile
+from ..training.events import Event, RunStatus
+from .backbones import resolve_backbone
+from .controls import FileControls
+from .preflight import preflight, raise_if_problems
+from .recorder import RunRecorder
+from .store import RunDir
+
+EventSink = Callable[[Event], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# new runs
+
+
+def create_run(cfg: RunConfig, runs_dir: Path | str | None = None, *, devices: Iterable[str] | None = None) -> RunDir:
+    """Check ``cfg`` on this machine, then create its run folder. A config that cannot start is refused
+    (ConfigError naming the field, with every problem) before any folder exists."""
+    runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    raise_if_problems(preflight(cfg, runs_dir=runs_dir, devices=devices))
+    return RunDir.create(runs_dir, cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# resuming
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    run: RunDir
+    checkpoint: dict[str, Any] | None  # None: no epoch was done, the run starts again from epoch 1
+    epochs_done: int
+    completed: bool  # every epoch is done: nothing to resume
+
+
+def plan_resume(run: RunDir) -> ResumePlan:
+    """Whether ``run`` can continue, decided before anything in its folder changes. Refused (an
+    OptaiError) while another process trains it, when epochs were done but no checkpoint is left, and
+    when the checkpoint cannot be read."""
+    summary = run.read_summary()
+    pid = run.training_pid(summary)
+    if pid and pid != os.getpid():
+        raise ConfigError(
+            f"run {run.run_id} is still training (pid {pid})",
+            hint=f"watch it with: optai-tui attach {run.run_id}; or stop it first",
+        )
+    cfg = run.load_config()
+    done = int(summary.get("epochs_completed") or 0)
+    if summary.get("status") == RunStatus.COMPLETED and done >= cfg.train.epochs:
+        return ResumePlan(run, None, done, completed=True)
+    ckpt = None
+    if run.last_checkpoint.is_file():
+        from ..training.checkpoint import load_checkpoint  # torch, only when there is a checkpoint to read
+
+        ckpt = load_checkpoint(run.last_checkpoint)  # a corrupt file is refused here, the run left as it was
+    elif done > 0:
+        raise CheckpointError(
+            f"run {run.run_id} has no checkpoint to resume from ({done} epoch{'s' if done != 1 else ''} done, "
+            f"but {run.last_checkpoint} is gone)",
+            hint=f"start a new run with its settings: optai-tui train --preset {run.config_path}",
+        )
+    return ResumePlan(run, ckpt, done, completed=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# training a run folder in this process
+
+
+class RunSession:
+    """One run folder trained by this process: a Trainer whose events the folder's recorder writes
+    (first of its sinks), with control requests read from the folder's ``control.jsonl``.
+
+    ``summary = RunSession(run, sinks=[console]).run()``. Use :func:`new_session` for a new run and
+    :func:`resume_session` to continue one.
+    """
+
+    def __init__(self, run: RunDir, *, sinks: Iterable[EventSink] = (), plan: ResumePlan | None = None):
+        # torch loads here, in the process that trains, not in an app that only starts and follows runs
+        from ..training.engine import Trainer
+
+        self.run_dir = run
+        self.config = run.load_config()
+        resumed = plan is not None and plan.checkpoint is not None
+        if plan is not None:
+            run.trim_partial_event()  # a killed process may have left half an event line
+        self.recorder = RunRecorder(run)
+        backbone = None
+        if not resumed:  # a resumed run takes every weight from its own checkpoint
+            try:
+                backbone = _resolve_backbone(self.config, run.path.parent)
+            except OptaiError as e:
+                self.recorder.fail(str(e))
+                raise
+        self.trainer = Trainer(
+            self.config,
+            [self.recorder, *sinks],
+            FileControls(run, from_start=plan is None),
+            checkpoint_dir=run.checkpoints_dir if self.config.train.checkpoint else None,
+            run_id=run.run_id,
+            backbone=backbone,
+            resume_from=plan.checkpoint if plan is not None else None,
+        )
+
+    def run(self) -> dict[str, Any]:
+        """Train to the end or a stop; returns the run's summary. A failure is recorded in the run
+        folder (RunFailed, status failed) and raised for the caller's exit code."""
+        self.recorder.begin()
+        self.trainer.run()
+        return self.recorder.summary
+
+    def request_stop(self, after_epoch: bool = False) -> None:
+        self.trainer.request_stop(after_epoch)
+
+
+def _resolve_backbone(cfg: RunConfig, runs_dir: Path) -> BackboneFile | None:
+    ref = (cfg.transfer.backbone or "").strip()
+    if cfg.transfer.mode == "scratch" or not ref or ref.lower() == IMAGENET:
+        return None
+    return resolve_backbone(ref, runs_dir)
+
+
+def new_session(
+    cfg: RunConfig, runs_dir: Path | str | None = None, *, sinks: Iterable[EventSink] = (), devices: Iterable[str] | None = None
+) -> RunSession:
+    """Preflight, create the run folder, and ready it to train in this process."""
+    return RunSession(create_run(cfg, runs_dir, devices=devices), sinks=sinks)
+
+
+def resume_session(run: RunDir, *, sinks: Iterable[EventSink] = ()) -> RunSession:
+    """Ready ``run`` to continue from its last completed epoch in this process (refusals as
+    :func:`plan_resume`; a completed run is a ConfigError saying there is nothing to resume)."""
+    plan = plan_resume(run)
+    if plan.completed:
+        raise ConfigError(f"run {run.run_id} already completed all {plan.epochs_done} epochs: nothing to resume")
+    return RunSession(run, sinks=sinks, plan=plan)
+
+
+def install_signal_handlers(session: RunSession) -> None:
+    """SIGINT/SIGTERM: stop after the current batch (a second SIGINT stops at once); SIGHUP (an SSH
+    hang-up) is ignored: training goes on."""
+    trainer = session.trainer
+
+    def handler(signum, frame):  # noqa: ARG001
+        if trainer._stop_now.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        trainer.request_stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+# ---------------------------------------------------------------------------------------------
+# detached training processes
+
+
+def spawn_detached(run: RunDir, *, resume: bool = False) -> subprocess.Popen:
+    """Run ``optai-tui train`` on a run folder in a new session, with no stdin and ``train.log`` as its
+    output; returns the process. ``resume=False``: the folder was just made by :func:`create_run`."""
+    flag = "--resume" if resume else "--run-dir"
+    cmd = [sys.executable, "-m", "optai_tui", "train", flag, str(run.path.resolve()), "--plain"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(run.log_path, "ab") as log:
+        if resume:
+            log.write(f"\n--- resumed {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+            log.flush()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+            cwd=os.getcwd(),
+        )
+    # The trainer's process writes its own pid once it is up; writing it now lets status() notice a
+    # process that dies while still importing torch. A file of its own: summary.json is the recorder's.
+    try:
+        run.write_pid(proc.pid)
+    except OSError:
+        pass
+    return proc
+
+
+def start_detached(cfg: RunConfig, runs_dir: Path | str | None = None) -> tuple[RunDir, subprocess.Popen]:
+    """Preflight, create the run folder, and train it in a detached process."""
+    run = create_run(cfg, runs_dir)
+    try:
+        return run, spawn_detached(run)
+    except OSError as e:
+        RunRecorder(run).fail(f"could not start the training process: {e}")
+        raise ConfigError(f"could not start training: {e.strerror or e}") from None
+
+
+def resume_detached(run: RunDir) -> subprocess.Popen:
+    """Continue ``run`` in a detached process, after the refusals of :func:`plan_resume` (a completed run
+    is a ConfigError saying there is nothing to resume)."""
+    plan = plan_resume(run)
+    if plan.completed:
+        raise ConfigError(f"run {run.run_id} already completed all {plan.epochs_done} epochs: nothing to resume")
+    try:
+        return spawn_detached(run, resume=True)
+    except OSError as e:
+        raise ConfigError(f"could not start training: {e.strerror or e}") from None

@@ -1,0 +1,125 @@
+"""A run's summary and per-epoch rows, folded from its typed events.
+
+One fold serves the recorder (which writes ``summary.json`` and ``metrics.csv`` as the events arrive) and
+the run store (which rebuilds a missing or corrupt summary from ``events.jsonl``), so both always agree.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..training import events as ev
+
+
+def summary_skeleton(run_id: str, name: str | None, cfg: Any) -> dict[str, Any]:
+    """A summary before any training: what the (raw) config says, nothing measured yet."""
+    cfg = cfg if isinstance(cfg, dict) else {}
+
+    def sec(key: str) -> dict[str, Any]:
+        return cfg[key] if isinstance(cfg.get(key), dict) else {}
+
+    return {
+        "run_id": run_id,
+        "name": name,
+        "status": ev.RunStatus.RUNNING.value,
+        "arch": sec("model").get("arch"),
+        "width": sec("model").get("width", 1.0),
+        "dataset": sec("data").get("dataset"),
+        "transfer_mode": sec("transfer").get("mode", "scratch"),
+        "epochs": sec("train").get("epochs"),
+        "epochs_completed": 0,
+        "params": None,
+        "trainable_params": None,
+        "macs": None,
+        "best_val_acc": None,
+        "final_val_acc": None,
+        "train_seconds": 0.0,
+        "seconds_per_epoch": None,
+        "images_per_second": None,
+        "device": None,
+        "device_name": None,
+        "host": None,
+        "pid": None,
+        "started_at": None,
+        "finished_at": None,
+        "error": None,
+    }
+
+
+_STARTED_FIELDS = (
+    "arch", "dataset", "device", "device_name", "epochs", "params", "trainable_params",
+    "num_train", "num_val", "macs", "num_classes", "image_size", "backbone",
+)  # fmt: skip
+
+
+def iso_time(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
+class SummaryFold:
+    """Folds events into a summary dict and the per-epoch rows (the latest row of an epoch wins; a
+    resume drops the rows after the epoch it restarts from)."""
+
+    def __init__(self, summary: dict[str, Any]):
+        self.summary = summary
+        self.rows: dict[int, dict[str, float]] = {}
+        self.ended = False  # a terminal event came after the last RunStarted
+
+    def apply(self, e: ev.Event) -> bool:
+        """Fold one event in; True when the summary changed (worth writing)."""
+        s = self.summary
+        if isinstance(e, ev.RunStarted):
+            for k in _STARTED_FIELDS:
+                v = getattr(e, k)
+                if v is not None:
+                    s[k] = v
+            self.rows = {k: r for k, r in self.rows.items() if k <= e.start_epoch}
+            self._epochs_changed()
+            s.update(status=ev.RunStatus.RUNNING.value, error=None, finished_at=None)
+            self.ended = False
+            return True
+        if isinstance(e, ev.EpochEnd):
+            self.rows[e.epoch] = e.row()
+            s["best_val_acc"] = e.best_val_acc
+            s["train_seconds"] = e.elapsed_seconds
+            self._epochs_changed()
+            return True
+        if isinstance(e, ev.PhaseChanged) and e.feature_cache_seconds is not None:
+            s["feature_cache_seconds"] = e.feature_cache_seconds
+            return True
+        status = ev.TERMINAL_STATUS.get(type(e))
+        if status is not None:
+            s.update(status=status.value, finished_at=iso_time(e.time), error=e.error if isinstance(e, ev.RunFailed) else None)
+            self.ended = True
+            return True
+        return False
+
+    def _epochs_changed(self) -> None:
+        s, rows = self.summary, [self.rows[k] for k in sorted(self.rows)]
+        s["epochs_completed"] = rows[-1]["epoch"] if rows else 0
+        s["final_val_acc"] = _last(rows, "val_acc")
+        s["final_train_loss"] = _last(rows, "train_loss")
+        s["final_val_loss"] = _last(rows, "val_loss")
+        if rows:
+            s["seconds_per_epoch"] = sum(r["epoch_seconds"] for r in rows) / len(rows)
+            s["images_per_second"] = sum(r["images_per_second"] for r in rows) / len(rows)
+            s["peak_memory_mb"] = max(r["peak_memory_mb"] for r in rows)
+
+    def metrics_csv(self) -> str:
+        """metrics.csv: a header of every column seen (epoch first), one row an epoch."""
+        rows = [self.rows[k] for k in sorted(self.rows)]
+        keys: list[str] = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        lines = [",".join(keys)]
+        for r in rows:
+            lines.append(",".join("" if r.get(k) is None else f"{r[k]:.6g}" for k in keys))
+        return "\n".join(lines) + "\n"
+
+
+def _last(rows: list[dict[str, float]], key: str) -> float | None:
+    for r in reversed(rows):
+        if r.get(key) is not None:
+            return r[key]
+    return None
