@@ -15,9 +15,8 @@ from optai_tui.cli import main
 from optai_tui.presets import load_preset
 from optai_tui.runs.store import RunDir, list_runs
 
+from .conftest import tiny
 from .helpers import event_dicts
-
-from .conftest import REPO, tiny
 
 
 def cli(*args, cwd=None, env=None, timeout=300):
@@ -156,15 +155,6 @@ def test_profile_and_doctor(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "torch" in out and "device cpu" in out and "data root" in out and "MPS (Apple GPU):" in out
-
-
-def test_core_imports_without_textual():
-    code = (
-        "import sys; import optai_tui.cli, optai_tui.config, optai_tui.presets, optai_tui.models, optai_tui.data, "
-        "optai_tui.training.engine, optai_tui.runs.store; assert 'textual' not in sys.modules, 'textual imported'"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)})
-    assert r.returncode == 0, r.stderr
 
 
 def test_module_entry_point_version():

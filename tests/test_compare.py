@@ -6,8 +6,6 @@ import itertools
 import json
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -292,14 +290,6 @@ def test_formatting():
     assert fmt_seconds(187) == "3m07s"
     assert fmt_seconds(7500) == "2h05m"
     assert fmt_seconds(None) == "-"
-
-
-def test_core_modules_import_without_textual():
-    code = (
-        "import sys; import optai_tui.runs.compare, optai_tui.runs.export, optai_tui.runs.report, "
-        "optai_tui.runs.charts; assert 'textual' not in sys.modules, 'textual imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize("a,b", list(itertools.combinations(range(3), 2)))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 import torchvision
@@ -135,11 +132,6 @@ def test_bad_arguments_are_config_errors():
         create_model("resnet18", num_classes=0)
     with pytest.raises(ConfigError):
         create_model("resnet18", in_channels=0)
-
-
-def test_import_does_not_pull_textual():
-    code = "import sys, optai_tui.models, optai_tui.training.profile; assert 'textual' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # -- reference architectures -------------------------------------------------------------------
