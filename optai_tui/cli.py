@@ -110,6 +110,7 @@ def cmd_train(args) -> int:
     from .runs import launch
     from .runs.store import RunDir, resolve_run
     from .training.console import ConsoleSink
+    from .training.events import RunStatus
 
     sink = ConsoleSink(rich=False if args.plain else None, failure_detail=False)
     runs_dir = _runs_dir(args)
@@ -136,7 +137,7 @@ def cmd_train(args) -> int:
     finally:
         sink.close()
     _note(f"run folder: {session.run_dir.path}")
-    return {"completed": EXIT_OK, "stopped": EXIT_STOPPED}.get(summary["status"], EXIT_FAILED)
+    return {RunStatus.COMPLETED: EXIT_OK, RunStatus.STOPPED: EXIT_STOPPED}.get(summary["status"], EXIT_FAILED)
 
 
 def _note(text: str) -> None:

@@ -58,15 +58,15 @@ def create_run(cfg: RunConfig, runs_dir: Path | str | None = None, *, devices: I
 @dataclass(frozen=True)
 class ResumePlan:
     run: RunDir
-    checkpoint: dict[str, Any] | None  # None: no epoch was done, the run starts again from epoch 1
+    checkpoint: dict[str, Any] | None  # None only when ``completed``
     epochs_done: int
     completed: bool  # every epoch is done: nothing to resume
 
 
 def plan_resume(run: RunDir) -> ResumePlan:
     """Whether ``run`` can continue, decided before anything in its folder changes. Refused (an
-    OptaiError) while another process trains it, when epochs were done but no checkpoint is left, and
-    when the checkpoint cannot be read."""
+    OptaiError) while another process trains it, when it has no checkpoint (none was written, or it is
+    gone: restarting from nothing would only repeat what failed), and when the checkpoint cannot be read."""
     summary = run.read_summary()
     pid = run.training_pid(summary)
     if pid and pid != os.getpid():
@@ -78,17 +78,15 @@ def plan_resume(run: RunDir) -> ResumePlan:
     done = int(summary.get("epochs_completed") or 0)
     if summary.get("status") == RunStatus.COMPLETED and done >= cfg.train.epochs:
         return ResumePlan(run, None, done, completed=True)
-    ckpt = None
-    if run.last_checkpoint.is_file():
-        from ..training.checkpoint import load_checkpoint  # torch, only when there is a checkpoint to read
-
-        ckpt = load_checkpoint(run.last_checkpoint)  # a corrupt file is refused here, the run left as it was
-    elif done > 0:
+    if not run.last_checkpoint.is_file():
+        gone = f", but {run.last_checkpoint} is gone" if done else ""
         raise CheckpointError(
-            f"run {run.run_id} has no checkpoint to resume from ({done} epoch{'s' if done != 1 else ''} done, "
-            f"but {run.last_checkpoint} is gone)",
+            f"run {run.run_id} has no checkpoint to resume from ({done} epoch{'s' if done != 1 else ''} done{gone})",
             hint=f"start a new run with its settings: optai-tui train --preset {run.config_path}",
         )
+    from ..training.checkpoint import load_checkpoint  # torch, only when there is a checkpoint to read
+
+    ckpt = load_checkpoint(run.last_checkpoint)  # a corrupt file is refused here, the run left as it was
     return ResumePlan(run, ckpt, done, completed=False)
 
 
@@ -110,12 +108,11 @@ class RunSession:
 
         self.run_dir = run
         self.config = run.load_config()
-        resumed = plan is not None and plan.checkpoint is not None
         if plan is not None:
             run.trim_partial_event()  # a killed process may have left half an event line
         self.recorder = RunRecorder(run)
         backbone = None
-        if not resumed:  # a resumed run takes every weight from its own checkpoint
+        if plan is None:  # a resumed run takes every weight from its own checkpoint
             try:
                 backbone = _resolve_backbone(self.config, run.path.parent)
             except OptaiError as e:
@@ -171,7 +168,7 @@ def install_signal_handlers(session: RunSession) -> None:
     trainer = session.trainer
 
     def handler(signum, frame):  # noqa: ARG001
-        if trainer._stop_now.is_set() and signum == signal.SIGINT:
+        if trainer.stopping and signum == signal.SIGINT:
             raise KeyboardInterrupt
         trainer.request_stop()
 

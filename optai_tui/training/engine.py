@@ -93,6 +93,11 @@ class Trainer:
     def request_lr_div10(self) -> None:
         self._lr_div10 += 1
 
+    @property
+    def stopping(self) -> bool:
+        """A stop-now was requested (the run ends after the current batch)."""
+        return self._stop_now.is_set()
+
     # -- events ---------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
         for sink in self.sinks:

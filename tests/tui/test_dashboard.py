@@ -362,5 +362,7 @@ async def test_resume_without_a_checkpoint_is_refused_as_on_the_runs_screen(runs
             await pilot.press("u")
             await pilot.pause(0.3)
         messages = [n.message for n in app._notifications]
-        assert messages == ["synthetic has no checkpoint to resume from"] * 2
+        # the refusal of `optai-tui train --resume` (runs/launch.plan_resume), with its advice
+        assert len(messages) == 2 and all(f"run {run.run_id} has no checkpoint to resume from (0 epochs done)" in m for m in messages)
+        assert "optai-tui train --preset" in messages[0]
         assert app.processes == {} and run.read_summary()["status"] == "failed"

@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 from ...fmt import fmt_pct
 from ...runs.follow import follow_run
 from ...runs.store import RunDir
+from ...training.events import ControlAction
 from ..history import RunModel, fmt_duration
 from ..messages import RunUpdated
 from ..widgets.charts import LR_COLOR, TRAIN_COLOR, VAL_COLOR, Line, MetricChart
@@ -32,7 +33,7 @@ from .confirm import ConfirmScreen
 
 REDRAW_INTERVAL = 0.25  # seconds: text and progress redraw at most 4 times a second
 CHART_INTERVAL = 2.0  # charts (the costly part: plotext builds, Textual re-renders every cell) every 2 s at most
-CONTROL_LABELS = {"stop_now": "stop now", "stop_after_epoch": "stop after this epoch", "lr_div10": "lr / 10"}
+CONTROL_LABELS = {a.value: a.label for a in ControlAction}
 STATUS_STYLE = {
     "running": "bold green",
     "completed": "bold green",
@@ -277,23 +278,23 @@ class DashboardScreen(Screen):
     def action_stop_now(self) -> None:
         def answer(ok: bool | None) -> None:
             if ok:
-                self.send_control("stop_now")
+                self.send_control(ControlAction.STOP_NOW)
 
         self.app.push_screen(ConfirmScreen("Stop this run now? (a checkpoint is saved after the current batch)"), answer)
 
     def action_stop_after_epoch(self) -> None:
-        self.send_control("stop_after_epoch")
+        self.send_control(ControlAction.STOP_AFTER_EPOCH)
 
     def action_lr_div10(self) -> None:
-        self.send_control("lr_div10")
+        self.send_control(ControlAction.LR_DIV10)
 
-    def send_control(self, action: str) -> None:
+    def send_control(self, action: ControlAction) -> None:
         try:
             self.run.send_control(action)
         except OSError as e:
-            self.notify(f"could not send '{CONTROL_LABELS[action]}': {e}", severity="error")
+            self.notify(f"could not send '{action.label}': {e}", severity="error")
             return
-        self.model.add_log("control", f"requested: {CONTROL_LABELS[action]} (the trainer applies it at its next check)")
+        self.model.add_log("control", f"requested: {action.label} (the trainer applies it at its next check)")
         self.schedule_redraw()
 
     def action_resume(self) -> None:
