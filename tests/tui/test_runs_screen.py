@@ -1,7 +1,7 @@
 """The runs screen and the compare screen, driven headless with Pilot on tiny real runs.
 
-A minimal app pushes RunsScreen and records the calls the screen makes to the app (open_dashboard,
-load_config_into_form, resume_run, start_transfer_from), so these tests do not depend on the main app.
+A minimal app pushes RunsScreen and records the requests the screen posts to the app (OpenDashboard,
+LoadConfig, ResumeRun, TransferFrom), so these tests do not depend on the main app.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tui_synthetic import make_run
 from optai_tui.runs.compare import load_record
 from optai_tui.runs.store import RunDir, list_runs
 from optai_tui.tui.app import OptaiApp
+from optai_tui.tui.messages import LoadConfig, OpenDashboard, ResumeRun, TransferFrom
 from optai_tui.tui.screens.attach import AttachScreen
 from optai_tui.tui.screens.compare import CompareScreen
 from optai_tui.tui.screens.help import HelpScreen
@@ -54,17 +55,17 @@ class RunsApp(App):
     def on_mount(self) -> None:
         self.push_screen(RunsScreen(self.runs_dir, refresh_seconds=0))
 
-    def open_dashboard(self, run_id):
-        self.calls.append(("open_dashboard", run_id))
+    def on_open_dashboard(self, message: OpenDashboard) -> None:
+        self.calls.append(("open_dashboard", message.run_id))
 
-    def load_config_into_form(self, cfg):
-        self.calls.append(("load_config_into_form", cfg))
+    def on_load_config(self, message: LoadConfig) -> None:
+        self.calls.append(("load_config_into_form", message.cfg))
 
-    def resume_run(self, run_id):
-        self.calls.append(("resume_run", run_id))
+    def on_resume_run(self, message: ResumeRun) -> None:
+        self.calls.append(("resume_run", message.run_id))
 
-    def start_transfer_from(self, run_id):
-        self.calls.append(("start_transfer_from", run_id))
+    def on_transfer_from(self, message: TransferFrom) -> None:
+        self.calls.append(("start_transfer_from", message.run_id))
 
 
 def names(screen: RunsScreen) -> list[str]:
@@ -252,6 +253,7 @@ async def test_actions_call_the_app(runs):
         await pilot.press("enter")  # enter on a row opens it too
         await pilot.press("l", "b")
         await pilot.press("r")  # completed: nothing to resume
+        await pilot.pause()  # the requests bubble to the app, which handles them in its own turn
         assert [c[0] for c in app.calls] == ["open_dashboard", "open_dashboard", "load_config_into_form", "start_transfer_from"]
         assert app.calls[0][1] == app.calls[1][1] == app.calls[3][1] == ids["wide-r18"]
         cfg = app.calls[2][1]
@@ -261,6 +263,7 @@ async def test_actions_call_the_app(runs):
         screen.action_refresh()
         await go_to(pilot, screen, "tiny-r18")
         await pilot.press("r")
+        await pilot.pause()
         assert app.calls[-1] == ("resume_run", ids["tiny-r18"])
 
 

@@ -24,7 +24,7 @@ from ...runs.store import RunDir
 from ...fmt import fmt_pct
 from ..history import RunModel, fmt_duration
 from ..launcher import follow_run
-from ..messages import RunUpdated
+from ..messages import ResumeRun, RunUpdated
 from ..widgets.charts import LR_COLOR, TRAIN_COLOR, VAL_COLOR, Line, MetricChart
 from ..widgets.epoch_table import EpochTable
 from ..widgets.run_log import RunLog
@@ -297,7 +297,7 @@ class DashboardScreen(Screen):
         self.schedule_redraw()
 
     def action_resume(self) -> None:
-        self.app.resume_run(self.run_id)  # type: ignore[attr-defined]
+        self.post_message(ResumeRun(self.run_id))
 
     def action_zoom(self) -> None:
         self.toggle_class("-zoom")

@@ -35,6 +35,7 @@ from ...runs.compare import (
     sort_records,
 )
 from ...runs.store import RunDir
+from ..messages import LoadConfig, OpenDashboard, ResumeRun, TransferFrom
 
 STATUS_STYLES = {"running": "bold green", "completed": "green", "failed": "bold red", "stopped": "yellow"}
 
@@ -542,22 +543,10 @@ class RunsScreen(Screen):
             self.notify("no run under the cursor", severity="warning")
         return r
 
-    def _app_call(self, name: str, *args: Any) -> bool:
-        fn = getattr(self.app, name, None)
-        if fn is None:
-            self.notify(f"not available in this app ({name})", severity="warning", markup=False)
-            return False
-        try:
-            fn(*args)
-        except OptaiError as e:
-            self.notify(str(e), severity="error", markup=False)
-            return False
-        return True
-
     def action_open(self) -> None:
         r = self._need_run()
         if r is not None:
-            self._app_call("open_dashboard", r.run_id)
+            self.post_message(OpenDashboard(r.run_id))
 
     def action_load_config(self) -> None:
         r = self._need_run()
@@ -571,7 +560,7 @@ class RunsScreen(Screen):
         except OSError as e:
             self.notify(f"{r.run_id}: cannot read its config ({e})", severity="error", markup=False)
             return
-        self._app_call("load_config_into_form", cfg)
+        self.post_message(LoadConfig(cfg))
 
     def action_resume(self) -> None:
         r = self._need_run()
@@ -588,7 +577,7 @@ class RunsScreen(Screen):
         if not RunDir(r.path).last_checkpoint.is_file():
             self.notify(f"{r.name} has no checkpoint to resume from", severity="error", markup=False)
             return
-        self._app_call("resume_run", r.run_id)
+        self.post_message(ResumeRun(r.run_id))
 
     def action_transfer(self) -> None:
         r = self._need_run()
@@ -598,7 +587,7 @@ class RunsScreen(Screen):
         if not (run.best_checkpoint.is_file() or run.last_checkpoint.is_file()):
             self.notify(f"{r.name} has no checkpoint yet: no backbone to transfer", severity="error", markup=False)
             return
-        self._app_call("start_transfer_from", r.run_id)
+        self.post_message(TransferFrom(r.run_id))
 
     def action_edit_meta(self) -> None:
         r = self._need_run()
