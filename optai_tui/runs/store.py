@@ -381,3 +381,17 @@ def resolve_run(ref: str, runs_dir: Path | str | None = None) -> RunDir:
             + (f" ...and {more} more" if more > 0 else "")
         )
     raise UnknownNameError("run", ref, ids, field="run")
+
+
+def delete_run(run: RunDir) -> None:
+    """Delete a run's folder with its checkpoints and logs; refused (ConfigError) while it is training.
+
+    A run marked running whose process is gone counts as stopped and is deleted; one training on another
+    host cannot be told apart from a live one and is refused. An OSError from the file system propagates.
+    """
+    import shutil
+
+    if run.status() == "running":
+        name = run.read_summary().get("name") or run.run_id
+        raise ConfigError(f"{name} is still training: stop it before deleting it")
+    shutil.rmtree(run.path)
