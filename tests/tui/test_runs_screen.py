@@ -27,7 +27,10 @@ from optai_tui.tui.messages import LoadConfig, OpenDashboard, ResumeRun, Transfe
 from optai_tui.tui.screens.attach import AttachScreen
 from optai_tui.tui.screens.compare import CompareScreen
 from optai_tui.tui.screens.help import HelpScreen
-from optai_tui.tui.screens.runs import ConfirmDeleteDialog, ExportDialog, RunsScreen, TagsNoteDialog
+from optai_tui.tui.screens.confirm import ConfirmScreen
+from optai_tui.tui.screens.export_dialog import ExportDialog
+from optai_tui.tui.screens.runs import RunsScreen
+from optai_tui.tui.screens.tags_dialog import TagsNoteDialog
 from optai_tui.tui.widgets.runs_curves import RunsCurvesPlot
 from optai_tui.tui.widgets.tradeoff import TradeoffPlot
 from tests.conftest import FIXTURE_RUNS
@@ -223,10 +226,13 @@ async def test_delete_with_confirmation_and_refusal_while_running(runs):
         victim = next(r for r in list_runs(runs) if r.read_summary()["name"] == "tiny-r18")
         await go_to(pilot, screen, "tiny-r18")
         await pilot.press("d")
-        assert isinstance(app.screen, ConfirmDeleteDialog)
+        assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # cancelled
         await pilot.pause()
         assert victim.path.is_dir() and len(names(screen)) == 3
+        await pilot.press("d", "enter")  # the dialog starts on Cancel: enter does not delete
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen) and victim.path.is_dir()
         await pilot.press("d", "y")
         await pilot.pause()
         assert not victim.path.exists()

@@ -36,7 +36,7 @@ from ...runs.compare import (
 from ...runs.store import RunDir
 from ..widgets.runs_curves import RunsCurvesPlot, run_color
 from ..widgets.tradeoff import TradeoffPlot
-from .runs import ExportDone, on_export_done, run_export
+from .export_dialog import ExportDone, report_export_done, run_export
 
 # plotext colour name -> rich colour name for the legend line
 RICH_COLORS = {"orange": "dark_orange", "gray": "grey50"}
@@ -247,7 +247,7 @@ class CompareScreen(Screen):
         run_export(self, self.records)
 
     def on_export_done(self, message: ExportDone) -> None:
-        on_export_done(self, message)
+        report_export_done(self, message)
 
     def action_back(self) -> None:
         self.app.pop_screen()
