@@ -295,7 +295,7 @@ def test_formatting():
 def test_core_modules_import_without_textual():
     code = (
         "import sys; import optai_tui.runs.compare, optai_tui.runs.export, optai_tui.runs.report, "
-        "optai_tui.runs.charts, optai_tui.runs.estimate; assert 'textual' not in sys.modules, 'textual imported'"
+        "optai_tui.runs.report_charts, optai_tui.runs.axes, optai_tui.runs.estimate; assert 'textual' not in sys.modules, 'textual imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

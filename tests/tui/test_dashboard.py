@@ -14,7 +14,7 @@ from optai_tui.tui.screens.attach import AttachScreen
 from optai_tui.tui.screens.dashboard import DashboardScreen
 from optai_tui.tui.screens.help import HelpScreen
 from optai_tui.tui.screens.setup import SetupScreen
-from optai_tui.tui.widgets.charts import MetricChart
+from optai_tui.tui.widgets.metric_chart import MetricChart
 from optai_tui.tui.widgets.epoch_table import EpochTable
 from optai_tui.tui.widgets.run_log import RunLog
 

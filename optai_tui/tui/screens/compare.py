@@ -24,8 +24,8 @@ from ...runs.compare import (
     ACCURACY_KEY,
     AXIS_NAMES,
     TRADEOFF_AXES,
+    RunCurve,
     RunRecord,
-    Series,
     config_table,
     curves,
     load_record,
@@ -153,8 +153,8 @@ class CompareScreen(Screen):
         if self.by == "time":
             longest = max([x for s in loss + acc for x in s.x] or [0.0])
             div, unit = time_unit(longest)
-            loss = [Series(s.label, s.run_id, [x / div for x in s.x], s.y) for s in loss]
-            acc = [Series(s.label, s.run_id, [x / div for x in s.x], s.y) for s in acc]
+            loss = [RunCurve(s.label, s.run_id, [x / div for x in s.x], s.y) for s in loss]
+            acc = [RunCurve(s.label, s.run_id, [x / div for x in s.x], s.y) for s in acc]
             x_label = f"wall-clock time since start ({unit})"
         name = "validation" if split == "val" else "training"
         self.query_one("#loss-plot", RunsCurvesPlot).set_series(

@@ -25,7 +25,7 @@ from ...fmt import fmt_pct
 from ..history import RunModel, fmt_duration
 from ..launcher import follow_run
 from ..messages import ResumeRun, RunUpdated
-from ..widgets.charts import LR_COLOR, TRAIN_COLOR, VAL_COLOR, Line, MetricChart
+from ..widgets.metric_chart import LR_COLOR, TRAIN_COLOR, VAL_COLOR, Line, MetricChart
 from ..widgets.epoch_table import EpochTable
 from ..widgets.run_log import RunLog
 from .confirm import ConfirmScreen
