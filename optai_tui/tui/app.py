@@ -28,6 +28,7 @@ from .messages import LoadConfig, LoadPreset, OpenDashboard, ProcessExited, Resu
 from .screens.attach import AttachScreen, running_runs
 from .screens.dashboard import DashboardScreen
 from .screens.help import HelpScreen
+from .screens.runs import RunsScreen
 from .screens.setup import SetupScreen
 
 
@@ -90,12 +91,7 @@ class OptaiApp(App):
 
     @guarded
     def action_runs(self) -> None:
-        try:
-            from .screens.runs import RunsScreen
-        except ImportError as e:
-            self.notify(f"the runs screen is not available in this build ({e})", severity="warning")
-            return
-        if type(self.screen).__name__ == "RunsScreen":
+        if isinstance(self.screen, RunsScreen):
             return
         self.push_screen(RunsScreen(self.runs_dir))
 
