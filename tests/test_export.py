@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from optai_tui.errors import ConfigError, UnknownNameError
-from optai_tui.runs import charts
+from optai_tui.runs import axes, report_charts
 from optai_tui.runs.compare import TradeoffPoint, load_records
 from optai_tui.runs.export import PARETO_FIELDS, RUN_FIELDS, export_runs, format_for_output
 from .conftest import FIXTURE_RUNS
@@ -524,7 +524,7 @@ def test_scatter_svg_marks_the_front_and_labels_every_point():
         TradeoffPoint("big <&>", 1e7, 0.90, True, "c"),
         TradeoffPoint("bad", 2e7, 0.70, False, "d"),
     ]
-    svg = charts.scatter_svg(pts, title="acc vs params", x_label="Parameters")
+    svg = report_charts.scatter_svg(pts, title="acc vs params", x_label="Parameters")
     root = ET.fromstring(svg)
     ns = "{http://www.w3.org/2000/svg}"
     front = root.findall(f".//{ns}polyline[@class='pareto']")
@@ -540,7 +540,7 @@ def test_scatter_svg_marks_the_front_and_labels_every_point():
 
 
 def test_tick_helpers():
-    assert charts.nice_ticks(0.12, 0.91) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    assert charts.nice_ticks(1, 2, integer=True) == [1, 2]
-    assert charts.log_ticks(176e3, 11e6) == [1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 2e7]
-    assert charts.should_log([1e5, 1e7]) and not charts.should_log([1.0, 3.0])
+    assert axes.nice_ticks(0.12, 0.91) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert axes.nice_ticks(1, 2, integer=True) == [1, 2]
+    assert axes.log_ticks(176e3, 11e6) == [1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 2e7]
+    assert axes.should_log([1e5, 1e7]) and not axes.should_log([1.0, 3.0])

@@ -329,7 +329,10 @@ def _short(v: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Series:
+class RunCurve:
+    """One run's curve of one per-epoch metric: x in epochs or seconds, y the metric (tui.history's
+    Series is another thing: a downsampling buffer of a live run's points)."""
+
     label: str
     run_id: str
     x: list[float]
@@ -352,7 +355,7 @@ def curve(record: RunRecord, metric: str, by: str = "epoch") -> tuple[list[float
     return xs, ys
 
 
-def curves(records: Sequence[RunRecord], metric: str, by: str = "epoch", labels: dict[str, str] | None = None) -> list[Series]:
+def curves(records: Sequence[RunRecord], metric: str, by: str = "epoch", labels: dict[str, str] | None = None) -> list[RunCurve]:
     """One series per run that has the metric (runs without data are left out)."""
     if by not in ("epoch", "time"):
         raise ValueError(f"by must be 'epoch' or 'time', not {by!r}")
@@ -361,7 +364,7 @@ def curves(records: Sequence[RunRecord], metric: str, by: str = "epoch", labels:
     for r in records:
         xs, ys = curve(r, metric, by)
         if xs:
-            out.append(Series(labels[r.run_id], r.run_id, xs, ys))
+            out.append(RunCurve(labels[r.run_id], r.run_id, xs, ys))
     return out
 
 

@@ -30,9 +30,9 @@ from urllib.parse import quote
 import yaml
 
 from ..errors import ConfigError
+from . import report_charts
 from ..fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds, now_iso
 from ..fsio import atomic_write_bytes
-from . import charts
 from .compare import (
     ACCURACY_KEY,
     AXIS_NAMES,
@@ -260,7 +260,7 @@ def family_blocks(records: Sequence[RunRecord]) -> list[Block]:
 
 def make_figures(records: Sequence[RunRecord], labels: dict[str, str], image_format: str = "auto") -> list[Figure]:
     """Trade-off plots (accuracy vs each cost) and validation-accuracy curves for a set of runs."""
-    fmt = charts.image_format(image_format)
+    fmt = report_charts.image_format(image_format)
     figs: list[Figure] = []
     for cost, axis_label in TRADEOFF_AXES.items():
         pts = tradeoff_points(records, cost, ACCURACY_KEY, labels)
@@ -270,14 +270,14 @@ def make_figures(records: Sequence[RunRecord], labels: dict[str, str], image_for
         kw = dict(title=title, x_label=axis_label, y_label="Best validation accuracy")
         if cost == "train_seconds":
             kw["x_format"] = fmt_seconds
-        data = charts.scatter_png(pts, **kw) if fmt == "png" else charts.scatter_svg(pts, **kw).encode()
+        data = report_charts.scatter_png(pts, **kw) if fmt == "png" else report_charts.scatter_svg(pts, **kw).encode()
         figs.append(Figure(f"tradeoff-{cost.replace('_', '-')}", title, fmt, data))
     series = curves(records, "val_acc", "epoch", labels)
     if series:
         kw = dict(
             title="Validation accuracy by epoch", x_label="Epoch", y_label="Validation accuracy", y_pct=True, x_integer=True
         )
-        data = charts.lines_png(series, **kw) if fmt == "png" else charts.lines_svg(series, **kw).encode()
+        data = report_charts.lines_png(series, **kw) if fmt == "png" else report_charts.lines_svg(series, **kw).encode()
         figs.append(Figure("val-acc-by-epoch", kw["title"], fmt, data))
     return figs
 

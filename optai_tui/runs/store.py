@@ -388,3 +388,17 @@ def _lines_mentioning(path: Path, needles: list[bytes], chunk_size: int = 1 << 2
                     i = body.find(needle, stop)
             for start, stop in sorted(set(hits)):
                 yield body[start:stop]
+
+
+def delete_run(run: RunDir) -> None:
+    """Delete a run's folder with its checkpoints and logs; refused (ConfigError) while it is training.
+
+    A run marked running whose process is gone counts as stopped and is deleted; one training on another
+    host cannot be told apart from a live one and is refused. An OSError from the file system propagates.
+    """
+    import shutil
+
+    if run.status() == "running":
+        name = run.read_summary().get("name") or run.run_id
+        raise ConfigError(f"{name} is still training: stop it before deleting it")
+    shutil.rmtree(run.path)

@@ -24,10 +24,11 @@ from ..locations import crash_log_path
 from ..runs import launch
 from ..runs.store import RunDir, resolve_run
 from .commands import OptaiCommands
-from .messages import ProcessExited
+from .messages import LoadConfig, LoadPreset, OpenDashboard, ProcessExited, ResumeRun, StartRun, TransferFrom
 from .screens.attach import AttachScreen, running_runs
 from .screens.dashboard import DashboardScreen
 from .screens.help import HelpScreen
+from .screens.runs import RunsScreen
 from .screens.setup import SetupScreen
 
 
@@ -66,7 +67,6 @@ class OptaiApp(App):
         self.attach_to = attach
         self.check_running = check_running
         self.processes: dict[str, subprocess.Popen] = {}
-        self.last_dashboard_id: str | None = None
         self.setup_screen: SetupScreen | None = None
 
     def on_mount(self) -> None:
@@ -82,7 +82,7 @@ class OptaiApp(App):
     # -- screens ------------------------------------------------------------------------------
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.BINDINGS))
 
     def action_setup(self) -> None:
         while len(self.screen_stack) > 2 and self.screen is not self.setup_screen:
@@ -90,12 +90,7 @@ class OptaiApp(App):
 
     @guarded
     def action_runs(self) -> None:
-        try:
-            from .screens.runs import RunsScreen
-        except ImportError as e:
-            self.notify(f"the runs screen is not available in this build ({e})", severity="warning")
-            return
-        if type(self.screen).__name__ == "RunsScreen":
+        if isinstance(self.screen, RunsScreen):
             return
         self.push_screen(RunsScreen(self.runs_dir))
 
@@ -111,20 +106,12 @@ class OptaiApp(App):
         if run_id:
             self.open_dashboard(run_id)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "last_dashboard":
-            return True if self.last_dashboard_id else None
-        return True
-
-    def action_last_dashboard(self) -> None:
-        if self.last_dashboard_id:
-            self.open_dashboard(self.last_dashboard_id)
-
     @guarded
     def open_dashboard(self, run_id: str) -> None:
         """Show the dashboard of a run (id, unique prefix or folder), reusing one already open."""
         run = resolve_run(run_id, self.runs_dir)
-        self.last_dashboard_id = run.run_id
+        if self.setup_screen is not None:  # its ctrl+b comes back here
+            self.setup_screen.last_run_id = run.run_id
         self.refresh_bindings()
         for screen in reversed(self.screen_stack):
             if isinstance(screen, DashboardScreen) and screen.run_id == run.run_id:
@@ -217,6 +204,25 @@ class OptaiApp(App):
         form.validate()
         setup._show_preset_status(note=f"linear probe on the backbone of {run.run_id}")
         form.focus_field("transfer.mode")
+
+    # -- requests the screens post (messages.py) ---------------------------------------------
+    def on_open_dashboard(self, message: OpenDashboard) -> None:
+        self.open_dashboard(message.run_id)
+
+    def on_resume_run(self, message: ResumeRun) -> None:
+        self.resume_run(message.run_id)
+
+    def on_transfer_from(self, message: TransferFrom) -> None:
+        self.start_transfer_from(message.run_id)
+
+    def on_start_run(self, message: StartRun) -> None:
+        self.start_run(message.cfg)
+
+    def on_load_config(self, message: LoadConfig) -> None:
+        self.load_config_into_form(message.cfg)
+
+    def on_load_preset(self, message: LoadPreset) -> None:
+        self.load_preset_by_name(message.name)
 
 
 def _change_messages() -> tuple:

@@ -1,17 +1,29 @@
-"""Command palette (ctrl+p): screens, presets and runs."""
+"""Command palette (ctrl+p): screens, presets and runs (a preset or a run is a request posted to the app)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
+
+from .messages import LoadPreset, OpenDashboard
+
+if TYPE_CHECKING:
+    from .app import OptaiApp
 
 Item = tuple[str, str, Callable[[], object]]
 
 
-def palette_items(app) -> list[Item]:
+def _post(app: OptaiApp, make: Callable[[str], Message], arg: str) -> None:
+    """Post a fresh request each time the command is chosen (a message is posted once)."""
+    app.post_message(make(arg))
+
+
+def palette_items(app: OptaiApp) -> list[Item]:
     """(title, help, callback) for every screen, preset and run. Runs on a thread (reads run folders)."""
     from ..presets import list_presets
     from ..runs.store import list_runs
@@ -24,7 +36,7 @@ def palette_items(app) -> list[Item]:
     ]
     try:
         for ref in list_presets():
-            items.append((f"Preset: {ref.name}", f"[{ref.source}] {ref.description}", partial(app.load_preset_by_name, ref.name)))
+            items.append((f"Preset: {ref.name}", f"[{ref.source}] {ref.description}", partial(_post, app, LoadPreset, ref.name)))
     except OSError:
         pass
     try:
@@ -37,7 +49,7 @@ def palette_items(app) -> list[Item]:
             (
                 f"Run: {run.run_id}",
                 f"{run.status()}: {s.get('arch')} on {s.get('dataset')}, open its dashboard",
-                partial(app.open_dashboard, run.run_id),
+                partial(_post, app, OpenDashboard, run.run_id),
             )
         )
     return items
@@ -45,7 +57,7 @@ def palette_items(app) -> list[Item]:
 
 class OptaiCommands(Provider):
     async def startup(self) -> None:
-        self.items = await asyncio.to_thread(palette_items, self.app)
+        self.items = await asyncio.to_thread(palette_items, cast("OptaiApp", self.app))
 
     async def discover(self) -> Hits:
         for title, help_text, callback in self.items:

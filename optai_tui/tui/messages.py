@@ -1,10 +1,21 @@
-"""Messages that thread workers post to the UI. High-rate ones coalesce (``can_replace``)."""
+"""The TUI's messages.
+
+Thread workers post the first kind to the UI (high-rate ones coalesce with ``can_replace``). Screens post
+the second kind, requests to the app: they bubble up from the screen to the app, whose ``on_...``
+handlers do the work, so a screen never calls the app by name and works under any app that handles them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+
+
+# -- from thread workers --------------------------------------------------------------------------
 
 
 class RunUpdated(Message):
@@ -41,3 +52,50 @@ class DevicesReady(Message):
         super().__init__()
         self.devices = devices
         self.why_no_gpu = why_no_gpu
+
+
+# -- requests from the screens to the app -----------------------------------------------------------
+
+
+class RunRequest(Message):
+    """A request about one run, named by its id (or a unique prefix, or its folder)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+
+class OpenDashboard(RunRequest):
+    """Show the dashboard of the run (reusing one already open)."""
+
+
+class ResumeRun(RunRequest):
+    """Continue a stopped or failed run from its last completed epoch."""
+
+
+class TransferFrom(RunRequest):
+    """Fill the setup form for a new run that transfers the run's weights (a linear probe on its backbone)."""
+
+
+class StartRun(Message):
+    """Start a run of ``cfg`` (a config the form validated)."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+
+class LoadConfig(Message):
+    """Load ``cfg`` into the setup form and show the form."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+
+class LoadPreset(Message):
+    """Load the preset ``name`` into the setup form and show the form."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name

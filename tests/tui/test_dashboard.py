@@ -14,7 +14,7 @@ from optai_tui.tui.screens.attach import AttachScreen
 from optai_tui.tui.screens.dashboard import DashboardScreen
 from optai_tui.tui.screens.help import HelpScreen
 from optai_tui.tui.screens.setup import SetupScreen
-from optai_tui.tui.widgets.charts import MetricChart
+from optai_tui.tui.widgets.metric_chart import MetricChart
 from optai_tui.tui.widgets.epoch_table import EpochTable
 from optai_tui.tui.widgets.run_log import RunLog
 
@@ -215,44 +215,27 @@ def _vgg(**sections) -> dict:
     return cfg
 
 
-def test_cost_preview_measures_only_runs_of_the_same_setup(runs_dir):
+def test_cost_preview_shows_the_estimate_of_past_runs_measured_or_scaled(runs_dir):
+    """Which past run answers is runs.estimate's job (tests/test_estimate.py); the preview asks it for the
+    device the form trains on and shows the answer."""
     from optai_tui.config import validate_config
-    from optai_tui.tui.widgets.cost_preview import CostPreview, cost_key, measured_epoch
+    from optai_tui.runs.estimate import EpochEstimate
+    from optai_tui.training.device import DeviceInfo
+    from optai_tui.tui.widgets.cost_preview import CostPreview, compute_cost, cost_key
 
-    default = validate_config(_vgg())  # the `default` preset: scratch, all 5,000 shapes images
-    # a frozen-backbone probe on 500 images: fast, and nothing to do with training the whole network
-    make_run(
-        runs_dir,
-        "20240101-000001-probe",
-        config=_vgg(data={"subset": 500, "augment": False}, transfer={"mode": "linear_probe", "backbone": "x"}),
-        summary={"seconds_per_epoch": 0.4, "num_train": 500},
-    )
-    assert measured_epoch(default, runs_dir, None) == {}
-    # the same setup on a 500-image subset: it cannot tell how many images the whole set has
-    make_run(
-        runs_dir,
-        "20240101-000002-sub",
-        config=_vgg(data={"subset": 500}),
-        summary={"seconds_per_epoch": 2.5, "num_train": 500},
-    )
-    assert measured_epoch(default, runs_dir, None) == {}
-    # other batch size or image size: not comparable, but they trained on all 5,000 images: now it scales
-    make_run(runs_dir, "20240101-000003-b64", config=_vgg(train={"batch_size": 64}), summary={"seconds_per_epoch": 9.0})
-    make_run(runs_dir, "20240101-000004-px64", config=_vgg(data={"image_size": 64}), summary={"seconds_per_epoch": 99.0})
-    r = measured_epoch(default, runs_dir, None)
-    assert r["scaled_to"] == 5000 and r["measured_images"] == 500 and r["seconds_per_epoch"] == 25.0
-    assert "~25.0 s scaled from 500 img" in CostPreview.render_cost(cost_key(default), {**r, **_NUMBERS}).plain
-    # 20% held out of a 1,000-image subset: 800 training images
-    held = validate_config(_vgg(data={"subset": 1000, "val_split": 0.2}))
-    assert measured_epoch(held, runs_dir, None)["scaled_to"] == 800
-    # a run of exactly this setup wins, as measured
-    make_run(runs_dir, "20240101-000006-same", config=_vgg(), summary={"seconds_per_epoch": 24.0, "num_train": 5000})
-    r = measured_epoch(default, runs_dir, None)
-    assert r == {"seconds_per_epoch": 24.0, "measured_in": "20240101-000006-same", "measured_images": 5000}
-    assert "24.0 s measured, 5,000 img" in CostPreview.render_cost(cost_key(default), {**r, **_NUMBERS}).plain
-    # the probe is what a probe config finds
-    probe = validate_config(_vgg(data={"subset": 500, "augment": False}, transfer={"mode": "linear_probe", "backbone": "x"}))
-    assert measured_epoch(probe, runs_dir, None)["seconds_per_epoch"] == 0.4
+    default = validate_config(_vgg())
+    key = cost_key(default)
+    scaled = EpochEstimate(25.0, "20240101-000002-sub", 500, scaled_to=5000).as_dict()
+    assert "~25.0 s scaled from 500 img" in CostPreview.render_cost(key, {**scaled, **_NUMBERS}).plain
+    measured = EpochEstimate(24.0, "20240101-000006-same", 5000).as_dict()
+    assert "24.0 s measured, 5,000 img" in CostPreview.render_cost(key, {**measured, **_NUMBERS}).plain
+    assert "not measured yet" in CostPreview.render_cost(key, _NUMBERS).plain
+    # a finished run of this setup on the CPU (5.0 s an epoch on 5,000 images): "auto" is the first device
+    make_run(runs_dir, epochs=2)
+    same = validate_config({"data": {"dataset": "shapes"}, "model": {"arch": "resnet18", "width": 0.125}})
+    r = compute_cost(same, runs_dir, [DeviceInfo("cpu", "Test CPU")])
+    assert (r["seconds_per_epoch"], r["measured_images"], r["measured_in"]) == (5.0, 5000, "20240101-000000-synthetic")
+    assert "seconds_per_epoch" not in compute_cost(same, runs_dir, [DeviceInfo("cuda:0", "Test GPU")])
 
 
 _NUMBERS = {"params": 1000, "trainable": 1000, "macs": 1e6, "memory_mb": 10.0, "image_size": 32}

@@ -11,7 +11,7 @@ from optai_tui.runs.store import pid_alive
 from optai_tui.tui.app import OptaiApp
 from optai_tui.tui.screens.confirm import ConfirmScreen
 from optai_tui.tui.screens.dashboard import DashboardScreen
-from optai_tui.tui.widgets.charts import MetricChart
+from optai_tui.tui.widgets.metric_chart import MetricChart
 from optai_tui.tui.widgets.epoch_table import EpochTable
 from optai_tui.tui.widgets.run_log import RunLog
 

@@ -1,7 +1,7 @@
 """The runs screen and the compare screen, driven headless with Pilot on tiny real runs.
 
-A minimal app pushes RunsScreen and records the calls the screen makes to the app (open_dashboard,
-load_config_into_form, resume_run, start_transfer_from), so these tests do not depend on the main app.
+A minimal app pushes RunsScreen and records the requests the screen posts to the app (OpenDashboard,
+LoadConfig, ResumeRun, TransferFrom), so these tests do not depend on the main app.
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ from tui_synthetic import make_run
 from optai_tui.runs.compare import load_record
 from optai_tui.runs.store import RunDir, list_runs
 from optai_tui.tui.app import OptaiApp
+from optai_tui.tui.messages import LoadConfig, OpenDashboard, ResumeRun, TransferFrom
 from optai_tui.tui.screens.attach import AttachScreen
 from optai_tui.tui.screens.compare import CompareScreen
 from optai_tui.tui.screens.help import HelpScreen
-from optai_tui.tui.screens.runs import ConfirmDeleteDialog, ExportDialog, RunsScreen, TagsNoteDialog
+from optai_tui.tui.screens.confirm import ConfirmScreen
+from optai_tui.tui.screens.export_dialog import ExportDialog
+from optai_tui.tui.screens.runs import RunsScreen
+from optai_tui.tui.screens.tags_dialog import TagsNoteDialog
 from optai_tui.tui.widgets.runs_curves import RunsCurvesPlot
 from optai_tui.tui.widgets.tradeoff import TradeoffPlot
 from tests.conftest import FIXTURE_RUNS
@@ -54,17 +58,17 @@ class RunsApp(App):
     def on_mount(self) -> None:
         self.push_screen(RunsScreen(self.runs_dir, refresh_seconds=0))
 
-    def open_dashboard(self, run_id):
-        self.calls.append(("open_dashboard", run_id))
+    def on_open_dashboard(self, message: OpenDashboard) -> None:
+        self.calls.append(("open_dashboard", message.run_id))
 
-    def load_config_into_form(self, cfg):
-        self.calls.append(("load_config_into_form", cfg))
+    def on_load_config(self, message: LoadConfig) -> None:
+        self.calls.append(("load_config_into_form", message.cfg))
 
-    def resume_run(self, run_id):
-        self.calls.append(("resume_run", run_id))
+    def on_resume_run(self, message: ResumeRun) -> None:
+        self.calls.append(("resume_run", message.run_id))
 
-    def start_transfer_from(self, run_id):
-        self.calls.append(("start_transfer_from", run_id))
+    def on_transfer_from(self, message: TransferFrom) -> None:
+        self.calls.append(("start_transfer_from", message.run_id))
 
 
 def names(screen: RunsScreen) -> list[str]:
@@ -222,10 +226,13 @@ async def test_delete_with_confirmation_and_refusal_while_running(runs):
         victim = next(r for r in list_runs(runs) if r.read_summary()["name"] == "tiny-r18")
         await go_to(pilot, screen, "tiny-r18")
         await pilot.press("d")
-        assert isinstance(app.screen, ConfirmDeleteDialog)
+        assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # cancelled
         await pilot.pause()
         assert victim.path.is_dir() and len(names(screen)) == 3
+        await pilot.press("d", "enter")  # the dialog starts on Cancel: enter does not delete
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen) and victim.path.is_dir()
         await pilot.press("d", "y")
         await pilot.pause()
         assert not victim.path.exists()
@@ -252,6 +259,7 @@ async def test_actions_call_the_app(runs):
         await pilot.press("enter")  # enter on a row opens it too
         await pilot.press("l", "b")
         await pilot.press("r")  # completed: nothing to resume
+        await pilot.pause()  # the requests bubble to the app, which handles them in its own turn
         assert [c[0] for c in app.calls] == ["open_dashboard", "open_dashboard", "load_config_into_form", "start_transfer_from"]
         assert app.calls[0][1] == app.calls[1][1] == app.calls[3][1] == ids["wide-r18"]
         cfg = app.calls[2][1]
@@ -261,6 +269,7 @@ async def test_actions_call_the_app(runs):
         screen.action_refresh()
         await go_to(pilot, screen, "tiny-r18")
         await pilot.press("r")
+        await pilot.pause()
         assert app.calls[-1] == ("resume_run", ids["tiny-r18"])
 
 
@@ -432,7 +441,8 @@ async def test_compare_follows_a_running_run(runs):
                 "event": "EpochEnd",
                 "epoch": 3,
                 "epochs": 3,
-                "metrics": {"epoch": 3, "val_acc": 0.5, "val_loss": 1.0},
+                "metrics": {"train_loss": 0.9, "train_acc": 0.6, "val_acc": 0.5, "val_loss": 1.0, "lr": 0.01,
+                            "images_per_second": 100.0, "epoch_seconds": 20.0, "peak_memory_mb": 10.0},
                 "best_val_acc": 0.5,
                 "elapsed_seconds": 60.0,
                 "time": 0.0,

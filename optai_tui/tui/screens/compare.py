@@ -24,8 +24,8 @@ from ...runs.compare import (
     ACCURACY_KEY,
     AXIS_NAMES,
     TRADEOFF_AXES,
+    RunCurve,
     RunRecord,
-    Series,
     config_table,
     curves,
     load_record,
@@ -36,7 +36,7 @@ from ...runs.compare import (
 from ...runs.store import RunDir
 from ..widgets.runs_curves import RunsCurvesPlot, run_color
 from ..widgets.tradeoff import TradeoffPlot
-from .runs import ExportDone, on_export_done, run_export
+from .export_dialog import ExportDone, report_export_done, run_export
 
 # plotext colour name -> rich colour name for the legend line
 RICH_COLORS = {"orange": "dark_orange", "gray": "grey50"}
@@ -153,8 +153,8 @@ class CompareScreen(Screen):
         if self.by == "time":
             longest = max([x for s in loss + acc for x in s.x] or [0.0])
             div, unit = time_unit(longest)
-            loss = [Series(s.label, s.run_id, [x / div for x in s.x], s.y) for s in loss]
-            acc = [Series(s.label, s.run_id, [x / div for x in s.x], s.y) for s in acc]
+            loss = [RunCurve(s.label, s.run_id, [x / div for x in s.x], s.y) for s in loss]
+            acc = [RunCurve(s.label, s.run_id, [x / div for x in s.x], s.y) for s in acc]
             x_label = f"wall-clock time since start ({unit})"
         name = "validation" if split == "val" else "training"
         self.query_one("#loss-plot", RunsCurvesPlot).set_series(
@@ -247,7 +247,7 @@ class CompareScreen(Screen):
         run_export(self, self.records)
 
     def on_export_done(self, message: ExportDone) -> None:
-        on_export_done(self, message)
+        report_export_done(self, message)
 
     def action_back(self) -> None:
         self.app.pop_screen()

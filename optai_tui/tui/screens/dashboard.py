@@ -25,8 +25,8 @@ from ...runs.follow import follow_run
 from ...runs.store import RunDir
 from ...training.events import ControlAction
 from ..history import RunModel, fmt_duration
-from ..messages import RunUpdated
-from ..widgets.charts import LR_COLOR, TRAIN_COLOR, VAL_COLOR, Line, MetricChart
+from ..messages import ResumeRun, RunUpdated
+from ..widgets.metric_chart import LR_COLOR, TRAIN_COLOR, VAL_COLOR, Line, MetricChart
 from ..widgets.epoch_table import EpochTable
 from ..widgets.run_log import RunLog
 from .confirm import ConfirmScreen
@@ -298,7 +298,7 @@ class DashboardScreen(Screen):
         self.schedule_redraw()
 
     def action_resume(self) -> None:
-        self.app.resume_run(self.run_id)  # type: ignore[attr-defined]
+        self.post_message(ResumeRun(self.run_id))
 
     def action_zoom(self) -> None:
         self.toggle_class("-zoom")

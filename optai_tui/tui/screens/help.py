@@ -1,13 +1,15 @@
 """The keys of every screen, generated from their bindings so the list cannot drift.
 
-Each screen's BINDINGS (description, plus the tooltip where there is one) make its section; keys that
-are not bindings (tab, typing in a field) are added by hand. The list scrolls inside the dialog, which is
+Each screen's BINDINGS (description, plus the tooltip where there is one) make its section; the app's own
+bindings, which it passes when it opens the help, make "Everywhere"; keys that are not bindings (tab,
+typing in a field) are added by hand. The list scrolls inside the dialog, which is
 sized to the terminal so that its last row and "esc close" can always be reached (80x24 included).
 """
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterable, Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,9 +32,13 @@ def _keys(binding: Binding) -> str:
     return " / ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(","))
 
 
-def binding_rows(cls) -> list[tuple[str, str]]:
+BindingLike = Binding | tuple
+
+
+def binding_rows(bindings: Iterable[BindingLike]) -> list[tuple[str, str]]:
+    """(keys, description: tooltip) of each binding that has a description."""
     rows = []
-    for b in getattr(cls, "BINDINGS", []):
+    for b in bindings:
         if isinstance(b, tuple):
             b = Binding(*b)
         if b.description:
@@ -40,27 +46,26 @@ def binding_rows(cls) -> list[tuple[str, str]]:
     return rows
 
 
-def help_sections() -> list[tuple[str, list[tuple[str, str]]]]:
-    from ..app import OptaiApp
+def help_sections(app_bindings: Iterable[BindingLike]) -> list[tuple[str, list[tuple[str, str]]]]:
     from .compare import CompareScreen
     from .dashboard import DashboardScreen
     from .runs import RunsScreen
     from .setup import SetupScreen
 
-    everywhere = binding_rows(OptaiApp)
+    everywhere = binding_rows(app_bindings)
     return [
         ("Everywhere", everywhere + EXTRA[0][1]),
-        ("Setup form", [r for r in binding_rows(SetupScreen) if r not in everywhere] + EXTRA[1][1]),
-        ("Dashboard", binding_rows(DashboardScreen)),
-        ("Runs screen", binding_rows(RunsScreen)),
-        ("Compare screen", binding_rows(CompareScreen)),
+        ("Setup form", [r for r in binding_rows(SetupScreen.BINDINGS) if r not in everywhere] + EXTRA[1][1]),
+        ("Dashboard", binding_rows(DashboardScreen.BINDINGS)),
+        ("Runs screen", binding_rows(RunsScreen.BINDINGS)),
+        ("Compare screen", binding_rows(CompareScreen.BINDINGS)),
         ("Dialogs", [("enter", "choose / confirm"), ("esc", "close")]),
     ]
 
 
-def help_text() -> str:
+def help_text(app_bindings: Iterable[BindingLike]) -> str:
     lines = []
-    for title, rows in help_sections():
+    for title, rows in help_sections(app_bindings):
         lines.append(title)
         width = max((len(k) for k, _ in rows), default=0)
         for k, d in rows:
@@ -73,13 +78,19 @@ def help_text() -> str:
 
 
 class HelpScreen(ModalScreen[None]):
+    """The keys of every screen; ``app_bindings`` are the keys that work everywhere (the app's BINDINGS)."""
+
     BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss(None)", "Close")]
+
+    def __init__(self, app_bindings: Sequence[BindingLike]) -> None:
+        super().__init__()
+        self.app_bindings = list(app_bindings)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="help-dialog"):
             yield Label("Keys", classes="dialog-title")
             with VerticalScroll(id="help-scroll"):
-                yield Static(help_text(), markup=False, id="help-body")
+                yield Static(help_text(self.app_bindings), markup=False, id="help-body")
             yield Label("esc close   ↑ ↓ pgup pgdn home end scroll", classes="dialog-keys")
 
     def on_mount(self) -> None:

@@ -8,10 +8,6 @@ few seconds), so runs started headless or by another TUI appear and update on th
 
 from __future__ import annotations
 
-import shutil
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,74 +15,19 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Select, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
 
 from ...errors import OptaiError
-from ...fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds
-from ...runs.compare import (
-    RecordCache,
-    RunRecord,
-    filter_records,
-    fmt_epochs,
-    load_record,
-    sort_records,
-)
-from ...runs.store import RunDir
-
-STATUS_STYLES = {"running": "bold green", "completed": "green", "failed": "bold red", "stopped": "yellow"}
-
-
-def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLES.get(status, ""))
-
-
-def _text(cell: Any) -> Any:
-    """Plain strings as Text: DataTable would read '[...]' in a run name or a value as markup."""
-    return Text(cell) if isinstance(cell, str) else cell
-
-
-def _num(text: str) -> Text:
-    return Text(text, justify="right")
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str  # DataTable column key
-    label: str
-    field: str | None  # record field it sorts by (None: not sortable)
-    cell: Callable[[RunRecord], Any]
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("sel", " ", None, lambda r: ""),
-    Column("name", "Name", "name", lambda r: r.name),
-    Column("status", "Status", "status", lambda r: status_text(r.status)),
-    Column("arch", "Arch", "arch", lambda r: r.arch),
-    Column("params", "Params", "params", lambda r: _num(fmt_count(r.get("params")))),
-    Column("macs", "MACs", "macs", lambda r: _num(fmt_count(r.get("macs")))),
-    Column("best", "Best", "best_val_acc", lambda r: _num(fmt_pct(r.get("best_val_acc")))),
-    Column("final", "Final", "final_val_acc", lambda r: _num(fmt_pct(r.get("final_val_acc")))),
-    Column("epochs", "Ep", "epochs", lambda r: _num(fmt_epochs(r))),
-    Column("time", "Time", "train_seconds", lambda r: _num(fmt_seconds(r.get("train_seconds")))),
-    Column("spe", "s/ep", "seconds_per_epoch", lambda r: _num(fmt_float(r.get("seconds_per_epoch"), 3))),
-    Column("ips", "img/s", "images_per_second", lambda r: _num(fmt_float(r.get("images_per_second"), 4))),
-    Column("dataset", "Data", "dataset", lambda r: r.dataset),
-    Column("transfer", "Transfer", "transfer_mode", lambda r: str(r.get("transfer_mode", "-"))),
-    Column("device", "Device", "device", lambda r: _device(r)),
-    Column("started", "Started", "started_at", lambda r: fmt_date(r.get("started_at"))),
-    Column("tags", "Tags", "tags", lambda r: ", ".join(r.tags)),
-)
-SORTABLE = [c for c in COLUMNS if c.field]
-COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
-
-
-def _device(r: RunRecord) -> str:
-    dev = str(r.get("device") or "-")
-    name = r.get("device_name")
-    return f"{dev} {name}" if name and dev != "cpu" else dev
+from ...fmt import fmt_count
+from ...runs.compare import RecordCache, RunRecord, filter_records, load_record, sort_records
+from ...runs.store import RunDir, delete_run
+from ..messages import LoadConfig, OpenDashboard, ResumeRun, TransferFrom
+from .confirm import ConfirmScreen
+from .export_dialog import ExportDone, report_export_done, run_export
+from .runs_columns import COLUMN_BY_KEY, COLUMNS, SORTABLE, as_text
+from .tags_dialog import TagsNoteDialog
 
 
 class RecordsLoaded(Message):
@@ -106,208 +47,6 @@ class CompareReady(Message):
     def __init__(self, records: list[RunRecord]) -> None:
         super().__init__()
         self.records = records
-
-
-class ExportDone(Message):
-    def __init__(self, path: Path | None, error: str | None) -> None:
-        super().__init__()
-        self.path = path
-        self.error = error
-
-
-# ---------------------------------------------------------------------------------------------
-# Dialogs
-
-
-class ConfirmDeleteDialog(ModalScreen[bool]):
-    """Delete a run folder? y / n."""
-
-    DEFAULT_CSS = """
-    ConfirmDeleteDialog { align: center middle; }
-    ConfirmDeleteDialog > Vertical {
-        width: 64; max-width: 95%; height: auto; border: thick $error; background: $surface; padding: 1 2;
-    }
-    ConfirmDeleteDialog #question { width: 100%; margin-bottom: 1; }
-    ConfirmDeleteDialog Horizontal { height: auto; align: right middle; }
-    ConfirmDeleteDialog Button { margin-left: 1; }
-    """
-    BINDINGS = [Binding("y", "dismiss(True)", "Delete"), Binding("n,escape", "dismiss(False)", "Cancel")]
-
-    def __init__(self, question: str) -> None:
-        super().__init__()
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text(self.question), id="question")
-            with Horizontal():
-                yield Button("Delete (y)", variant="error", id="yes")
-                yield Button("Cancel (n)", id="no")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-
-class TagsNoteDialog(ModalScreen["tuple[list[str], str] | None"]):
-    """Edit a run's tags (comma-separated) and note; enter saves, escape cancels."""
-
-    DEFAULT_CSS = """
-    TagsNoteDialog { align: center middle; }
-    TagsNoteDialog > Vertical {
-        width: 70; max-width: 95%; height: auto; border: thick $primary; background: $surface; padding: 1 2;
-    }
-    TagsNoteDialog Label { margin-top: 1; }
-    TagsNoteDialog .keys { color: $text-muted; margin-top: 1; }
-    """
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "save", "Save")]
-
-    def __init__(self, run_label: str, tags: list[str], note: str) -> None:
-        super().__init__()
-        self.run_label = run_label
-        self.tags = tags
-        self.note = note
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text(f"Tags and note of {self.run_label}", style="bold"))
-            yield Label("Tags (comma-separated)")
-            yield Input(", ".join(self.tags), placeholder="baseline, lab-2", id="tags")
-            yield Label("Note")
-            yield Input(self.note, placeholder="what this run tried", id="note")
-            yield Static("enter / ctrl+s save   esc cancel", classes="keys")
-
-    def on_mount(self) -> None:
-        self.query_one("#tags", Input).focus()
-
-    @on(Input.Submitted)
-    def action_save(self) -> None:
-        tags = [t.strip() for t in self.query_one("#tags", Input).value.split(",") if t.strip()]
-        self.dismiss((tags, self.query_one("#note", Input).value.strip()))
-
-
-class ExportDialog(ModalScreen["Path | None"]):
-    """Choose a format, a file and the per-epoch option, then export: in the order tab walks them.
-
-    The export runs from the dialog (in a worker): it closes on success (the screen underneath says where
-    the file went); an error is shown in the dialog, which stays open with what was typed.
-    """
-
-    DEFAULT_CSS = """
-    ExportDialog { align: center middle; }
-    ExportDialog > Vertical {
-        width: 72; max-width: 95%; height: auto; max-height: 100%; border: thick $primary; background: $surface;
-        padding: 1 2;
-    }
-    ExportDialog Label { margin-top: 1; }
-    ExportDialog #export-error { color: $error; height: auto; }
-    ExportDialog .keys { color: $text-muted; margin-top: 1; }
-    """
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "export", "Export")]
-    FORMATS = [
-        ("Markdown report (+ plot images)", "md"),
-        ("HTML report (self-contained)", "html"),
-        ("CSV (one row per run)", "csv"),
-        ("JSON (one object per run)", "json"),
-    ]
-
-    def __init__(self, what: str, default_path: Path, records: list[RunRecord] | None = None) -> None:
-        super().__init__()
-        self.what = what
-        self.default_path = default_path
-        self.records = list(records or [])
-        self.exporting = False
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text(f"Export {self.what}", style="bold"))
-            yield Label("Format")
-            yield Select(self.FORMATS, value="md", allow_blank=False, id="format")
-            yield Label("File")
-            yield Input(str(self.default_path), id="path")
-            yield Checkbox("CSV / JSON: one row per epoch", id="per-epoch")
-            yield Static("", id="export-error")
-            yield Static("enter (in the file) / ctrl+s export   tab next   esc cancel", classes="keys")
-
-    def on_mount(self) -> None:
-        self.query_one("#format", Select).focus()
-
-    @on(Select.Changed, "#format")
-    def _format_changed(self, event: Select.Changed) -> None:
-        inp = self.query_one("#path", Input)
-        p = Path(inp.value or str(self.default_path))
-        inp.value = str(p.with_suffix(f".{event.value}"))
-
-    def _error(self, message: str) -> None:
-        self.query_one("#export-error", Static).update(Text(message))
-
-    @on(Input.Submitted)
-    def action_export(self) -> None:
-        if self.exporting:
-            return
-        fmt = str(self.query_one("#format", Select).value)
-        path = self.query_one("#path", Input).value.strip()
-        if not path:
-            self._error("give a file name")
-            self.query_one("#path", Input).focus()
-            return
-        self.exporting = True
-        self.query_one("#export-error", Static).update(Text("exporting ...", style="dim"))
-        _export_worker(self, self.records, fmt, Path(path).expanduser(), self.query_one("#per-epoch", Checkbox).value)
-
-    def on_export_done(self, message: ExportDone) -> None:
-        self.exporting = False
-        if message.error:
-            self._error(f"export failed: {message.error}")
-            self.query_one("#path", Input).focus()
-        else:
-            self.dismiss(message.path)
-
-
-def default_export_path(fmt: str = "md") -> Path:
-    return Path.cwd() / "exports" / f"runs-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
-
-
-def run_export(screen: Screen, records: list[RunRecord]) -> None:
-    """Ask for a format and a file and export ``records`` (shared with the compare screen)."""
-    what = f"{len(records)} runs" if len(records) > 1 else records[0].name
-
-    def done(path: Path | None) -> None:
-        if path is not None:
-            screen.post_message(ExportDone(path, None))
-
-    screen.app.push_screen(ExportDialog(what, default_export_path(), records), done)
-
-
-def _export_worker(screen: Screen, records: list[RunRecord], fmt: str, path: Path, per_epoch: bool) -> None:
-    def job() -> None:
-        from ...runs.export import export_records
-
-        try:
-            # Re-read the runs: the records may be a few seconds old (a running run moved on).
-            fresh = [load_record(RunDir(r.path), history=True) for r in records if r.path.is_dir()]
-            out = export_records(fresh, fmt, path, per_epoch=per_epoch)
-            screen.post_message(ExportDone(out, None))
-        except OptaiError as e:
-            screen.post_message(ExportDone(None, str(e)))
-        except Exception as e:  # a bug: tell the user instead of crashing the screen
-            screen.post_message(ExportDone(None, f"{type(e).__name__}: {e}"))
-
-    screen.run_worker(job, thread=True, group="export", exit_on_error=False)
-
-
-def on_export_done(screen: Screen, message: ExportDone) -> None:
-    if message.error:
-        screen.notify(message.error, title="export failed", severity="error", timeout=8, markup=False)
-    else:
-        screen.notify(f"wrote {message.path}", title="export", markup=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# The screen
 
 
 class RunsScreen(Screen):
@@ -414,7 +153,7 @@ class RunsScreen(Screen):
                 label += " ▼" if self.sort_reverse else " ▲"
             table.add_column(label, key=c.key)
         for r in self.shown:
-            cells = [_text(c.cell(r)) for c in COLUMNS]
+            cells = [as_text(c.cell(r)) for c in COLUMNS]
             cells[0] = Text("✓", style="bold green") if r.run_id in self.selected else ""
             table.add_row(*cells, key=r.run_id)
         if keep is not None:
@@ -542,22 +281,10 @@ class RunsScreen(Screen):
             self.notify("no run under the cursor", severity="warning")
         return r
 
-    def _app_call(self, name: str, *args: Any) -> bool:
-        fn = getattr(self.app, name, None)
-        if fn is None:
-            self.notify(f"not available in this app ({name})", severity="warning", markup=False)
-            return False
-        try:
-            fn(*args)
-        except OptaiError as e:
-            self.notify(str(e), severity="error", markup=False)
-            return False
-        return True
-
     def action_open(self) -> None:
         r = self._need_run()
         if r is not None:
-            self._app_call("open_dashboard", r.run_id)
+            self.post_message(OpenDashboard(r.run_id))
 
     def action_load_config(self) -> None:
         r = self._need_run()
@@ -571,7 +298,7 @@ class RunsScreen(Screen):
         except OSError as e:
             self.notify(f"{r.run_id}: cannot read its config ({e})", severity="error", markup=False)
             return
-        self._app_call("load_config_into_form", cfg)
+        self.post_message(LoadConfig(cfg))
 
     def action_resume(self) -> None:
         r = self._need_run()
@@ -585,10 +312,7 @@ class RunsScreen(Screen):
                 f"{r.name} completed all its epochs; load its config (l) to train it longer", severity="warning", markup=False
             )
             return
-        if not RunDir(r.path).last_checkpoint.is_file():
-            self.notify(f"{r.name} has no checkpoint to resume from", severity="error", markup=False)
-            return
-        self._app_call("resume_run", r.run_id)
+        self.post_message(ResumeRun(r.run_id))  # the app resumes through runs/launch, which refuses what cannot go on
 
     def action_transfer(self) -> None:
         r = self._need_run()
@@ -598,7 +322,7 @@ class RunsScreen(Screen):
         if not (run.best_checkpoint.is_file() or run.last_checkpoint.is_file()):
             self.notify(f"{r.name} has no checkpoint yet: no backbone to transfer", severity="error", markup=False)
             return
-        self._app_call("start_transfer_from", r.run_id)
+        self.post_message(TransferFrom(r.run_id))
 
     def action_edit_meta(self) -> None:
         r = self._need_run()
@@ -632,11 +356,11 @@ class RunsScreen(Screen):
         def done(yes: bool | None) -> None:
             if not yes:
                 return
-            if run.status() == "running":  # it may have been resumed meanwhile
-                self.notify(f"{r.name} is training again: not deleted", severity="error", markup=False)
-                return
             try:
-                shutil.rmtree(run.path)
+                delete_run(run)  # refused if it was resumed meanwhile
+            except OptaiError as e:
+                self.notify(f"not deleted: {e}", severity="error", markup=False)
+                return
             except OSError as e:
                 self.notify(f"could not delete {run.path}: {e}", severity="error", markup=False)
                 return
@@ -646,9 +370,12 @@ class RunsScreen(Screen):
 
         size = _folder_size(run.path)
         self.app.push_screen(
-            ConfirmDeleteDialog(
+            ConfirmScreen(
                 f"Delete run {r.name} ({r.run_id}, {r.status}, {fmt_count(size)}B on disk) "
-                f"with its checkpoints and logs? This cannot be undone."
+                f"with its checkpoints and logs? This cannot be undone.",
+                yes="Delete",
+                no="Cancel",
+                danger=True,
             ),
             done,
         )
@@ -690,7 +417,7 @@ class RunsScreen(Screen):
         run_export(self, chosen)
 
     def on_export_done(self, message: ExportDone) -> None:
-        on_export_done(self, message)
+        report_export_done(self, message)
 
 
 def _folder_size(path: Path) -> int:

@@ -17,7 +17,7 @@ from ...config import RunConfig, validate_config
 from ...errors import ConfigError
 from ...presets import DEFAULT_PRESET, diff_configs, find_preset, flatten, preset_data, save_preset
 from ..form_spec import FieldSpec, FormResult, flat_values
-from ..messages import DevicesReady
+from ..messages import DevicesReady, OpenDashboard, StartRun
 from ..widgets.config_form import ConfigForm
 from ..widgets.cost_preview import CostPreview
 from ..widgets.device_panel import DevicePanel
@@ -60,6 +60,7 @@ class SetupScreen(Screen):
         self._initial = cfg
         self.devices: list | None = None
         self.preset_error: str | None = None
+        self.last_run_id: str | None = None  # the run whose dashboard was shown last (the app sets it)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -158,11 +159,12 @@ class SetupScreen(Screen):
     # -- actions ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "dashboard":
-            return bool(getattr(self.app, "last_dashboard_id", None))
+            return self.last_run_id is not None
         return True
 
     def action_dashboard(self) -> None:
-        self.app.action_last_dashboard()  # type: ignore[attr-defined]
+        if self.last_run_id is not None:
+            self.post_message(OpenDashboard(self.last_run_id))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start-button":
@@ -184,7 +186,7 @@ class SetupScreen(Screen):
     def action_start(self) -> None:
         result = self.refuse_if_invalid("cannot start")
         if result is not None:
-            self.app.start_run(result.config)  # type: ignore[attr-defined]
+            self.post_message(StartRun(result.config))
 
     def action_load_preset(self) -> None:
         self.app.push_screen(PresetPicker(), self._preset_chosen)

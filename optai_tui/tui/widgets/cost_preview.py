@@ -1,6 +1,7 @@
 """Cost preview: parameters, MACs and estimated training memory of the configured model, and the
 seconds per epoch measured by the most recent finished run of the same setup (model, width, dataset,
-transfer mode, image size, device, batch size), scaled when only the number of training images differs."""
+transfer mode, image size, device, batch size), scaled when only the number of training images differs
+(``runs.estimate`` finds that run)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from ...config import RunConfig
-from ...runs.store import RunDir
+from ...runs.estimate import estimate_epoch_seconds, features_cached, run_device
 from ..messages import CostReady
 
 DEBOUNCE_S = 0.3
@@ -34,53 +35,8 @@ def cost_key(cfg: RunConfig) -> tuple:
         # the training set and the cached-features fast path decide which past runs are comparable
         cfg.data.subset,
         cfg.data.val_split,
-        _features_cached(cfg),
+        features_cached(cfg),
     )
-
-
-def _features_cached(cfg: RunConfig) -> bool:
-    """A linear probe that trains its head on features computed once: an epoch costs ~1% of a full one."""
-    return cfg.transfer.mode == "linear_probe" and cfg.transfer.cache_features and not cfg.data.augment
-
-
-def _same_setup(a: RunConfig, b: RunConfig) -> bool:
-    """Everything but the number of training images that sets the seconds an epoch takes."""
-    return (
-        a.model.arch == b.model.arch
-        and a.model.width == b.model.width
-        and a.data.dataset == b.data.dataset
-        and a.transfer.mode == b.transfer.mode
-        and _features_cached(a) == _features_cached(b)
-        and a.effective_image_size() == b.effective_image_size()
-        and a.train.batch_size == b.train.batch_size
-    )
-
-
-def _pool_size(used: int, subset: int | None, val_split: float) -> tuple[int, bool]:
-    """(images before the validation hold-out, whether that is the whole training set) of a run that
-    trained on ``used`` images."""
-    n0 = used
-    if val_split:
-        guess = round(used / (1 - val_split))
-        n0 = next((n for n in range(max(guess - 2, used), guess + 3) if n - round(n * val_split) == used), guess)
-    return n0, subset is None or n0 < subset
-
-
-def expected_train_images(cfg: RunConfig, past: RunConfig, past_images: int, full: int | None = None) -> int | None:
-    """How many images ``cfg`` trains on, from a past run on the same dataset that trained on
-    ``past_images`` (and the dataset's whole training set, ``full``, when known): None when it cannot be told."""
-    if (cfg.data.subset, cfg.data.val_split) == (past.data.subset, past.data.val_split):
-        return past_images
-    n0, whole = _pool_size(past_images, past.data.subset, past.data.val_split)
-    if not whole and full is not None:
-        n0, whole = full, True
-    if cfg.data.subset is not None and (cfg.data.subset <= n0 or whole):
-        pool = min(cfg.data.subset, n0)
-    elif whole:
-        pool = n0
-    else:  # the past run used a subset; this config asks for more than it saw
-        return None
-    return pool - round(pool * cfg.data.val_split) if cfg.data.val_split else pool
 
 
 def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = None) -> dict[str, Any]:
@@ -103,75 +59,11 @@ def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = N
     mem = estimate_train_memory_mb(model, cfg.train.batch_size, size, in_ch, optimizer_states=states)
     out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size}
     if runs_dir is not None:
-        out.update(measured_epoch(cfg, runs_dir, devices))
+        device = run_device(cfg.train.device, [d.spec for d in devices] if devices else None)
+        estimate = estimate_epoch_seconds(cfg, runs_dir, device)
+        if estimate is not None:
+            out.update(estimate.as_dict())
     return out
-
-
-def measured_epoch(cfg: RunConfig, runs_dir: Path, devices: list | None) -> dict[str, Any]:
-    """Seconds per epoch of the most recent completed run of the same setup on the same device: as
-    measured when it trained on as many images, else scaled by the number of training images."""
-    from ...runs.store import list_runs
-
-    device = cfg.train.device
-    if device == "auto":
-        device = devices[0].spec if devices else None
-    elif device == "cuda":
-        device = "cuda:0"
-    scaled: dict[str, Any] = {}
-    runs = list(reversed(list_runs(runs_dir)))
-    unsized: list[tuple[RunDir, RunConfig, int, float]] = []  # comparable runs on a subset, for a larger training set
-    for run in runs:
-        s = run.read_summary()
-        spe, used = s.get("seconds_per_epoch"), s.get("num_train")
-        if not (
-            s.get("status") == "completed"
-            and spe
-            and used
-            and s.get("arch") == cfg.model.arch
-            and s.get("dataset") == cfg.data.dataset
-            and (device is None or s.get("device") == device)
-        ):
-            continue
-        try:
-            past = run.load_config()
-        except Exception:  # an old or broken config: not comparable
-            continue
-        if not _same_setup(cfg, past):
-            continue
-        images = expected_train_images(cfg, past, int(used))
-        if images == used:
-            return {"seconds_per_epoch": spe, "measured_in": run.run_id, "measured_images": used}
-        if images is None:
-            unsized.append((run, past, int(used), spe))
-        elif not scaled:
-            scaled = _scaled(run, spe, int(used), images)
-    if not scaled and unsized:
-        full = _full_train_size(runs, cfg.data.dataset)
-        for run, past, used, spe in unsized:
-            images = expected_train_images(cfg, past, used, full)
-            if images:
-                return _scaled(run, spe, used, images)
-    return scaled
-
-
-def _scaled(run: RunDir, spe: float, used: int, images: int) -> dict[str, Any]:
-    return {"seconds_per_epoch": spe * images / used, "measured_in": run.run_id, "measured_images": used, "scaled_to": images}
-
-
-def _full_train_size(runs: list[RunDir], dataset: str) -> int | None:
-    """The size of ``dataset``'s whole training set, from any run that trained on all of it."""
-    for run in runs:
-        s = run.read_summary()
-        if s.get("dataset") != dataset or not s.get("num_train"):
-            continue
-        try:
-            past = run.load_config()
-        except Exception:
-            continue
-        n0, whole = _pool_size(int(s["num_train"]), past.data.subset, past.data.val_split)
-        if whole:
-            return n0
-    return None
 
 
 def _num(n: float, unit: str = "") -> str:

@@ -8,8 +8,8 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from ...runs.compare import Series
-from .charts import thin
+from ...runs.compare import RunCurve
+from .metric_chart import thin
 
 # plotext names of ANSI colours, readable in a 16-colour terminal; a run keeps its colour across plots.
 RUN_COLORS = ("blue", "red", "green", "orange", "magenta", "cyan", "yellow", "white", "gray")
@@ -24,7 +24,7 @@ class RunsCurvesPlot(PlotextPlot):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.series: list[Series] = []
+        self.series: list[RunCurve] = []
         self.run_colors: dict[str, str] = {}
         self.title = ""
         self.x_label = ""
@@ -34,7 +34,7 @@ class RunsCurvesPlot(PlotextPlot):
 
     def set_series(
         self,
-        series: Sequence[Series],
+        series: Sequence[RunCurve],
         *,
         colors: dict[str, str],
         title: str,

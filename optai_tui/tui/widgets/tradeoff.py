@@ -18,8 +18,8 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
+from ...runs.axes import log_ticks, nice_ticks, should_log
 from ...fmt import fmt_seconds
-from ...runs.charts import log_ticks, nice_ticks, should_log
 from ...runs.compare import TradeoffPoint
 
 FRONT_COLOR = "red"

@@ -1,5 +1,8 @@
-"""Metric charts drawn with plotext (textual-plotext). The screen decides when to redraw; a chart only
-rebuilds its figure in ``set_lines`` and plotext renders it on the next refresh."""
+"""The dashboard's metric chart (loss, accuracy, lr of one run), drawn with plotext (textual-plotext).
+
+The screen decides when to redraw; a chart only rebuilds its figure in ``set_lines`` and plotext renders
+it on the next refresh. ``thin`` bounds the points of a line (the compare screen's curves use it too).
+Static charts for exported reports are another job: runs/report_charts.py."""
 
 from __future__ import annotations
 

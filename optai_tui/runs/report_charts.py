@@ -1,4 +1,5 @@
 """Static charts for exported reports: trade-off scatter plots with the Pareto front, and metric curves.
+(The terminal's charts are widgets under tui/widgets; the axis ticks they share with these are in ``runs.axes``.)
 
 SVG is written by hand (no dependency); PNG through matplotlib when it is installed. ``image_format()``
 picks PNG where matplotlib imports and SVG elsewhere. Nothing here imports Textual.
@@ -12,7 +13,8 @@ from collections.abc import Callable, Sequence
 from xml.sax.saxutils import escape
 
 from ..fmt import fmt_count
-from .compare import Series, TradeoffPoint
+from .axes import log_ticks, nice_ticks, should_log
+from .compare import RunCurve, TradeoffPoint
 
 PALETTE = (
     "#1f77b4",
@@ -50,50 +52,6 @@ def image_format(preferred: str = "auto") -> str:
 
 def pct(v: float) -> str:
     return f"{100 * v:.0f}%" if abs(100 * v - round(100 * v)) < 1e-9 else f"{100 * v:.1f}%"
-
-
-def should_log(xs: Sequence[float]) -> bool:
-    """Log axis when positive values span more than a factor of 20."""
-    pos = [x for x in xs if x > 0]
-    return len(pos) == len(xs) and len(pos) >= 2 and max(pos) / min(pos) > 20
-
-
-# ---------------------------------------------------------------------------------------------
-# Ticks
-
-
-def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[float]:
-    """Round tick values covering [lo, hi] (about n of them; whole numbers only if ``integer``)."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return [0.0]
-    if hi <= lo:
-        pad = abs(lo) * 0.1 or 1.0
-        lo, hi = lo - pad, hi + pad
-    raw = (hi - lo) / max(n, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    if integer:
-        step = max(1.0, float(math.ceil(step)))
-    start = math.floor(lo / step) * step
-    ticks = []
-    t = start
-    while t <= hi + step * 1e-9:
-        ticks.append(round(t, 12))
-        t += step
-    if ticks[-1] < hi:
-        ticks.append(round(t, 12))
-    return ticks
-
-
-def log_ticks(lo: float, hi: float) -> list[float]:
-    """Powers of ten (and 2x, 5x when the range is short) covering [lo, hi]."""
-    a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    mults = (1, 2, 5) if b - a <= 3 else (1,)
-    ticks = [m * 10**e for e in range(a, b + 1) for m in mults]
-    inside = [t for t in ticks if lo <= t <= hi]
-    below = [t for t in ticks if t < lo]
-    above = [t for t in ticks if t > hi]
-    return ([below[-1]] if below else []) + inside + ([above[0]] if above else [])
 
 
 class _Axis:
@@ -199,7 +157,7 @@ def scatter_svg(
 
 
 def lines_svg(
-    series: Sequence[Series], *, title: str, x_label: str, y_label: str, y_pct: bool = False, x_integer: bool = False
+    series: Sequence[RunCurve], *, title: str, x_label: str, y_label: str, y_pct: bool = False, x_integer: bool = False
 ) -> str:
     """Overlaid curves, one colour per run, with a legend."""
     xs = [x for s in series for x in s.x] or [0.0, 1.0]
@@ -289,7 +247,7 @@ def scatter_png(
 
 
 def lines_png(
-    series: Sequence[Series], *, title: str, x_label: str, y_label: str, y_pct: bool = False, x_integer: bool = False
+    series: Sequence[RunCurve], *, title: str, x_label: str, y_label: str, y_pct: bool = False, x_integer: bool = False
 ) -> bytes:
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
