@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .errors import ConfigError, OptaiError
@@ -35,9 +36,10 @@ def _err_console() -> Console:
 
 
 def print_error(err: OptaiError) -> None:
-    text = f"{err.field}: {err.message}" if err.field and not err.message.startswith(err.field) else err.message
+    """The error as a short red panel: its headline, the hint dimmed under it (text, never markup)."""
+    text = Text(err.headline())
     if err.hint:
-        text += f"\n[dim]{err.hint}[/dim]"
+        text.append("\n" + err.hint, style="dim")
     title = "invalid input" if err.exit_code == EXIT_INVALID else "error"
     _err_console().print(Panel(text, title=title, border_style="red", expand=False))
 

@@ -399,7 +399,7 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> list[tupl
 def validate_config(
     data: dict[str, Any], *, source: str | None = None, field_sources: dict[str, str] | None = None
 ) -> RunConfig:
-    """Build a RunConfig or raise ConfigError naming the first bad field (all problems in .problems).
+    """Build a RunConfig or raise ConfigError naming the first bad field (all of them in its ``problems``).
 
     ``source`` says where the values came from (a preset file); ``field_sources`` where some fields
     came from instead (``{"optim.lr": "--set optim.lr=0"}``): the error names the one that applies.
@@ -411,7 +411,6 @@ def validate_config(
     except ValidationError as err:
         problems = format_validation_error(err)
         field, msg = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         origin = source
         for key, src in (field_sources or {}).items():
             if field == key or field.startswith(key + "."):
@@ -421,10 +420,7 @@ def validate_config(
             named = [src for key, src in (field_sources or {}).items() if key in msg]
             if named:
                 origin = ", ".join(named) + (f" on {source}" if source else "")
-        where = f" (in {origin})" if origin else ""
-        exc = ConfigError(f"{msg}{more}{where}", field=field)
-        exc.problems = problems  # type: ignore[attr-defined]
-        raise exc from None
+        raise ConfigError.from_problems(problems, where=f" (in {origin})" if origin else "") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

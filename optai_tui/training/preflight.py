@@ -28,13 +28,8 @@ def preflight(cfg, *, runs_dir: Path | str | None = None, devices: Iterable[str]
 
 def raise_if_problems(problems: list[tuple[str, str]]) -> None:
     """Raise the first problem as a ConfigError (its field named) carrying all of them."""
-    if not problems:
-        return
-    field, msg = problems[0]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    err = ConfigError(msg + more, field=field)
-    err.problems = problems
-    raise err
+    if problems:
+        raise ConfigError.from_problems(problems)
 
 
 # -- device and precision --------------------------------------------------------------------
@@ -72,7 +67,7 @@ def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[tuple
     try:
         arch, width, what = backbone_source(ref, runs_dir)
     except OptaiError as e:
-        hint = f"; {e.hint}" if getattr(e, "hint", None) else ""
+        hint = f"; {e.hint}" if e.hint else ""
         yield "transfer.backbone", f"{e.message}{hint}"
         return
     want_arch, want_width = cfg.model.arch, float(cfg.model.width)

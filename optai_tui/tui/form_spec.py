@@ -237,7 +237,7 @@ def validate_values(specs: list[FieldSpec], raw: dict[str, Any], *, extra_checks
         try:
             cfg = validate_config(data)
         except ConfigError as err:
-            for field, msg in getattr(err, "problems", [(err.field or "", err.message)]):
+            for field, msg in err.problems:
                 _attach(problems, keys, field, msg)
         caught = [str(w.message) for w in wlist]
     if cfg is not None and extra_checks is not None:
