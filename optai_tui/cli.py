@@ -144,7 +144,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from .config import config_to_commented_yaml
+    from .configio import config_to_commented_yaml
     from .presets import find_preset, list_presets, load_preset
 
     console = Console(highlight=False)

@@ -1,6 +1,7 @@
 import pytest
 
-from optai_tui.config import RunConfig, apply_overrides, config_to_dict, field_help, iter_fields, validate_config
+from optai_tui.config import RunConfig, config_to_dict, field_help, iter_fields, validate_config
+from optai_tui.configio import apply_overrides
 from optai_tui.errors import ConfigError, UnknownNameError
 
 
