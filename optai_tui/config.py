@@ -3,6 +3,11 @@
 Every field carries a docstring (pydantic stores it as the field description, which the form shows
 as help). Defaults reproduce the kuangliu/pytorch-cifar recipe: SGD lr 0.1, momentum 0.9, weight
 decay 5e-4, cosine over the run, batch 128, random crop 32 pad 4 + horizontal flip.
+
+The schema alone: validating touches no file and imports no torch (the architecture and dataset facts
+come from the torch-free catalogues ``models/catalog.py`` and ``data/registry.py``). Text in and out
+(YAML, ``--set``) is ``configio.py``; the checks that need this machine (devices, the dataset folder, a
+backbone) are ``training/preflight.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .data.registry import dataset_info
 from .errors import ConfigError, UnknownNameError
+from .models.catalog import ARCHITECTURES, architecture_info, imagenet_pretrained
 
 DatasetName = Literal["shapes", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "imagefolder"]
 TransferMode = Literal["scratch", "linear_probe", "finetune", "probe_then_finetune"]
@@ -95,12 +102,8 @@ class ModelConfig(_Section):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, v: str) -> str:
-        from .models import list_models
-
-        names = list_models()
-        if v not in names:
-            err = UnknownNameError("architecture", v, names)
-            raise ValueError(str(err))
+        if v not in ARCHITECTURES:
+            raise ValueError(str(UnknownNameError("architecture", v, ARCHITECTURES)))
         return v
 
 
@@ -298,11 +301,7 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _cross(self) -> RunConfig:
-        from .data import dataset_info
-        from .models import get_model_info
-
-        info = get_model_info(self.model.arch)
-        dinfo = dataset_info(self.data.dataset)
+        info = architecture_info(self.model.arch)
         size = self.effective_image_size()
         if size is not None and size < info.min_image_size:
             raise ValueError(
@@ -313,7 +312,7 @@ class RunConfig(_Section):
             raise ValueError(f"model.width: {self.model.arch} is a torchvision architecture; only width 1.0 is available")
         if self.transfer.backbone == "imagenet":
             if info.pretrained is None:
-                alts = ", ".join(n for n in _imagenet_models())
+                alts = ", ".join(imagenet_pretrained())
                 raise ValueError(
                     f"transfer.backbone: {self.model.arch} has no published ImageNet weights; choose one of {alts}"
                 )
@@ -343,7 +342,6 @@ class RunConfig(_Section):
             raise ValueError(
                 f"transfer.probe_epochs: must be fewer than train.epochs ({self.train.epochs}) so fine-tuning gets epochs"
             )
-        del dinfo
         return self
 
     def cycles_momentum(self) -> bool:
@@ -356,18 +354,10 @@ class RunConfig(_Section):
             return self.transfer.resize_to
         if self.data.image_size:
             return self.data.image_size
-        from .data import dataset_info
-
         return dataset_info(self.data.dataset).image_size
 
     def display_name(self) -> str:
         return self.name or f"{self.model.arch}-{self.data.dataset}"
-
-
-def _imagenet_models() -> list[str]:
-    from .models import get_model_info, list_models
-
-    return [n for n in list_models(kind="imagenet") if get_model_info(n).pretrained]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,14 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from optai_tui.config import RunConfig, config_to_dict, field_help, iter_fields, validate_config
 from optai_tui.configio import apply_overrides
 from optai_tui.errors import ConfigError, UnknownNameError
+
+from .conftest import REPO
 
 
 def refused(data: dict) -> ConfigError:
@@ -105,3 +111,27 @@ def test_overrides_parse_types_and_refuse_unknown_keys():
 def test_config_round_trips_through_dict():
     cfg = validate_config({"optim": {"name": "adamw", "lr": 1e-3}, "schedule": {"name": "onecycle"}, "train": {"epochs": 7}})
     assert validate_config(config_to_dict(cfg)) == cfg
+
+
+def test_validation_never_imports_torch():
+    """The schema reads the torch-free catalogues: validating a config, every shipped preset, or a
+    refused one, in a fresh interpreter, leaves torch unimported."""
+    code = """
+import sys
+from optai_tui.config import validate_config
+from optai_tui.errors import ConfigError
+from optai_tui.presets import list_presets, load_preset
+validate_config({})
+for ref in list_presets():
+    load_preset(ref.name)
+try:
+    validate_config({"model": {"arch": "resnt18"}, "data": {"dataset": "imagefolder"}, "transfer": {"mode": "finetune"}})
+except ConfigError:
+    pass
+else:
+    raise SystemExit("not refused")
+assert "torch" not in sys.modules, "torch imported"
+"""
+    env = os.environ | {"PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)
+    assert r.returncode == 0, r.stderr

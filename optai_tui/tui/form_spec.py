@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from ..config import RunConfig, config_to_dict, iter_fields, validate_config
 from ..errors import ConfigError
+from ..models.catalog import ARCHITECTURES, FAMILIES, architecture_info, architecture_names
 
 SECTION_TITLES = {
     "run": "Run",
@@ -99,8 +100,6 @@ def _analyse(annotation) -> tuple[str, bool, tuple[str, ...]]:
 
 def form_fields() -> list[FieldSpec]:
     """Every leaf setting of RunConfig, in schema order."""
-    from ..models import FAMILIES, get_model_info, list_models
-
     defaults = config_to_dict(RunConfig.model_construct())
     out = []
     for section, name, finfo in iter_fields():
@@ -111,8 +110,8 @@ def form_fields() -> list[FieldSpec]:
         kind = "switch" if scalar == "bool" else ("select" if choices else "text")
         if key == "model.arch":
             fam_order = list(FAMILIES)
-            names = list_models()
-            names.sort(key=lambda n: (fam_order.index(get_model_info(n).family), get_model_info(n).kind, _natural(n)))
+            names = architecture_names()  # what the schema accepts
+            names.sort(key=lambda n: (fam_order.index(ARCHITECTURES[n].family), ARCHITECTURES[n].kind, _natural(n)))
             choices, kind = tuple(names), "select"
         elif key == "train.device":
             choices, kind = ("auto", "cpu"), "select"
@@ -126,9 +125,7 @@ def _natural(name: str) -> list:
 
 def arch_label(name: str) -> str:
     """Select label of an architecture: grouped by family (the options are sorted by family)."""
-    from ..models import get_model_info
-
-    info = get_model_info(name)
+    info = architecture_info(name)
     tag = "tv" if info.kind == "imagenet" else "cifar"
     return f"{info.family} / {name} ({tag})"
 
