@@ -20,11 +20,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .data.registry import dataset_info
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, Problem, UnknownNameError
 from .models.catalog import ARCHITECTURES, architecture_info, imagenet_pretrained
 
 DatasetName = Literal["shapes", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "imagefolder"]
 TransferMode = Literal["scratch", "linear_probe", "finetune", "probe_then_finetune"]
+
+
+class FieldProblem(ValueError):
+    """A rule a validator finds broken, with its location as data: the field it is about and the other
+    fields it involves, both dotted relative to the model whose validator raises it (``"nesterov"`` in
+    OptimConfig, ``"data.image_size"`` in RunConfig). Pydantic keeps it in the error's ``ctx["error"]``,
+    where ``format_validation_error`` reads them; the message never repeats the field."""
+
+    def __init__(self, field: str, message: str, *, related: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.related = tuple(related)
 
 
 class _Section(BaseModel):
@@ -72,23 +85,24 @@ class DataConfig(_Section):
     def _check_path(self) -> DataConfig:
         if self.dataset == "imagefolder":
             if not self.path:
-                raise ValueError("data.path: dataset 'imagefolder' needs a path holding train/ and val/ or test/")
+                raise FieldProblem("path", "dataset 'imagefolder' needs a path holding train/ and val/ or test/")
             p = Path(self.path).expanduser()
             if not p.is_dir():
-                raise ValueError(f"data.path: folder {str(p)!r} does not exist")
+                raise FieldProblem("path", f"folder {str(p)!r} does not exist")
             if not (p / "train").is_dir():
-                raise ValueError(f"data.path: {str(p)!r} has no train/ folder")
+                raise FieldProblem("path", f"{str(p)!r} has no train/ folder")
             try:  # the classes are train/'s sub-folders (as torchvision's ImageFolder finds them)
                 classes = sorted(e.name for e in os.scandir(p / "train") if e.is_dir())
             except OSError as e:
-                raise ValueError(f"data.path: cannot read {str(p / 'train')!r} ({e.strerror or e})") from None
+                raise FieldProblem("path", f"cannot read {str(p / 'train')!r} ({e.strerror or e})") from None
             if len(classes) < 2:
                 found = f" ({', '.join(classes)})" if classes else ""
-                raise ValueError(
-                    f"data.path: needs at least 2 classes (a folder each under train/), found {len(classes)}{found} in {p / 'train'}"
+                raise FieldProblem(
+                    "path",
+                    f"needs at least 2 classes (a folder each under train/), found {len(classes)}{found} in {p / 'train'}",
                 )
         elif self.path:
-            raise ValueError(f"data.path: only used with dataset 'imagefolder' (dataset is {self.dataset!r})")
+            raise FieldProblem("path", f"only used with dataset 'imagefolder' (dataset is {self.dataset!r})")
         return self
 
 
@@ -142,9 +156,15 @@ class TransferConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> TransferConfig:
         if self.mode != "scratch" and not self.backbone:
-            raise ValueError(f"transfer.backbone: transfer.mode {self.mode} needs a backbone ('imagenet', a checkpoint file or a run id)")
+            raise FieldProblem(
+                "backbone",
+                f"transfer.mode {self.mode} needs a backbone ('imagenet', a checkpoint file or a run id)",
+                related=("mode",),
+            )
         if self.mode == "scratch" and self.backbone:
-            raise ValueError("transfer.mode: a backbone is set, so choose linear_probe, finetune or probe_then_finetune (or clear the backbone)")
+            raise FieldProblem(
+                "mode", "a backbone is set, so choose linear_probe, finetune or probe_then_finetune (or clear the backbone)"
+            )
         return self
 
 
@@ -176,9 +196,13 @@ class OptimConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> OptimConfig:
         if self.nesterov and self.name != "sgd":
-            raise ValueError("optim.nesterov: only SGD has Nesterov momentum; turn it off or choose sgd")
+            raise FieldProblem("nesterov", "only SGD has Nesterov momentum; turn it off or choose sgd")
         if self.nesterov and self.momentum == 0:
-            raise ValueError("optim.nesterov: Nesterov needs momentum > 0; set optim.momentum (e.g. 0.9) or turn Nesterov off")
+            raise FieldProblem(
+                "nesterov",
+                "Nesterov needs momentum > 0; set optim.momentum (e.g. 0.9) or turn Nesterov off",
+                related=("momentum",),
+            )
         return self
 
 
@@ -219,12 +243,15 @@ class ScheduleConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> ScheduleConfig:
         if self.name == "step" and not self.milestones:
-            raise ValueError("schedule.milestones: schedule.name step needs at least one milestone epoch, e.g. [100, 150]")
+            raise FieldProblem(
+                "milestones", "schedule.name step needs at least one milestone epoch, e.g. [100, 150]", related=("name",)
+            )
         if any(m < 1 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
-            raise ValueError("schedule.milestones: must be increasing positive epoch numbers, e.g. [100, 150]")
+            raise FieldProblem("milestones", "must be increasing positive epoch numbers, e.g. [100, 150]")
         if self.onecycle_base_momentum > self.onecycle_max_momentum:
-            raise ValueError(
-                f"schedule.onecycle_base_momentum: must not exceed onecycle_max_momentum "
+            raise FieldProblem(
+                "onecycle_base_momentum",
+                f"must not exceed onecycle_max_momentum "
                 f"({self.onecycle_base_momentum} > {self.onecycle_max_momentum})"
             )
         return self
@@ -272,7 +299,7 @@ class TrainConfig(_Section):
             return v
         if v.startswith("cuda:") and v[5:].isdigit():
             return v
-        raise ValueError(f"train.device: {v!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+        raise ValueError(f"{v!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
 
 
 class RunConfig(_Section):
@@ -304,20 +331,20 @@ class RunConfig(_Section):
         info = architecture_info(self.model.arch)
         size = self.effective_image_size()
         if size is not None and size < info.min_image_size:
-            raise ValueError(
-                f"data.image_size: {self.model.arch} needs images of at least {info.min_image_size}px, got {size}px; "
-                f"raise data.image_size or transfer.resize_to, or pick another architecture"
+            raise FieldProblem(
+                "data.image_size",
+                f"{self.model.arch} needs images of at least {info.min_image_size}px, got {size}px; "
+                f"raise data.image_size or transfer.resize_to, or pick another architecture",
+                related=("transfer.resize_to",),
             )
         if info.kind == "imagenet" and self.model.width != 1.0:
-            raise ValueError(f"model.width: {self.model.arch} is a torchvision architecture; only width 1.0 is available")
+            raise FieldProblem("model.width", f"{self.model.arch} is a torchvision architecture; only width 1.0 is available")
         if self.transfer.backbone == "imagenet":
             if info.pretrained is None:
                 alts = ", ".join(imagenet_pretrained())
-                raise ValueError(
-                    f"transfer.backbone: {self.model.arch} has no published ImageNet weights; choose one of {alts}"
-                )
+                raise FieldProblem("transfer.backbone", f"{self.model.arch} has no published ImageNet weights; choose one of {alts}")
             if self.data.normalize != "imagenet":
-                raise ValueError("data.normalize: an ImageNet backbone expects ImageNet normalisation; set it to 'imagenet'")
+                raise FieldProblem("data.normalize", "an ImageNet backbone expects ImageNet normalisation; set it to 'imagenet'")
             if (size or 0) < 64:
                 warnings.warn(
                     f"{self.model.arch} was trained on 224px ImageNet images; at {size}px expect a large accuracy loss "
@@ -326,21 +353,27 @@ class RunConfig(_Section):
                     stacklevel=2,
                 )
         elif info.kind == "cifar" and self.data.normalize == "imagenet" and self.transfer.mode != "scratch":
-            raise ValueError(
-                f"data.normalize: {self.model.arch} is a CIFAR-style backbone trained with dataset statistics; set it to 'dataset'"
+            raise FieldProblem(
+                "data.normalize",
+                f"{self.model.arch} is a CIFAR-style backbone trained with dataset statistics; set it to 'dataset'"
             )
         if self.cycles_momentum() and self.optim.name == "sgd" and self.optim.momentum == 0:
-            raise ValueError(
-                "schedule.onecycle_cycle_momentum: plain SGD (optim.momentum 0) has no momentum to cycle; "
-                "set optim.momentum > 0 or turn onecycle_cycle_momentum off"
+            raise FieldProblem(
+                "schedule.onecycle_cycle_momentum",
+                "plain SGD (optim.momentum 0) has no momentum to cycle; set optim.momentum > 0 or turn onecycle_cycle_momentum off",
+                related=("optim.momentum",),
             )
         if self.schedule.milestones and self.schedule.milestones[-1] > self.train.epochs and self.schedule.name == "step":
-            raise ValueError(
-                f"schedule.milestones: milestone {self.schedule.milestones[-1]} is past the last epoch (train.epochs {self.train.epochs})"
+            raise FieldProblem(
+                "schedule.milestones",
+                f"milestone {self.schedule.milestones[-1]} is past the last epoch (train.epochs {self.train.epochs})",
+                related=("train.epochs",),
             )
         if self.transfer.mode == "probe_then_finetune" and self.transfer.probe_epochs >= self.train.epochs:
-            raise ValueError(
-                f"transfer.probe_epochs: must be fewer than train.epochs ({self.train.epochs}) so fine-tuning gets epochs"
+            raise FieldProblem(
+                "transfer.probe_epochs",
+                f"must be fewer than train.epochs ({self.train.epochs}) so fine-tuning gets epochs",
+                related=("train.epochs",),
             )
         return self
 
@@ -364,25 +397,31 @@ class RunConfig(_Section):
 # Errors and introspection
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
-    """(dotted field, message) pairs from a pydantic error, with our own 'field: ...' prefixes honoured."""
-    out: list[tuple[str, str]] = []
+def format_validation_error(err: ValidationError, prefix: str = "") -> list[Problem]:
+    """One Problem per pydantic error: where it is (from the error's location, refined by the
+    FieldProblem a validator raised), and what is wrong, in the user's words."""
+    out: list[Problem] = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
+        base = [prefix, *(str(p) for p in e["loc"])]
         msg = e["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if e["type"] == "extra_forbidden":
+        related: tuple[str, ...] = ()
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldProblem):
+            msg = cause.message
+            related = tuple(_dotted(*base, r) for r in cause.related)
+            base.append(cause.field)
+        elif e["type"] == "extra_forbidden":
             msg = "unknown key (not a setting; check the spelling)"
         elif e["type"] == "literal_error":
             msg = msg.replace("Input should be", "must be one of")
-        # Our validators say "section.field: message": use that field instead of the model's location.
-        head, sep, rest = msg.partition(": ")
-        if sep and "." in head and " " not in head:
-            loc, msg = head, rest
-        full = ".".join(p for p in (prefix, loc) if p)
-        out.append((full or "config", msg))
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append(Problem(_dotted(*base) or "config", msg, related))
     return out
+
+
+def _dotted(*parts: str) -> str:
+    return ".".join(p for p in parts if p)
 
 
 def validate_config(
@@ -399,17 +438,22 @@ def validate_config(
             return RunConfig.model_validate(data)
     except ValidationError as err:
         problems = format_validation_error(err)
-        field, msg = problems[0]
+        first = problems[0]
         origin = source
         for key, src in (field_sources or {}).items():
-            if field == key or field.startswith(key + "."):
+            if _within(first.field, key):
                 origin = src
                 break
-        else:
-            named = [src for key, src in (field_sources or {}).items() if key in msg]
+        else:  # a rule across fields: the overrides of the other fields it involves, on the source
+            named = [src for key, src in (field_sources or {}).items() if any(_within(r, key) for r in first.related)]
             if named:
                 origin = ", ".join(named) + (f" on {source}" if source else "")
         raise ConfigError.from_problems(problems, where=f" (in {origin})" if origin else "") from None
+
+
+def _within(field: str, key: str) -> bool:
+    """``field`` is ``key`` or inside it (``optim.lr`` is within ``optim``)."""
+    return field == key or field.startswith(key + ".")
 
 
 def config_to_dict(cfg: RunConfig, *, exclude_defaults: bool = False) -> dict[str, Any]:

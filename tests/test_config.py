@@ -94,6 +94,29 @@ def test_all_problems_are_reported():
     assert {"optim.lr", "optim.momentum", "train.batch_size"} <= fields
 
 
+def test_a_rule_across_fields_carries_its_field_and_the_others_as_data():
+    p = refused({"optim": {"momentum": 0, "nesterov": True}}).problems[0]
+    assert (p.field, p.related) == ("optim.nesterov", ("optim.momentum",))
+    assert p.message.startswith("Nesterov needs momentum > 0")  # the field is not in the text
+    p = refused({"schedule": {"name": "step", "milestones": [300]}}).problems[0]
+    assert (p.field, p.related) == ("schedule.milestones", ("train.epochs",))
+    p = refused({"transfer": {"mode": "linear_probe"}}).problems[0]
+    assert (p.field, p.related) == ("transfer.backbone", ("transfer.mode",))
+    p = refused({"optim": {"lr": 0}}).problems[0]
+    assert (p.field, p.related) == ("optim.lr", ())
+
+
+def test_a_rule_broken_by_an_override_of_another_field_names_that_override(tmp_path):
+    from optai_tui.presets import load_preset
+
+    preset = tmp_path / "p.yaml"
+    preset.write_text("schedule:\n  name: step\n  milestones: [100, 150]\n")
+    with pytest.raises(ConfigError) as e:
+        load_preset(str(preset), ["train.epochs=120"])
+    assert e.value.field == "schedule.milestones"
+    assert e.value.message.endswith(f"(in --set train.epochs=120 on {preset})")
+
+
 def test_overrides_parse_types_and_refuse_unknown_keys():
     d = apply_overrides({}, ["optim.lr=0.05", "train.epochs=3", "optim.nesterov=true", "schedule.milestones=[2, 4]", "name=x"])
     cfg = validate_config(d | {"schedule": d["schedule"] | {"name": "step"}, "train": {"epochs": 5}})

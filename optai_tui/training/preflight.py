@@ -6,8 +6,8 @@ folder or a checkpoint file, and the architecture it was trained with). The trai
 checks when it starts; running them first lets the CLI refuse a config without leaving a failed run
 folder behind, and lets the TUI's form show the problem at the field before Start.
 
-Each check yields ``(field, message)``; a message names every field it involves, so a form can show it
-at each of them.
+Each check yields a :class:`~optai_tui.errors.Problem`: the field, the message, and the other fields
+the rule involves (``related``), so a form can show it at each of them.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..errors import ConfigError, OptaiError
+from ..errors import ConfigError, OptaiError, Problem
 
 
-def preflight(cfg, *, runs_dir: Path | str | None = None, devices: Iterable[str] | None = None) -> list[tuple[str, str]]:
+def preflight(cfg, *, runs_dir: Path | str | None = None, devices: Iterable[str] | None = None) -> list[Problem]:
     """Every problem with ``cfg`` on this machine (empty when it can start).
 
     ``devices``: the device specs present (``cuda:0``, ``mps``, ``cpu``); detected when not given.
@@ -26,14 +26,14 @@ def preflight(cfg, *, runs_dir: Path | str | None = None, devices: Iterable[str]
     return [*device_problems(cfg, devices), *backbone_problems(cfg, runs_dir)]
 
 
-def raise_if_problems(problems: list[tuple[str, str]]) -> None:
+def raise_if_problems(problems: list[Problem]) -> None:
     """Raise the first problem as a ConfigError (its field named) carrying all of them."""
     if problems:
         raise ConfigError.from_problems(problems)
 
 
 # -- device and precision --------------------------------------------------------------------
-def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[tuple[str, str]]:
+def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[Problem]:
     import torch
 
     from .device import detect_devices, device_spec, resolve_precision, why_no_gpu
@@ -45,19 +45,19 @@ def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[tuple
     spec = device_spec(want, present)
     if spec not in present:
         why = why_no_gpu() if spec.startswith("cuda") else None
-        yield "train.device", f"{want!r} is not available on this machine{f' ({why})' if why else ''}; present: {', '.join(present)}"
+        yield Problem("train.device", f"{want!r} is not available on this machine{f' ({why})' if why else ''}; present: {', '.join(present)}")
         return
     try:
         resolve_precision(cfg.train.precision, torch.device(spec))
     except ConfigError as e:
-        msg = e.message
         if want == "auto":
-            msg += f" (train.device auto is {spec} here)"
-        yield e.field or "train.precision", msg
+            yield Problem(e.field or "train.precision", f"{e.message} (train.device auto is {spec} here)", ("train.device",))
+        else:
+            yield Problem(e.field or "train.precision", e.message)
 
 
 # -- the backbone of a transfer run -------------------------------------------------------------
-def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[tuple[str, str]]:
+def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[Problem]:
     """The backbone reference resolves to weights, trained with the arch and width the config asks for."""
     from .backbones import IMAGENET, backbone_source
 
@@ -68,16 +68,20 @@ def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[tuple
         arch, width, what = backbone_source(ref, runs_dir)
     except OptaiError as e:
         hint = f"; {e.hint}" if e.hint else ""
-        yield "transfer.backbone", f"{e.message}{hint}"
+        yield Problem("transfer.backbone", f"{e.message}{hint}")
         return
     want_arch, want_width = cfg.model.arch, float(cfg.model.width)
     if arch is not None and arch != want_arch:
-        yield "model.arch", (
+        yield Problem(
+            "model.arch",
             f"the transfer.backbone {what} is a {arch} (width {width or 1:g}), but model.arch is {want_arch}; "
-            f"set model.arch={arch} and model.width={width or 1:g}, or pick another backbone"
+            f"set model.arch={arch} and model.width={width or 1:g}, or pick another backbone",
+            ("transfer.backbone", "model.width"),
         )
     elif width is not None and abs(width - want_width) > 1e-9:
-        yield "model.width", (
+        yield Problem(
+            "model.width",
             f"the transfer.backbone {what} is {arch} at width {width:g}, but model.width is {want_width:g}; "
-            f"set model.width={width:g}"
+            f"set model.width={width:g}",
+            ("transfer.backbone",),
         )

@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 
 from ...config import RunConfig, validate_config
-from ...errors import ConfigError
+from ...errors import ConfigError, Problem
 from ...presets import DEFAULT_PRESET, PresetRef, diff_configs, find_preset, flatten, preset_data, save_preset
 from ..form_spec import FieldSpec, FormResult, flat_values
 from ..messages import DevicesReady
@@ -103,7 +103,7 @@ class SetupScreen(Screen):
         return ["imagenet", *ids]
 
     # -- validation feedback ------------------------------------------------------------------
-    def _machine_checks(self, cfg: RunConfig) -> Iterable[tuple[str, str]]:
+    def _machine_checks(self, cfg: RunConfig) -> Iterable[Problem]:
         """The machine's checks (device, precision, backbone), the same the CLI makes before a run."""
         from ...training.preflight import backbone_problems, device_problems
 
