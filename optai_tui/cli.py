@@ -163,13 +163,31 @@ def cmd_presets(args) -> int:
     names = args.names or [r.name for r in list_presets()]
     bad = 0
     for n in names:
-        try:
-            load_preset(n)
-            console.print(f"[green]ok[/green]      {n}")
-        except OptaiError as e:
-            bad += 1
-            console.print(f"[red]invalid[/red] {n}: {e}", markup=True)
+        err = _preset_error(n)
+        if err is None:
+            console.print(Text.assemble(("ok", "green"), f"      {n}"))
+            continue
+        bad += 1
+        console.print(Text.assemble(("invalid", "red"), f" {n}: {err}"))
+        if len(err.problems) > 1:
+            for p in err.problems:
+                console.print(Text(f"        {p.field}: {p.message}" if p.field else f"        {p.message}"))
     return EXIT_INVALID if bad else EXIT_OK
+
+
+def _preset_error(name: str) -> ConfigError | None:
+    """What is wrong with a preset, as one error carrying every problem (None when it is valid): the
+    schema's rules, then the dataset folder it names (the checks ``train`` makes before a run that do
+    not depend on this machine's devices or runs)."""
+    from .presets import find_preset, load_preset
+    from .training.preflight import data_problems
+
+    try:
+        cfg = load_preset(name)
+    except ConfigError as e:
+        return e
+    problems = list(data_problems(cfg))
+    return ConfigError.from_problems(problems, where=f" (in {find_preset(name).path})") if problems else None
 
 
 def cmd_runs(args) -> int:

@@ -12,9 +12,7 @@ backbone) are ``training/preflight.py``.
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -83,25 +81,10 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _check_path(self) -> DataConfig:
-        if self.dataset == "imagefolder":
-            if not self.path:
-                raise FieldProblem("path", "dataset 'imagefolder' needs a path holding train/ and val/ or test/")
-            p = Path(self.path).expanduser()
-            if not p.is_dir():
-                raise FieldProblem("path", f"folder {str(p)!r} does not exist")
-            if not (p / "train").is_dir():
-                raise FieldProblem("path", f"{str(p)!r} has no train/ folder")
-            try:  # the classes are train/'s sub-folders (as torchvision's ImageFolder finds them)
-                classes = sorted(e.name for e in os.scandir(p / "train") if e.is_dir())
-            except OSError as e:
-                raise FieldProblem("path", f"cannot read {str(p / 'train')!r} ({e.strerror or e})") from None
-            if len(classes) < 2:
-                found = f" ({', '.join(classes)})" if classes else ""
-                raise FieldProblem(
-                    "path",
-                    f"needs at least 2 classes (a folder each under train/), found {len(classes)}{found} in {p / 'train'}",
-                )
-        elif self.path:
+        # Only the settings: whether the folder is there is the machine's check (training/preflight.py).
+        if self.dataset == "imagefolder" and not self.path:
+            raise FieldProblem("path", "dataset 'imagefolder' needs a path holding train/ and val/ or test/")
+        if self.dataset != "imagefolder" and self.path:
             raise FieldProblem("path", f"only used with dataset 'imagefolder' (dataset is {self.dataset!r})")
         return self
 

@@ -1,8 +1,9 @@
 """Checks a config must pass on *this* machine before a run starts, beyond the schema's own rules.
 
 The schema (``config.py``) knows what a valid config is anywhere; these checks need the machine: the
-devices present, the precision they support, and the backbone a transfer run names (a run of the runs
-folder or a checkpoint file, and the architecture it was trained with). The trainer makes the same
+dataset folder an imagefolder run names, the devices present, the precision they support, and the
+backbone a transfer run names (a run of the runs folder or a checkpoint file, and the architecture it
+was trained with). The trainer makes the same
 checks when it starts; running them first lets the CLI refuse a config without leaving a failed run
 folder behind, and lets the TUI's form show the problem at the field before Start.
 
@@ -12,6 +13,7 @@ the rule involves (``related``), so a form can show it at each of them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -23,13 +25,39 @@ def preflight(cfg, *, runs_dir: Path | str | None = None, devices: Iterable[str]
 
     ``devices``: the device specs present (``cuda:0``, ``mps``, ``cpu``); detected when not given.
     """
-    return [*device_problems(cfg, devices), *backbone_problems(cfg, runs_dir)]
+    return [*data_problems(cfg), *device_problems(cfg, devices), *backbone_problems(cfg, runs_dir)]
 
 
 def raise_if_problems(problems: list[Problem]) -> None:
     """Raise the first problem as a ConfigError (its field named) carrying all of them."""
     if problems:
         raise ConfigError.from_problems(problems)
+
+
+# -- the dataset folder -----------------------------------------------------------------------
+def data_problems(cfg) -> Iterator[Problem]:
+    """An imagefolder dataset's folder exists and holds train/ with at least 2 class folders (as
+    torchvision's ImageFolder finds the classes: train/'s sub-folders)."""
+    if cfg.data.dataset != "imagefolder" or not cfg.data.path:
+        return
+    p = Path(cfg.data.path).expanduser()
+    if not p.is_dir():
+        yield Problem("data.path", f"folder {str(p)!r} does not exist")
+        return
+    if not (p / "train").is_dir():
+        yield Problem("data.path", f"{str(p)!r} has no train/ folder")
+        return
+    try:
+        classes = sorted(e.name for e in os.scandir(p / "train") if e.is_dir())
+    except OSError as e:
+        yield Problem("data.path", f"cannot read {str(p / 'train')!r} ({e.strerror or e})")
+        return
+    if len(classes) < 2:
+        found = f" ({', '.join(classes)})" if classes else ""
+        yield Problem(
+            "data.path",
+            f"needs at least 2 classes (a folder each under train/), found {len(classes)}{found} in {p / 'train'}",
+        )
 
 
 # -- device and precision --------------------------------------------------------------------

@@ -104,9 +104,11 @@ class SetupScreen(Screen):
 
     # -- validation feedback ------------------------------------------------------------------
     def _machine_checks(self, cfg: RunConfig) -> Iterable[Problem]:
-        """The machine's checks (device, precision, backbone), the same the CLI makes before a run."""
-        from ...training.preflight import backbone_problems, device_problems
+        """The machine's checks (dataset folder, device, precision, backbone), the same the CLI makes
+        before a run (the devices are the ones detected for this screen)."""
+        from ...training.preflight import backbone_problems, data_problems, device_problems
 
+        yield from data_problems(cfg)
         if self.devices is not None:
             yield from device_problems(cfg, [d.spec for d in self.devices])
         yield from backbone_problems(cfg, self.runs_dir)
