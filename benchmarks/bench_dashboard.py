@@ -127,7 +127,7 @@ def throughput(pairs: int, epochs: int, subset: int) -> None:
 # -- memory ---------------------------------------------------------------------------------------
 def write_synthetic(path: Path, steps: int, steps_per_epoch: int = 100) -> None:
     """A run folder whose events.jsonl holds ``steps`` progress events (and an EpochEnd every epoch)."""
-    from optai_tui.config import config_to_yaml
+    from optai_tui.configio import config_to_yaml
     from optai_tui.fsio import atomic_write_text
     from optai_tui.runs.store import RunDir
 

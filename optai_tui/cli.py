@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .errors import ConfigError, OptaiError
@@ -35,9 +36,10 @@ def _err_console() -> Console:
 
 
 def print_error(err: OptaiError) -> None:
-    text = f"{err.field}: {err.message}" if err.field and not err.message.startswith(err.field) else err.message
+    """The error as a short red panel: its headline, the hint dimmed under it (text, never markup)."""
+    text = Text(err.headline())
     if err.hint:
-        text += f"\n[dim]{err.hint}[/dim]"
+        text.append("\n" + err.hint, style="dim")
     title = "invalid input" if err.exit_code == EXIT_INVALID else "error"
     _err_console().print(Panel(text, title=title, border_style="red", expand=False))
 
@@ -149,7 +151,7 @@ def _note(text: str) -> None:
 
 
 def cmd_presets(args) -> int:
-    from .config import config_to_commented_yaml
+    from .configio import config_to_commented_yaml
     from .presets import find_preset, list_presets, load_preset
 
     console = Console(highlight=False)
@@ -168,13 +170,31 @@ def cmd_presets(args) -> int:
     names = args.names or [r.name for r in list_presets()]
     bad = 0
     for n in names:
-        try:
-            load_preset(n)
-            console.print(f"[green]ok[/green]      {n}")
-        except OptaiError as e:
-            bad += 1
-            console.print(f"[red]invalid[/red] {n}: {e}", markup=True)
+        err = _preset_error(n)
+        if err is None:
+            console.print(Text.assemble(("ok", "green"), f"      {n}"))
+            continue
+        bad += 1
+        console.print(Text.assemble(("invalid", "red"), f" {n}: {err}"))
+        if len(err.problems) > 1:
+            for p in err.problems:
+                console.print(Text(f"        {p.field}: {p.message}" if p.field else f"        {p.message}"))
     return EXIT_INVALID if bad else EXIT_OK
+
+
+def _preset_error(name: str) -> ConfigError | None:
+    """What is wrong with a preset, as one error carrying every problem (None when it is valid): the
+    schema's rules, then the dataset folder it names (the checks ``train`` makes before a run that do
+    not depend on this machine's devices or runs)."""
+    from .presets import find_preset, load_preset
+    from .runs.preflight import data_problems
+
+    try:
+        cfg = load_preset(name)
+    except ConfigError as e:
+        return e
+    problems = list(data_problems(cfg))
+    return ConfigError.from_problems(problems, where=f" (in {find_preset(name).path})") if problems else None
 
 
 def cmd_runs(args) -> int:

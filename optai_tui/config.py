@@ -3,22 +3,39 @@
 Every field carries a docstring (pydantic stores it as the field description, which the form shows
 as help). Defaults reproduce the kuangliu/pytorch-cifar recipe: SGD lr 0.1, momentum 0.9, weight
 decay 5e-4, cosine over the run, batch 128, random crop 32 pad 4 + horizontal flip.
+
+The schema alone: validating touches no file and imports no torch (the architecture and dataset facts
+come from the torch-free catalogues ``models/catalog.py`` and ``data/registry.py``). Text in and out
+(YAML, ``--set``) is ``configio.py``; the checks that need this machine (devices, the dataset folder, a
+backbone) are ``runs/preflight.py``.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError, UnknownNameError
+from .data.registry import dataset_info
+from .errors import ConfigError, Problem, UnknownNameError
+from .models.catalog import ARCHITECTURES, architecture_info, imagenet_pretrained
 
 DatasetName = Literal["shapes", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "imagefolder"]
 TransferMode = Literal["scratch", "linear_probe", "finetune", "probe_then_finetune"]
+
+
+class FieldProblem(ValueError):
+    """A rule a validator finds broken, with its location as data: the field it is about and the other
+    fields it involves, both dotted relative to the model whose validator raises it (``"nesterov"`` in
+    OptimConfig, ``"data.image_size"`` in RunConfig). Pydantic keeps it in the error's ``ctx["error"]``,
+    where ``format_validation_error`` reads them; the message never repeats the field."""
+
+    def __init__(self, field: str, message: str, *, related: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.related = tuple(related)
 
 
 class _Section(BaseModel):
@@ -64,25 +81,11 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _check_path(self) -> DataConfig:
-        if self.dataset == "imagefolder":
-            if not self.path:
-                raise ValueError("data.path: dataset 'imagefolder' needs a path holding train/ and val/ or test/")
-            p = Path(self.path).expanduser()
-            if not p.is_dir():
-                raise ValueError(f"data.path: folder {str(p)!r} does not exist")
-            if not (p / "train").is_dir():
-                raise ValueError(f"data.path: {str(p)!r} has no train/ folder")
-            try:  # the classes are train/'s sub-folders (as torchvision's ImageFolder finds them)
-                classes = sorted(e.name for e in os.scandir(p / "train") if e.is_dir())
-            except OSError as e:
-                raise ValueError(f"data.path: cannot read {str(p / 'train')!r} ({e.strerror or e})") from None
-            if len(classes) < 2:
-                found = f" ({', '.join(classes)})" if classes else ""
-                raise ValueError(
-                    f"data.path: needs at least 2 classes (a folder each under train/), found {len(classes)}{found} in {p / 'train'}"
-                )
-        elif self.path:
-            raise ValueError(f"data.path: only used with dataset 'imagefolder' (dataset is {self.dataset!r})")
+        # Only the settings: whether the folder is there is the machine's check (runs/preflight.py).
+        if self.dataset == "imagefolder" and not self.path:
+            raise FieldProblem("path", "dataset 'imagefolder' needs a path holding train/ and val/ or test/")
+        if self.dataset != "imagefolder" and self.path:
+            raise FieldProblem("path", f"only used with dataset 'imagefolder' (dataset is {self.dataset!r})")
         return self
 
 
@@ -96,12 +99,8 @@ class ModelConfig(_Section):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, v: str) -> str:
-        from .models import list_models
-
-        names = list_models()
-        if v not in names:
-            err = UnknownNameError("architecture", v, names)
-            raise ValueError(str(err))
+        if v not in ARCHITECTURES:
+            raise ValueError(str(UnknownNameError("architecture", v, ARCHITECTURES)))
         return v
 
 
@@ -140,9 +139,15 @@ class TransferConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> TransferConfig:
         if self.mode != "scratch" and not self.backbone:
-            raise ValueError(f"transfer.backbone: transfer.mode {self.mode} needs a backbone ('imagenet', a checkpoint file or a run id)")
+            raise FieldProblem(
+                "backbone",
+                f"transfer.mode {self.mode} needs a backbone ('imagenet', a checkpoint file or a run id)",
+                related=("mode",),
+            )
         if self.mode == "scratch" and self.backbone:
-            raise ValueError("transfer.mode: a backbone is set, so choose linear_probe, finetune or probe_then_finetune (or clear the backbone)")
+            raise FieldProblem(
+                "mode", "a backbone is set, so choose linear_probe, finetune or probe_then_finetune (or clear the backbone)"
+            )
         return self
 
 
@@ -174,9 +179,13 @@ class OptimConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> OptimConfig:
         if self.nesterov and self.name != "sgd":
-            raise ValueError("optim.nesterov: only SGD has Nesterov momentum; turn it off or choose sgd")
+            raise FieldProblem("nesterov", "only SGD has Nesterov momentum; turn it off or choose sgd")
         if self.nesterov and self.momentum == 0:
-            raise ValueError("optim.nesterov: Nesterov needs momentum > 0; set optim.momentum (e.g. 0.9) or turn Nesterov off")
+            raise FieldProblem(
+                "nesterov",
+                "Nesterov needs momentum > 0; set optim.momentum (e.g. 0.9) or turn Nesterov off",
+                related=("momentum",),
+            )
         return self
 
 
@@ -217,12 +226,15 @@ class ScheduleConfig(_Section):
     @model_validator(mode="after")
     def _check(self) -> ScheduleConfig:
         if self.name == "step" and not self.milestones:
-            raise ValueError("schedule.milestones: schedule.name step needs at least one milestone epoch, e.g. [100, 150]")
+            raise FieldProblem(
+                "milestones", "schedule.name step needs at least one milestone epoch, e.g. [100, 150]", related=("name",)
+            )
         if any(m < 1 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
-            raise ValueError("schedule.milestones: must be increasing positive epoch numbers, e.g. [100, 150]")
+            raise FieldProblem("milestones", "must be increasing positive epoch numbers, e.g. [100, 150]")
         if self.onecycle_base_momentum > self.onecycle_max_momentum:
-            raise ValueError(
-                f"schedule.onecycle_base_momentum: must not exceed onecycle_max_momentum "
+            raise FieldProblem(
+                "onecycle_base_momentum",
+                f"must not exceed onecycle_max_momentum "
                 f"({self.onecycle_base_momentum} > {self.onecycle_max_momentum})"
             )
         return self
@@ -270,7 +282,7 @@ class TrainConfig(_Section):
             return v
         if v.startswith("cuda:") and v[5:].isdigit():
             return v
-        raise ValueError(f"train.device: {v!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+        raise ValueError(f"{v!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
 
 
 class RunConfig(_Section):
@@ -299,27 +311,23 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _cross(self) -> RunConfig:
-        from .data import dataset_info
-        from .models import get_model_info
-
-        info = get_model_info(self.model.arch)
-        dinfo = dataset_info(self.data.dataset)
+        info = architecture_info(self.model.arch)
         size = self.effective_image_size()
         if size is not None and size < info.min_image_size:
-            raise ValueError(
-                f"data.image_size: {self.model.arch} needs images of at least {info.min_image_size}px, got {size}px; "
-                f"raise data.image_size or transfer.resize_to, or pick another architecture"
+            raise FieldProblem(
+                "data.image_size",
+                f"{self.model.arch} needs images of at least {info.min_image_size}px, got {size}px; "
+                f"raise data.image_size or transfer.resize_to, or pick another architecture",
+                related=("transfer.resize_to",),
             )
         if info.kind == "imagenet" and self.model.width != 1.0:
-            raise ValueError(f"model.width: {self.model.arch} is a torchvision architecture; only width 1.0 is available")
+            raise FieldProblem("model.width", f"{self.model.arch} is a torchvision architecture; only width 1.0 is available")
         if self.transfer.backbone == "imagenet":
             if info.pretrained is None:
-                alts = ", ".join(n for n in _imagenet_models())
-                raise ValueError(
-                    f"transfer.backbone: {self.model.arch} has no published ImageNet weights; choose one of {alts}"
-                )
+                alts = ", ".join(imagenet_pretrained())
+                raise FieldProblem("transfer.backbone", f"{self.model.arch} has no published ImageNet weights; choose one of {alts}")
             if self.data.normalize != "imagenet":
-                raise ValueError("data.normalize: an ImageNet backbone expects ImageNet normalisation; set it to 'imagenet'")
+                raise FieldProblem("data.normalize", "an ImageNet backbone expects ImageNet normalisation; set it to 'imagenet'")
             if (size or 0) < 64:
                 warnings.warn(
                     f"{self.model.arch} was trained on 224px ImageNet images; at {size}px expect a large accuracy loss "
@@ -328,23 +336,28 @@ class RunConfig(_Section):
                     stacklevel=2,
                 )
         elif info.kind == "cifar" and self.data.normalize == "imagenet" and self.transfer.mode != "scratch":
-            raise ValueError(
-                f"data.normalize: {self.model.arch} is a CIFAR-style backbone trained with dataset statistics; set it to 'dataset'"
+            raise FieldProblem(
+                "data.normalize",
+                f"{self.model.arch} is a CIFAR-style backbone trained with dataset statistics; set it to 'dataset'"
             )
         if self.cycles_momentum() and self.optim.name == "sgd" and self.optim.momentum == 0:
-            raise ValueError(
-                "schedule.onecycle_cycle_momentum: plain SGD (optim.momentum 0) has no momentum to cycle; "
-                "set optim.momentum > 0 or turn onecycle_cycle_momentum off"
+            raise FieldProblem(
+                "schedule.onecycle_cycle_momentum",
+                "plain SGD (optim.momentum 0) has no momentum to cycle; set optim.momentum > 0 or turn onecycle_cycle_momentum off",
+                related=("optim.momentum",),
             )
         if self.schedule.milestones and self.schedule.milestones[-1] > self.train.epochs and self.schedule.name == "step":
-            raise ValueError(
-                f"schedule.milestones: milestone {self.schedule.milestones[-1]} is past the last epoch (train.epochs {self.train.epochs})"
+            raise FieldProblem(
+                "schedule.milestones",
+                f"milestone {self.schedule.milestones[-1]} is past the last epoch (train.epochs {self.train.epochs})",
+                related=("train.epochs",),
             )
         if self.transfer.mode == "probe_then_finetune" and self.transfer.probe_epochs >= self.train.epochs:
-            raise ValueError(
-                f"transfer.probe_epochs: must be fewer than train.epochs ({self.train.epochs}) so fine-tuning gets epochs"
+            raise FieldProblem(
+                "transfer.probe_epochs",
+                f"must be fewer than train.epochs ({self.train.epochs}) so fine-tuning gets epochs",
+                related=("train.epochs",),
             )
-        del dinfo
         return self
 
     def cycles_momentum(self) -> bool:
@@ -357,49 +370,47 @@ class RunConfig(_Section):
             return self.transfer.resize_to
         if self.data.image_size:
             return self.data.image_size
-        from .data import dataset_info
-
         return dataset_info(self.data.dataset).image_size
 
     def display_name(self) -> str:
         return self.name or f"{self.model.arch}-{self.data.dataset}"
 
 
-def _imagenet_models() -> list[str]:
-    from .models import get_model_info, list_models
-
-    return [n for n in list_models(kind="imagenet") if get_model_info(n).pretrained]
-
-
 # ---------------------------------------------------------------------------------------------
-# Error formatting, overrides, YAML
+# Errors and introspection
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
-    """(dotted field, message) pairs from a pydantic error, with our own 'field: ...' prefixes honoured."""
-    out: list[tuple[str, str]] = []
+def format_validation_error(err: ValidationError, prefix: str = "") -> list[Problem]:
+    """One Problem per pydantic error: where it is (from the error's location, refined by the
+    FieldProblem a validator raised), and what is wrong, in the user's words."""
+    out: list[Problem] = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
+        base = [prefix, *(str(p) for p in e["loc"])]
         msg = e["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if e["type"] == "extra_forbidden":
+        related: tuple[str, ...] = ()
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldProblem):
+            msg = cause.message
+            related = tuple(_dotted(*base, r) for r in cause.related)
+            base.append(cause.field)
+        elif e["type"] == "extra_forbidden":
             msg = "unknown key (not a setting; check the spelling)"
         elif e["type"] == "literal_error":
             msg = msg.replace("Input should be", "must be one of")
-        # Our validators say "section.field: message": use that field instead of the model's location.
-        head, sep, rest = msg.partition(": ")
-        if sep and "." in head and " " not in head:
-            loc, msg = head, rest
-        full = ".".join(p for p in (prefix, loc) if p)
-        out.append((full or "config", msg))
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append(Problem(_dotted(*base) or "config", msg, related))
     return out
+
+
+def _dotted(*parts: str) -> str:
+    return ".".join(p for p in parts if p)
 
 
 def validate_config(
     data: dict[str, Any], *, source: str | None = None, field_sources: dict[str, str] | None = None
 ) -> RunConfig:
-    """Build a RunConfig or raise ConfigError naming the first bad field (all problems in .problems).
+    """Build a RunConfig or raise ConfigError naming the first bad field (all of them in its ``problems``).
 
     ``source`` says where the values came from (a preset file); ``field_sources`` where some fields
     came from instead (``{"optim.lr": "--set optim.lr=0"}``): the error names the one that applies.
@@ -410,127 +421,27 @@ def validate_config(
             return RunConfig.model_validate(data)
     except ValidationError as err:
         problems = format_validation_error(err)
-        field, msg = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        first = problems[0]
         origin = source
         for key, src in (field_sources or {}).items():
-            if field == key or field.startswith(key + "."):
+            if _within(first.field, key):
                 origin = src
                 break
-        else:
-            named = [src for key, src in (field_sources or {}).items() if key in msg]
+        else:  # a rule across fields: the overrides of the other fields it involves, on the source
+            named = [src for key, src in (field_sources or {}).items() if any(_within(r, key) for r in first.related)]
             if named:
                 origin = ", ".join(named) + (f" on {source}" if source else "")
-        where = f" (in {origin})" if origin else ""
-        exc = ConfigError(f"{msg}{more}{where}", field=field)
-        exc.problems = problems  # type: ignore[attr-defined]
-        raise exc from None
+        raise ConfigError.from_problems(problems, where=f" (in {origin})" if origin else "") from None
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'optim.lr=0.05' -> (['optim', 'lr'], 0.05); values are parsed as YAML scalars/lists."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. optim.lr=0.05")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=c`` overrides to a plain config dict (a deep copy is returned)."""
-    import copy
-
-    out = copy.deepcopy(data)
-    sections = set(RunConfig.model_fields)
-    for text in overrides:
-        path, value = parse_override(text)
-        if path[0] not in sections:
-            raise UnknownNameError("setting", path[0], sections, field=".".join(path))
-        node = out
-        for part in path[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"--set {text!r}: {part} is not a section", field=".".join(path))
-            node = nxt
-        if len(path) > 1:
-            allowed = RunConfig.model_fields[path[0]].annotation.model_fields  # type: ignore[union-attr]
-            if len(path) == 2 and path[1] not in allowed:
-                raise UnknownNameError("setting", ".".join(path), [f"{path[0]}.{k}" for k in allowed], field=".".join(path))
-        node[path[-1]] = value
-    return out
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently, so a
-    second ``optim:`` section would quietly drop the first)."""
-
-
-def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice in one section (the first would be ignored)", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
-
-
-def load_yaml_strict(text: str) -> Any:
-    """``yaml.safe_load``, but a key given twice in one mapping is an error (a YAMLError with its line)."""
-    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-
-
-def read_yaml_file(path: Path, what: str = "file") -> Any:
-    """A YAML file's content; every way it can fail (missing, not UTF-8, unreadable, not YAML, a key
-    given twice) is a one-line ConfigError naming the file and, for YAML, the line."""
-    try:
-        return load_yaml_strict(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {str(path)!r} does not exist") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: is not a UTF-8 text file (byte {e.start}); save it as UTF-8 YAML") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
+def _within(field: str, key: str) -> bool:
+    """``field`` is ``key`` or inside it (``optim.lr`` is within ``optim``)."""
+    return field == key or field.startswith(key + ".")
 
 
 def config_to_dict(cfg: RunConfig, *, exclude_defaults: bool = False) -> dict[str, Any]:
+    """The config as plain JSON-able data (optionally only the fields that differ from the defaults)."""
     return cfg.model_dump(mode="json", exclude_defaults=exclude_defaults)
-
-
-def config_to_yaml(cfg: RunConfig, *, exclude_defaults: bool = False) -> str:
-    return yaml.safe_dump(config_to_dict(cfg, exclude_defaults=exclude_defaults), sort_keys=False)
-
-
-def config_to_commented_yaml(cfg: RunConfig) -> str:
-    """The whole config as YAML with each setting's help as a comment above it (``presets show``)."""
-    data = config_to_dict(cfg)
-    lines: list[str] = []
-    current = object()
-    for section, name, info in iter_fields():
-        if section != current:
-            current = section
-            if section is not None:
-                lines += ["", f"{section}:"]
-        indent = "  " if section is not None else ""
-        value = data[section][name] if section is not None else data[name]
-        text = yaml.safe_dump({name: value}, default_flow_style=True, sort_keys=False, width=10**6).strip()[1:-1]
-        for help_line in (info.description or "").splitlines():
-            lines.append(f"{indent}# {help_line.strip()}")
-        lines.append(f"{indent}{text}")
-    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def field_help(dotted: str) -> str:

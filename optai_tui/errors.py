@@ -8,7 +8,29 @@ it next to the field or in a modal. Anything else reaching the user is a bug.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: the field it is about (dotted, ``""`` for the whole config), the message (which
+    does not repeat the field), and the other fields the rule involves (a form shows a note at each).
+
+    It unpacks as the ``(field, message)`` pair: ``for field, message in problems``.
+    """
+
+    field: str
+    message: str
+    related: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((self.field, self.message))
+
+    @classmethod
+    def of(cls, item: Problem | tuple[str, str]) -> Problem:
+        """A Problem from a Problem or a ``(field, message)`` pair."""
+        return item if isinstance(item, Problem) else cls(*item)
 
 
 class OptaiError(Exception):
@@ -22,13 +44,45 @@ class OptaiError(Exception):
         self.hint = hint
         self.field = field
 
+    def headline(self) -> str:
+        """The problem in one line without the hint: ``field: message`` (the message alone when there is
+        no field or the message already starts with it)."""
+        if self.field and not self.message.startswith(self.field):
+            return f"{self.field}: {self.message}"
+        return self.message
+
     def __str__(self) -> str:
-        text = f"{self.field}: {self.message}" if self.field else self.message
-        return f"{text} ({self.hint})" if self.hint else text
+        return f"{self.headline()} ({self.hint})" if self.hint else self.headline()
 
 
 class ConfigError(OptaiError):
-    """Invalid configuration, preset or command-line value."""
+    """Invalid configuration, preset or command-line value.
+
+    ``problems`` lists every problem found (``Problem``s or ``(field, message)`` pairs); the message and
+    field are the first one's. Without ``problems`` the error is its own single problem.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        field: str | None = None,
+        problems: Iterable[Problem | tuple[str, str]] = (),
+    ):
+        super().__init__(message, hint=hint, field=field)
+        self.problems: list[Problem] = [Problem.of(p) for p in problems] or [Problem(field or "", message)]
+
+    @classmethod
+    def from_problems(cls, problems: Iterable[Problem | tuple[str, str]], *, where: str = "") -> ConfigError:
+        """One error for several problems: the first one's field and message, ``(and N more)``, then
+        ``where`` (e.g. `` (in presets/x.yaml)``), carrying all of them."""
+        found = [Problem.of(p) for p in problems]
+        if not found:
+            raise ValueError("ConfigError.from_problems needs at least one problem")
+        first = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        return cls(f"{first.message}{more}{where}", field=first.field or None, problems=found)
 
 
 class UnknownNameError(ConfigError):
@@ -61,13 +115,17 @@ class CheckpointError(OptaiError):
 
 
 class TrainingError(OptaiError):
-    """A run that failed while training (NaN loss, out of memory)."""
+    """A run that failed while training: ``kind`` says how (``nan`` loss, out of memory ``oom``, or
+    another ``error``), as the RunFailed event records it."""
 
     exit_code = 1
+    KINDS = ("nan", "oom", "error")
 
     def __init__(self, message: str, *, kind: str = "error", hint: str | None = None, field: str | None = None):
+        if kind not in self.KINDS:
+            raise ValueError(f"TrainingError kind must be one of {', '.join(self.KINDS)}, got {kind!r}")
         super().__init__(message, hint=hint, field=field)
-        self.kind = kind  # nan | oom | error: what RunFailed records
+        self.kind = kind
 
 
 def close_matches(name: str, choices: Iterable[str]) -> list[str]:

@@ -2,7 +2,7 @@
 
 Shipped presets live in the project's ``presets/`` folder; the user's own in ``~/.config/optai-tui/presets``
 (or ``$OPTAI_PRESETS_DIR``). A user preset with a shipped preset's name takes precedence.
-Files are read with a safe YAML loader that refuses a key given twice (``config.read_yaml_file``) and written atomically.
+Files are read with a safe YAML loader that refuses a key given twice (``configio.read_yaml_file``) and written atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from .config import RunConfig, config_to_dict, read_yaml_file, validate_config
+from .config import RunConfig, config_to_dict, validate_config
+from .configio import apply_overrides, parse_override, read_yaml_file
 from .errors import ConfigError, UnknownNameError
 from .locations import shipped_presets_dir, user_presets_dir
 
@@ -75,8 +76,6 @@ def preset_data(name_or_path: str) -> dict[str, Any]:
 
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> RunConfig:
     """Validate a preset (plus ``a.b=c`` overrides); errors name the file and the field."""
-    from .config import apply_overrides, parse_override
-
     ref = find_preset(name_or_path)
     data = preset_data(name_or_path)
     sources = {}

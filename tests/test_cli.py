@@ -59,6 +59,34 @@ def test_machine_checks_refuse_before_a_run_folder_exists(tmp_path, capsys):
     assert "train.precision: fp16 needs a CUDA GPU" in flat(capsys.readouterr().err) and not runs.exists()
 
 
+def test_a_missing_dataset_folder_is_refused_before_a_run_folder_exists(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    folder = tmp_path / "pets"
+    args = ["train", "--runs-dir", str(runs), "--set", "data.dataset=imagefolder", "--set", f"data.path={folder}"]
+    assert main(args) == 2
+    assert f"data.path: folder {str(folder)!r} does not exist" in flat(capsys.readouterr().err) and not runs.exists()
+    (folder / "train" / "cat").mkdir(parents=True)
+    assert main(args) == 2
+    assert "data.path: needs at least 2 classes (a folder each under train/), found 1 (cat)" in flat(capsys.readouterr().err)
+    assert not runs.exists()
+
+
+def test_presets_validate_reports_every_problem_and_the_dataset_folder(tmp_path, capsys):
+    many = tmp_path / "many.yaml"
+    many.write_text("optim:\n  lr: -3\n  momentum: 2\ntrain:\n  batch_size: 0\n")
+    folder = tmp_path / "pets"
+    pets = tmp_path / "pets.yaml"
+    pets.write_text(f"data:\n  dataset: imagefolder\n  path: {folder}\n")
+    assert main(["presets", "validate", str(many), str(pets), "default"]) == 2
+    out = capsys.readouterr().out
+    lines = [ln.strip() for ln in out.splitlines()]
+    assert "optim.lr: Input should be greater than 0" in lines
+    assert "optim.momentum: Input should be less than 1" in lines
+    assert "train.batch_size: Input should be greater than or equal to 1" in lines
+    assert f"invalid {pets}: data.path: folder {str(folder)!r} does not exist (in {pets})" in flat(out)
+    assert "ok default" in flat(out)
+
+
 def test_unknown_preset_and_usage_errors(capsys):
     assert main(["train", "--preset", "defualt"]) == 2
     assert "did you mean 'default'" in flat(capsys.readouterr().err)

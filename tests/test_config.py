@@ -1,7 +1,14 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
-from optai_tui.config import RunConfig, apply_overrides, config_to_dict, field_help, iter_fields, validate_config
+from optai_tui.config import RunConfig, config_to_dict, field_help, iter_fields, validate_config
+from optai_tui.configio import apply_overrides
 from optai_tui.errors import ConfigError, UnknownNameError
+
+from .conftest import REPO
 
 
 def refused(data: dict) -> ConfigError:
@@ -39,7 +46,7 @@ def test_every_field_has_help():
         ({"optim": {"name": "rmsprop"}}, "optim.name", "'sgd', 'adam' or 'adamw'"),
         ({"model": {"arch": "resnet19"}}, "model.arch", "did you mean 'resnet18'"),
         ({"data": {"dataset": "imagefolder"}}, "data.path", "needs a path"),
-        ({"data": {"dataset": "imagefolder", "path": "/nonexistent/x"}}, "data.path", "does not exist"),
+        ({"data": {"path": "/some/folder"}}, "data.path", "only used with dataset 'imagefolder'"),
         ({"data": {"dataset": "cifar10", "image_size": 16}, "model": {"arch": "vgg11"}}, "data.image_size", "at least 32px"),
         ({"optim": {"lr": 0.1, "lrr": 1}}, "optim.lrr", "unknown key"),
         ({"epochs": 3}, "epochs", "unknown key"),
@@ -64,16 +71,10 @@ def test_bad_values_are_refused_with_field_and_rule(data, field, words):
     assert "\n" not in str(err)
 
 
-def test_imagefolder_without_train_folder(tmp_path):
-    (tmp_path / "val").mkdir()
-    err = refused({"data": {"dataset": "imagefolder", "path": str(tmp_path)}})
-    assert err.field == "data.path" and "no train/ folder" in err.message
-    (tmp_path / "train" / "cat").mkdir(parents=True)
-    err = refused({"data": {"dataset": "imagefolder", "path": str(tmp_path)}})
-    assert err.field == "data.path" and "needs at least 2 classes (a folder each under train/), found 1 (cat)" in err.message
-    (tmp_path / "train" / "dog").mkdir()
-    cfg = validate_config({"data": {"dataset": "imagefolder", "path": str(tmp_path)}})
-    assert cfg.data.path == str(tmp_path)
+def test_the_schema_leaves_the_dataset_folder_to_the_machine_checks(tmp_path):
+    """Whether data.path is there is runs/preflight.py's check: the schema validates anywhere."""
+    cfg = validate_config({"data": {"dataset": "imagefolder", "path": str(tmp_path / "not-here")}})
+    assert cfg.data.path == str(tmp_path / "not-here")
 
 
 def test_preact_has_no_imagenet_weights_and_alternatives_are_named():
@@ -85,6 +86,29 @@ def test_all_problems_are_reported():
     err = refused({"optim": {"lr": 0, "momentum": 2}, "train": {"batch_size": 0}})
     fields = {f for f, _ in err.problems}
     assert {"optim.lr", "optim.momentum", "train.batch_size"} <= fields
+
+
+def test_a_rule_across_fields_carries_its_field_and_the_others_as_data():
+    p = refused({"optim": {"momentum": 0, "nesterov": True}}).problems[0]
+    assert (p.field, p.related) == ("optim.nesterov", ("optim.momentum",))
+    assert p.message.startswith("Nesterov needs momentum > 0")  # the field is not in the text
+    p = refused({"schedule": {"name": "step", "milestones": [300]}}).problems[0]
+    assert (p.field, p.related) == ("schedule.milestones", ("train.epochs",))
+    p = refused({"transfer": {"mode": "linear_probe"}}).problems[0]
+    assert (p.field, p.related) == ("transfer.backbone", ("transfer.mode",))
+    p = refused({"optim": {"lr": 0}}).problems[0]
+    assert (p.field, p.related) == ("optim.lr", ())
+
+
+def test_a_rule_broken_by_an_override_of_another_field_names_that_override(tmp_path):
+    from optai_tui.presets import load_preset
+
+    preset = tmp_path / "p.yaml"
+    preset.write_text("schedule:\n  name: step\n  milestones: [100, 150]\n")
+    with pytest.raises(ConfigError) as e:
+        load_preset(str(preset), ["train.epochs=120"])
+    assert e.value.field == "schedule.milestones"
+    assert e.value.message.endswith(f"(in --set train.epochs=120 on {preset})")
 
 
 def test_overrides_parse_types_and_refuse_unknown_keys():
@@ -104,3 +128,27 @@ def test_overrides_parse_types_and_refuse_unknown_keys():
 def test_config_round_trips_through_dict():
     cfg = validate_config({"optim": {"name": "adamw", "lr": 1e-3}, "schedule": {"name": "onecycle"}, "train": {"epochs": 7}})
     assert validate_config(config_to_dict(cfg)) == cfg
+
+
+def test_validation_never_imports_torch():
+    """The schema reads the torch-free catalogues: validating a config, every shipped preset, or a
+    refused one, in a fresh interpreter, leaves torch unimported."""
+    code = """
+import sys
+from optai_tui.config import validate_config
+from optai_tui.errors import ConfigError
+from optai_tui.presets import list_presets, load_preset
+validate_config({})
+for ref in list_presets():
+    load_preset(ref.name)
+try:
+    validate_config({"model": {"arch": "resnt18"}, "data": {"dataset": "imagefolder"}, "transfer": {"mode": "finetune"}})
+except ConfigError:
+    pass
+else:
+    raise SystemExit("not refused")
+assert "torch" not in sys.modules, "torch imported"
+"""
+    env = os.environ | {"PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)
+    assert r.returncode == 0, r.stderr

@@ -124,6 +124,18 @@ def test_registry_lists_the_datasets():
     assert IMAGENET_MEAN_STD[0] == (0.485, 0.456, 0.406)
 
 
+def test_the_schema_and_the_readers_know_the_registry_s_datasets():
+    """The config's dataset choices, and the torchvision readers of the downloadable ones, are the
+    registry's (the schema validates with the registry's facts, without torch)."""
+    from typing import get_args
+
+    from optai_tui.config import DatasetName
+    from optai_tui.data.torchvision_sets import _SOURCES
+
+    assert set(get_args(DatasetName)) == set(DATASETS)
+    assert set(_SOURCES) == {name for name, info in DATASETS.items() if info.downloadable}
+
+
 def test_unknown_dataset_suggests_close_names():
     with pytest.raises(UnknownNameError) as err:
         dataset_info("cifar1")

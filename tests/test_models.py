@@ -9,8 +9,11 @@ from torch import nn
 
 from optai_tui.errors import CheckpointError, ConfigError, UnknownNameError
 from optai_tui.models import (
+    ARCHITECTURES,
     FAMILIES,
     ImageClassifier,
+    architecture_info,
+    architecture_names,
     create_model,
     get_model_info,
     list_models,
@@ -86,6 +89,30 @@ def test_pretrained_strings_resolve_without_download():
     for name in TV_MODELS:
         weights = torchvision.models.get_weight(get_model_info(name).pretrained)
         assert str(weights) == get_model_info(name).pretrained
+
+
+def test_catalogue_is_the_registry_without_torch():
+    """The schema's torch-free facts and the registered builders' facts are one and the same."""
+    assert set(ARCHITECTURES) == set(list_models())
+    for name in list_models():
+        assert architecture_info(name) == get_model_info(name), name
+    for kind in ("cifar", "imagenet"):
+        assert architecture_names(kind=kind) == list_models(kind=kind)
+
+
+def test_registering_a_catalogued_name_with_other_facts_is_refused():
+    from optai_tui.models import registry
+
+    builder = registry._BUILDERS["vgg11"]
+    _unregister("vgg11")
+    try:
+        with pytest.raises(ValueError, match=r"'vgg11' disagrees with models/catalog.py: min_image_size 16 here, 32 there"):
+            register_model("vgg11", family="vgg", kind="cifar", min_image_size=16, default_image_size=32,
+                           description=ARCHITECTURES["vgg11"].description)
+        assert "vgg11" not in list_models()
+    finally:
+        register_model(**ARCHITECTURES["vgg11"].to_dict())(builder)  # the catalogue's facts are accepted
+    assert get_model_info("vgg11") == ARCHITECTURES["vgg11"]
 
 
 def test_duplicate_registration_refused():

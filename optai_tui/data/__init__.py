@@ -1,9 +1,12 @@
 """Datasets (the standard ones through torchvision, your own image folders, and the built-in offline
-``shapes``) decoded once into uint8 tensors, and the loaders that feed them to a model."""
+``shapes``) decoded once into uint8 tensors, and the loaders that feed them to a model.
 
-from optai_tui.data.arrays import load_arrays
-from optai_tui.data.imagefolder import load_imagefolder, load_rgb
-from optai_tui.data.loaders import build_loaders, choose_loader
+The facts about the datasets (``DATASETS``, ``dataset_info``, the normalisation statistics) import without
+torch, for the config schema; the loaders and arrays are loaded on first use.
+"""
+
+from importlib import import_module
+
 from optai_tui.data.registry import (
     DATASET_MEAN_STD,
     DATASETS,
@@ -12,10 +15,20 @@ from optai_tui.data.registry import (
     dataset_info,
     default_data_root,
 )
-from optai_tui.data.shapes import SHAPE_CLASSES, make_shapes
-from optai_tui.data.splits import ArraySplits
-from optai_tui.data.stream_loader import StreamLoader
-from optai_tui.data.tensor_loader import TensorLoader, crop_flip
+
+_LAZY = {
+    "load_arrays": "arrays",
+    "load_imagefolder": "imagefolder",
+    "load_rgb": "imagefolder",
+    "build_loaders": "loaders",
+    "choose_loader": "loaders",
+    "SHAPE_CLASSES": "shapes",
+    "make_shapes": "shapes",
+    "ArraySplits": "splits",
+    "StreamLoader": "stream_loader",
+    "TensorLoader": "tensor_loader",
+    "crop_flip": "tensor_loader",
+}
 
 __all__ = [
     "DATASETS",
@@ -36,3 +49,13 @@ __all__ = [
     "load_rgb",
     "make_shapes",
 ]
+
+
+def __getattr__(name: str):
+    """The torch side, on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

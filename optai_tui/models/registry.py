@@ -1,76 +1,55 @@
 """Model registry: ``register_model`` / ``list_models`` / ``get_model_info`` / ``create_model``.
 
 Builders have the signature ``fn(num_classes=10, in_channels=3, width=1.0) -> nn.Module`` and return
-an :class:`~optai_tui.models.base.ImageClassifier`.
+an :class:`~optai_tui.models.base.ImageClassifier`. The shipped family modules register themselves the
+first time the registry is asked about models; a shipped name must be registered with exactly the facts
+the torch-free catalogue (``catalog.py``) holds for it.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import fields
 from typing import Any
 
 from torch import nn
 
 from optai_tui.errors import ConfigError, UnknownNameError
 
+from .catalog import ARCHITECTURES, FAMILIES, KINDS, ModelInfo
+
 Builder = Callable[..., nn.Module]
 
-FAMILIES: dict[str, str] = {
-    "resnet": (
-        "ResNet: 3x3 conv stem, then residual basic blocks (two 3x3 convs; depths 18/34) or bottleneck "
-        "blocks (1x1-3x3-1x1 convs, 4x expansion; depths 50/101/152) in 4 stages of 64/128/256/512 "
-        "channels, spatial size halved at stages 2-4; BatchNorm after each conv, identity or 1x1-conv "
-        "projection shortcuts; global average pool and one linear classifier."
-    ),
-    "preact_resnet": (
-        "Pre-activation ResNet: the ResNet layout (basic blocks for 18/34, bottlenecks for 50/101/152, "
-        "4 stages of 64/128/256/512 channels) with BatchNorm+ReLU placed before each conv, so the "
-        "shortcut path is a clean identity (1x1 conv projection without BatchNorm where shapes change); "
-        "global average pool and one linear classifier."
-    ),
-    "densenet": (
-        "DenseNet: 4 dense blocks in which every layer (BN-ReLU-1x1 conv to 4k channels, BN-ReLU-3x3 "
-        "conv to k channels, k = growth rate) receives the concatenated outputs of all earlier layers; "
-        "transition layers (BN-ReLU-1x1 conv halving channels, 2x2 average pool) between blocks. "
-        "Depth 121/169/201 with growth 32, 161 with growth 48; densenet_cifar is the 121 layout with "
-        "growth 12."
-    ),
-    "vgg": (
-        "VGG: plain stacks of 3x3 conv-BatchNorm-ReLU layers (8/10/13/16 convs for VGG11/13/16/19) in "
-        "5 stages of 64/128/256/512/512 channels, each closed by a 2x2 max pool; no shortcuts; global "
-        "average pool and one linear classifier (the ImageNet variants keep a 4096-4096 MLP)."
-    ),
-}
-KINDS: dict[str, str] = {
-    "cifar": "CIFAR-style: 3x3 stem without early downsampling, for small (32x32) images",
-    "imagenet": "torchvision ImageNet architecture (aggressive stem), optionally with pretrained weights",
-}
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the registry knows about an architecture (everything but its builder)."""
-
-    name: str
-    family: str
-    kind: str
-    min_image_size: int
-    default_image_size: int
-    pretrained: str | None = None
-    description: str = ""
-
-    @property
-    def has_pretrained(self) -> bool:
-        return self.pretrained is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
+FAMILY_MODULES = ("resnet", "preact_resnet", "densenet", "vgg", "torchvision_models")
+"""The modules that register the shipped architectures (imported on the registry's first use)."""
 
 _INFOS: dict[str, ModelInfo] = {}
 _BUILDERS: dict[str, Builder] = {}
+_shipped_loaded = False
+
+
+def _load_shipped() -> None:
+    """Import the family modules once, which registers every shipped architecture."""
+    global _shipped_loaded
+    if not _shipped_loaded:
+        _shipped_loaded = True  # first: a family module may use the registry while it is imported
+        for module in FAMILY_MODULES:
+            importlib.import_module(f"{__package__}.{module}")
+
+
+def _check_catalogued(info: ModelInfo) -> None:
+    """A shipped name must be registered with the catalogue's facts (the schema validates with those)."""
+    known = ARCHITECTURES.get(info.name)
+    if known is None or known == info:
+        return
+    diff = "; ".join(
+        f"{f.name} {getattr(info, f.name)!r} here, {getattr(known, f.name)!r} there"
+        for f in fields(ModelInfo)
+        if getattr(info, f.name) != getattr(known, f.name)
+    )
+    raise ValueError(f"model {info.name!r} disagrees with models/catalog.py: {diff}")
 
 
 def register_model(
@@ -99,6 +78,7 @@ def register_model(
     if pretrained is not None and kind != "imagenet":
         raise ValueError("only imagenet-kind models can name pretrained weights")
     info = ModelInfo(name, family, kind, min_image_size, default_image_size, pretrained, description)
+    _check_catalogued(info)
 
     def decorator(fn: Builder) -> Builder:
         if name in _INFOS:  # re-checked: the decorator may be applied later than it was created
@@ -112,6 +92,7 @@ def register_model(
 
 def list_models(family: str | None = None, kind: str | None = None) -> list[str]:
     """Registered names, sorted, optionally filtered by family and/or kind."""
+    _load_shipped()
     return sorted(
         name
         for name, info in _INFOS.items()
@@ -120,6 +101,7 @@ def list_models(family: str | None = None, kind: str | None = None) -> list[str]
 
 
 def _lookup(name: str) -> ModelInfo:
+    _load_shipped()
     try:
         return _INFOS[name]
     except KeyError:

@@ -1,44 +1,67 @@
 """Checks a config must pass on *this* machine before a run starts, beyond the schema's own rules.
 
 The schema (``config.py``) knows what a valid config is anywhere; these checks need the machine: the
-devices present, the precision they support, and the backbone a transfer run names (a run of the runs
-folder or a checkpoint file, and the architecture it was trained with). The trainer makes the same
+dataset folder an imagefolder run names, the devices present, the precision they support, and the
+backbone a transfer run names (a run of the runs folder or a checkpoint file, and the architecture it
+was trained with). The trainer makes the same
 checks when it starts; running them first lets the CLI refuse a config without leaving a failed run
 folder behind, and lets the TUI's form show the problem at the field before Start.
 
-Each check yields ``(field, message)``; a message names every field it involves, so a form can show it
-at each of them.
+Each check yields a :class:`~optai_tui.errors.Problem`: the field, the message, and the other fields
+the rule involves (``related``), so a form can show it at each of them.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..errors import ConfigError, OptaiError
+from ..errors import ConfigError, OptaiError, Problem
 
 
-def preflight(cfg, *, runs_dir: Path | str | None = None, devices: Iterable[str] | None = None) -> list[tuple[str, str]]:
+def preflight(cfg, *, runs_dir: Path | str | None = None, devices: Iterable[str] | None = None) -> list[Problem]:
     """Every problem with ``cfg`` on this machine (empty when it can start).
 
     ``devices``: the device specs present (``cuda:0``, ``mps``, ``cpu``); detected when not given.
     """
-    return [*device_problems(cfg, devices), *backbone_problems(cfg, runs_dir)]
+    return [*data_problems(cfg), *device_problems(cfg, devices), *backbone_problems(cfg, runs_dir)]
 
 
-def raise_if_problems(problems: list[tuple[str, str]]) -> None:
+def raise_if_problems(problems: list[Problem]) -> None:
     """Raise the first problem as a ConfigError (its field named) carrying all of them."""
-    if not problems:
+    if problems:
+        raise ConfigError.from_problems(problems)
+
+
+# -- the dataset folder -----------------------------------------------------------------------
+def data_problems(cfg) -> Iterator[Problem]:
+    """An imagefolder dataset's folder exists and holds train/ with at least 2 class folders (as
+    torchvision's ImageFolder finds the classes: train/'s sub-folders)."""
+    if cfg.data.dataset != "imagefolder" or not cfg.data.path:
         return
-    field, msg = problems[0]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    err = ConfigError(msg + more, field=field)
-    err.problems = problems
-    raise err
+    p = Path(cfg.data.path).expanduser()
+    if not p.is_dir():
+        yield Problem("data.path", f"folder {str(p)!r} does not exist")
+        return
+    if not (p / "train").is_dir():
+        yield Problem("data.path", f"{str(p)!r} has no train/ folder")
+        return
+    try:
+        classes = sorted(e.name for e in os.scandir(p / "train") if e.is_dir())
+    except OSError as e:
+        yield Problem("data.path", f"cannot read {str(p / 'train')!r} ({e.strerror or e})")
+        return
+    if len(classes) < 2:
+        found = f" ({', '.join(classes)})" if classes else ""
+        yield Problem(
+            "data.path",
+            f"needs at least 2 classes (a folder each under train/), found {len(classes)}{found} in {p / 'train'}",
+        )
 
 
 # -- device and precision --------------------------------------------------------------------
-def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[tuple[str, str]]:
+def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[Problem]:
     import torch
 
     from ..training.device import detect_devices, device_spec, resolve_precision, why_no_gpu
@@ -50,21 +73,21 @@ def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[tuple
     spec = device_spec(want, present)
     if spec not in present:
         why = why_no_gpu() if spec.startswith("cuda") else None
-        yield "train.device", f"{want!r} is not available on this machine{f' ({why})' if why else ''}; present: {', '.join(present)}"
+        yield Problem("train.device", f"{want!r} is not available on this machine{f' ({why})' if why else ''}; present: {', '.join(present)}")
         return
     try:
         resolve_precision(cfg.train.precision, torch.device(spec))
     except ConfigError as e:
-        msg = e.message
         if want == "auto":
-            msg += f" (train.device auto is {spec} here)"
-        yield e.field or "train.precision", msg
+            yield Problem(e.field or "train.precision", f"{e.message} (train.device auto is {spec} here)", ("train.device",))
+        else:
+            yield Problem(e.field or "train.precision", e.message)
 
 
 # -- the backbone of a transfer run -------------------------------------------------------------
-def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[tuple[str, str]]:
+def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[Problem]:
     """The backbone reference resolves to weights, trained with the arch and width the config asks for."""
-    from ..training.backbones import IMAGENET
+    from ..training.backbone_file import IMAGENET
     from .backbones import backbone_source
 
     ref = (cfg.transfer.backbone or "").strip()
@@ -73,17 +96,21 @@ def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[tuple
     try:
         arch, width, what = backbone_source(ref, runs_dir)
     except OptaiError as e:
-        hint = f"; {e.hint}" if getattr(e, "hint", None) else ""
-        yield "transfer.backbone", f"{e.message}{hint}"
+        hint = f"; {e.hint}" if e.hint else ""
+        yield Problem("transfer.backbone", f"{e.message}{hint}")
         return
     want_arch, want_width = cfg.model.arch, float(cfg.model.width)
     if arch is not None and arch != want_arch:
-        yield "model.arch", (
+        yield Problem(
+            "model.arch",
             f"the transfer.backbone {what} is a {arch} (width {width or 1:g}), but model.arch is {want_arch}; "
-            f"set model.arch={arch} and model.width={width or 1:g}, or pick another backbone"
+            f"set model.arch={arch} and model.width={width or 1:g}, or pick another backbone",
+            ("transfer.backbone", "model.width"),
         )
     elif width is not None and abs(width - want_width) > 1e-9:
-        yield "model.width", (
+        yield Problem(
+            "model.width",
             f"the transfer.backbone {what} is {arch} at width {width:g}, but model.width is {want_width:g}; "
-            f"set model.width={width:g}"
+            f"set model.width={width:g}",
+            ("transfer.backbone",),
         )

@@ -77,7 +77,8 @@ class RunDir:
     @classmethod
     def create(cls, runs_dir: Path | str, config: Any) -> RunDir:
         """Make a new run folder for a RunConfig; the id is time-sortable and unique."""
-        from ..config import config_to_dict, config_to_yaml
+        from ..config import config_to_dict
+        from ..configio import config_to_yaml
 
         runs_dir = Path(runs_dir)
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +110,8 @@ class RunDir:
 
     # -- config ---------------------------------------------------------------------------
     def load_config(self):
-        from ..config import read_yaml_file, validate_config
+        from ..config import validate_config
+        from ..configio import read_yaml_file
 
         data = read_yaml_file(self.config_path, "run config") or {}
         if not isinstance(data, dict):

@@ -2,8 +2,8 @@
 
 No Textual here. A field is a select (``Literal`` choices, the architecture registry, devices), a switch
 (``bool``) or a text input (numbers, optional strings, the milestone list). ``validate_values`` turns the
-raw widget values into a ``RunConfig`` or a list of (field key, message) problems, with cross-field
-messages also attached to the other fields they name.
+raw widget values into a ``RunConfig`` or a list of (field key, message) problems, with a rule across
+fields also noted at the other fields it involves (its ``Problem.related``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..config import RunConfig, config_to_dict, iter_fields, validate_config
-from ..errors import ConfigError
+from ..errors import ConfigError, Problem
+from ..models.catalog import ARCHITECTURES, FAMILIES, architecture_info, architecture_names
 
 SECTION_TITLES = {
     "run": "Run",
@@ -99,8 +100,6 @@ def _analyse(annotation) -> tuple[str, bool, tuple[str, ...]]:
 
 def form_fields() -> list[FieldSpec]:
     """Every leaf setting of RunConfig, in schema order."""
-    from ..models import FAMILIES, get_model_info, list_models
-
     defaults = config_to_dict(RunConfig.model_construct())
     out = []
     for section, name, finfo in iter_fields():
@@ -111,8 +110,8 @@ def form_fields() -> list[FieldSpec]:
         kind = "switch" if scalar == "bool" else ("select" if choices else "text")
         if key == "model.arch":
             fam_order = list(FAMILIES)
-            names = list_models()
-            names.sort(key=lambda n: (fam_order.index(get_model_info(n).family), get_model_info(n).kind, _natural(n)))
+            names = architecture_names()  # what the schema accepts
+            names.sort(key=lambda n: (fam_order.index(ARCHITECTURES[n].family), ARCHITECTURES[n].kind, _natural(n)))
             choices, kind = tuple(names), "select"
         elif key == "train.device":
             choices, kind = ("auto", "cpu"), "select"
@@ -126,9 +125,7 @@ def _natural(name: str) -> list:
 
 def arch_label(name: str) -> str:
     """Select label of an architecture: grouped by family (the options are sorted by family)."""
-    from ..models import get_model_info
-
-    info = get_model_info(name)
+    info = architecture_info(name)
     tag = "tv" if info.kind == "imagenet" else "cifar"
     return f"{info.family} / {name} ({tag})"
 
@@ -216,7 +213,8 @@ class FormResult:
 
 
 def validate_values(specs: list[FieldSpec], raw: dict[str, Any], *, extra_checks=None) -> FormResult:
-    """Parse every field, validate the whole config, and attach each problem to the fields it names."""
+    """Parse every field, validate the whole config, run ``extra_checks(cfg)`` (Problems, e.g. the
+    machine's preflight checks) on a valid one, and attach each problem to the fields it involves."""
     keys = [s.key for s in specs]
     problems: dict[str, list[str]] = {}
     parsed: dict[str, Any] = {}
@@ -237,27 +235,28 @@ def validate_values(specs: list[FieldSpec], raw: dict[str, Any], *, extra_checks
         try:
             cfg = validate_config(data)
         except ConfigError as err:
-            for field, msg in getattr(err, "problems", [(err.field or "", err.message)]):
-                _attach(problems, keys, field, msg)
+            for problem in err.problems:
+                _attach(problems, keys, problem)
         caught = [str(w.message) for w in wlist]
     if cfg is not None and extra_checks is not None:
-        for field, msg in extra_checks(cfg):
-            _attach(problems, keys, field, msg)
+        for problem in extra_checks(cfg):
+            _attach(problems, keys, Problem.of(problem))
     if problems:
         cfg = None
     order = sorted(problems, key=lambda k: keys.index(k) if k in keys else -1)
     return FormResult(cfg, problems, order, caught, data)
 
 
-def _attach(problems: dict[str, list[str]], keys: list[str], field: str, msg: str) -> None:
-    target = _field_of(field, keys)
+def _attach(problems: dict[str, list[str]], keys: list[str], problem: Problem) -> None:
+    target = _field_of(problem.field, keys)
+    msg = problem.message
     if msg.startswith("Input should be "):
         msg = "must be " + msg[len("Input should be ") :]
     lst = problems.setdefault(target, [])
     if msg not in lst:
         lst.append(msg)
-    # A rule across fields also shows, shortened to its first clause, at the other fields its message names.
-    for other in re.findall(r"\b([a-z_]+\.[a-z_0-9]+)\b", msg):
+    # A rule across fields also shows, shortened to its first clause, at the other fields it involves.
+    for other in problem.related:
         if other in keys and other != target:
             note = f"{msg.split(';')[0]} (see {target})" if target else msg
             if note not in problems.setdefault(other, []):

@@ -125,6 +125,22 @@ async def test_machine_checks_precision_and_backbone_show_before_start(runs_dir)
         assert form.result.ok, form.result.problems
 
 
+async def test_the_dataset_folder_is_checked_at_its_field_before_start(runs_dir, tmp_path):
+    """The imagefolder folder is a machine check (not the schema's): shown at data.path all the same."""
+    folder = tmp_path / "pets"
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        form = _form(app)
+        fill(form, {"data.dataset": "imagefolder", "data.path": str(folder)})
+        await pilot.pause()
+        assert f"folder {str(folder)!r} does not exist" in _error(form, "data.path")
+        (folder / "train" / "cat").mkdir(parents=True)
+        (folder / "train" / "dog").mkdir()
+        form.validate()
+        await pilot.pause()
+        assert _error(form, "data.path") == ""
+
+
 async def test_start_is_refused_with_focus_on_the_first_problem(runs_dir):
     app = OptaiApp(runs_dir, check_running=False)
     async with app.run_test(size=(100, 32)) as pilot:

@@ -14,8 +14,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 
 from ...config import RunConfig, validate_config
-from ...errors import ConfigError
-from ...presets import DEFAULT_PRESET, diff_configs, find_preset, flatten, preset_data, save_preset
+from ...errors import ConfigError, Problem
+from ...presets import DEFAULT_PRESET, PresetRef, diff_configs, find_preset, flatten, preset_data, save_preset
 from ..form_spec import FieldSpec, FormResult, flat_values
 from ..messages import DevicesReady, OpenDashboard, StartRun
 from ..widgets.config_form import ConfigForm
@@ -35,10 +35,19 @@ def initial_config() -> tuple[str | None, RunConfig]:
 
 
 def _load(name: str) -> RunConfig:
-    ref = find_preset(name)
+    ref, data = _read(name)
+    return _validate(ref.path, data)
+
+
+def _read(name: str) -> tuple[PresetRef, dict]:
+    """The preset's file and its settings, not yet validated."""
+    return find_preset(name), preset_data(name)
+
+
+def _validate(path: Path, data: dict) -> RunConfig:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return validate_config(preset_data(name), source=str(ref.path))
+        return validate_config(data, source=str(path))
 
 
 class SetupScreen(Screen):
@@ -95,10 +104,12 @@ class SetupScreen(Screen):
         return ["imagenet", *ids]
 
     # -- validation feedback ------------------------------------------------------------------
-    def _machine_checks(self, cfg: RunConfig) -> Iterable[tuple[str, str]]:
-        """The machine's checks (device, precision, backbone), the same the CLI makes before a run."""
-        from ...runs.preflight import backbone_problems, device_problems
+    def _machine_checks(self, cfg: RunConfig) -> Iterable[Problem]:
+        """The machine's checks (dataset folder, device, precision, backbone), the same the CLI makes
+        before a run (the devices are the ones detected for this screen)."""
+        from ...runs.preflight import backbone_problems, data_problems, device_problems
 
+        yield from data_problems(cfg)
         if self.devices is not None:
             yield from device_problems(cfg, [d.spec for d in self.devices])
         yield from backbone_problems(cfg, self.runs_dir)
@@ -198,26 +209,25 @@ class SetupScreen(Screen):
     def load_preset(self, name: str) -> bool:
         """Fill the form from a preset; a preset that fails validation is reported and changes nothing."""
         try:
-            cfg = _load(name)
+            ref, data = _read(name)
+        except ConfigError as e:  # no such preset, or a file that cannot be read as YAML
+            return self._preset_not_loaded(f"preset {name}: {e}")
+        try:
+            cfg = _validate(ref.path, data)
         except ConfigError as e:
-            problems = getattr(e, "problems", None)
-            try:
-                where = str(find_preset(name).path)
-            except ConfigError:
-                where = name
-            if problems:
-                detail = "\n".join(f"{f}: {m}" for f, m in problems[:4])
-                text = f"preset {where} is invalid:\n{detail}"
-            else:
-                text = f"preset {name}: {e}"
-            self._show_preset_status(error=text)
-            self.notify(text, severity="error", title="preset not loaded", timeout=10)
-            return False
+            detail = "\n".join(f"{f}: {m}" for f, m in e.problems[:4])
+            return self._preset_not_loaded(f"preset {ref.path} is invalid:\n{detail}")
         self.form.set_config(cfg)
         self.loaded_preset = (name, cfg)
         self._show_preset_status()
         self.notify(f"loaded preset {name}", title="preset")
         return True
+
+    def _preset_not_loaded(self, text: str) -> bool:
+        """Report a preset that could not be loaded (the form is left as it was)."""
+        self._show_preset_status(error=text)
+        self.notify(text, severity="error", title="preset not loaded", timeout=10)
+        return False
 
     def load_config(self, cfg: RunConfig, origin: str = "") -> None:
         self.form.set_config(cfg)

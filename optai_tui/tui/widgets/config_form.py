@@ -15,6 +15,7 @@ from textual.widgets import Input, Label, Select, Static, Switch
 from textual.widgets.select import InvalidSelectValueError
 
 from ...config import RunConfig
+from ...errors import Problem
 from ..form_spec import SECTION_TITLES, FieldSpec, FormResult, arch_label, flat_values, form_fields, format_value, validate_values
 from .flag_switch import FlagSwitch
 
@@ -72,7 +73,7 @@ class ConfigForm(VerticalScroll, can_focus=False):
         self,
         initial: RunConfig | None = None,
         *,
-        extra_checks: Callable[[RunConfig], Iterable[tuple[str, str]]] | None = None,
+        extra_checks: Callable[[RunConfig], Iterable[Problem]] | None = None,
         backbone_suggestions: list[str] | None = None,
         id: str | None = None,
     ) -> None:

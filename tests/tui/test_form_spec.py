@@ -1,0 +1,42 @@
+"""The form's validation without Textual: each problem lands at its field, and a rule across fields is
+noted at the other fields it involves, read from the Problem's data, never from its text."""
+
+from __future__ import annotations
+
+from optai_tui.config import RunConfig
+from optai_tui.errors import Problem
+from optai_tui.tui.form_spec import flat_values, form_fields, format_value, validate_values
+
+
+def _validate(changes: dict, extra_checks=None):
+    """The form's raw widget values for the default config, with ``changes`` typed in."""
+    specs = form_fields()
+    defaults = flat_values(RunConfig())
+    raw = {s.key: format_value(s, defaults[s.key]) if s.kind == "text" else defaults[s.key] for s in specs}
+    return validate_values(specs, raw | changes, extra_checks=extra_checks)
+
+
+def test_defaults_are_valid():
+    r = _validate({})
+    assert r.ok, r.problems
+
+
+def test_a_schema_rule_is_noted_at_its_related_fields():
+    r = _validate({"schedule.name": "step", "schedule.milestones": "300"})
+    assert any("past the last epoch" in m for m in r.problems["schedule.milestones"])
+    assert r.problems["train.epochs"] == [
+        "milestone 300 is past the last epoch (train.epochs 200) (see schedule.milestones)"
+    ]
+
+
+def test_notes_follow_related_not_the_fields_a_message_happens_to_name():
+    def checks(cfg):
+        yield Problem("optim.lr", "too fast for train.epochs; lower it", ("train.batch_size",))
+        yield ("train.seed", "a plain (field, message) pair naming optim.momentum")
+
+    r = _validate({}, extra_checks=checks)
+    assert r.problems["optim.lr"] == ["too fast for train.epochs; lower it"]
+    assert r.problems["train.batch_size"] == ["too fast for train.epochs (see optim.lr)"]
+    assert "train.epochs" not in r.problems and "optim.momentum" not in r.problems
+    assert r.problems["train.seed"] == ["a plain (field, message) pair naming optim.momentum"]
+    assert r.config is None and r.order[0] == "optim.lr"
