@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from optai_tui.config import config_to_yaml, validate_config
+from optai_tui.config import validate_config
+from optai_tui.configio import config_to_yaml
 from optai_tui.fsio import atomic_write_text
 from optai_tui.runs.estimate import (
     EpochEstimate,

@@ -58,15 +58,16 @@ def create_run(cfg: RunConfig, runs_dir: Path | str | None = None, *, devices: I
 @dataclass(frozen=True)
 class ResumePlan:
     run: RunDir
-    checkpoint: dict[str, Any] | None  # None only when ``completed``
+    checkpoint: dict[str, Any] | None  # None: completed, or stopped before its first epoch (it starts again)
     epochs_done: int
     completed: bool  # every epoch is done: nothing to resume
 
 
 def plan_resume(run: RunDir) -> ResumePlan:
     """Whether ``run`` can continue, decided before anything in its folder changes. Refused (an
-    OptaiError) while another process trains it, when it has no checkpoint (none was written, or it is
-    gone: restarting from nothing would only repeat what failed), and when the checkpoint cannot be read."""
+    OptaiError) while another process trains it, when it has no checkpoint (unless it was stopped before
+    its first epoch ended: then it starts again; a failed one would only fail again), and when the
+    checkpoint cannot be read."""
     summary = run.read_summary()
     pid = run.training_pid(summary)
     if pid and pid != os.getpid():
@@ -79,6 +80,8 @@ def plan_resume(run: RunDir) -> ResumePlan:
     if summary.get("status") == RunStatus.COMPLETED and done >= cfg.train.epochs:
         return ResumePlan(run, None, done, completed=True)
     if not run.last_checkpoint.is_file():
+        if done == 0 and run.status() == RunStatus.STOPPED:
+            return ResumePlan(run, None, 0, completed=False)
         gone = f", but {run.last_checkpoint} is gone" if done else ""
         raise CheckpointError(
             f"run {run.run_id} has no checkpoint to resume from ({done} epoch{'s' if done != 1 else ''} done{gone})",
@@ -112,7 +115,7 @@ class RunSession:
             run.trim_partial_event()  # a killed process may have left half an event line
         self.recorder = RunRecorder(run)
         backbone = None
-        if plan is None:  # a resumed run takes every weight from its own checkpoint
+        if plan is None or plan.checkpoint is None:  # a resumed run takes every weight from its own checkpoint
             try:
                 backbone = _resolve_backbone(self.config, run.path.parent)
             except OptaiError as e:
