@@ -50,8 +50,8 @@ def test_tiny_run_records_everything(tiny_config, tmp_path):
 
 
 def test_top5_with_more_than_ten_classes(tiny_config, tmp_path, monkeypatch):
-    from optai_tui import data as data_mod
     from optai_tui.data import load_arrays as real
+    from optai_tui.training import engine
 
     def twelve(*a, **k):  # relabel shapes into 12 classes
         s = real(*a, **k)
@@ -59,7 +59,7 @@ def test_top5_with_more_than_ten_classes(tiny_config, tmp_path, monkeypatch):
 
         return dataclasses.replace(s, train_y=s.train_y % 12, classes=[str(i) for i in range(12)])
 
-    monkeypatch.setattr(data_mod, "load_arrays", twelve)
+    monkeypatch.setattr(engine, "load_arrays", twelve)
     t = new_session(tiny_config(train={"epochs": 1}), tmp_path)
     t.run()
     assert "val_top5" in t.trainer.history[-1]

@@ -38,6 +38,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..fsio import socket_timeout
+from ..models import get_model_info, list_models
 from .backbone_file import IMAGENET, BackboneFile
 from .checkpoint import FORMAT, load_checkpoint, strip_wrapper_prefixes, unwrap_state_dict
 
@@ -110,12 +111,8 @@ def imagenet_weights_file(arch: str) -> tuple[str, str, Path]:
     """(url, file name, hub checkpoints folder) of a ``tv_*`` architecture's ImageNet weights."""
     import torchvision
 
-    from ..models import get_model_info
-
     info = get_model_info(arch)
     if not info.pretrained:
-        from ..models import list_models
-
         alts = [n for n in list_models(kind="imagenet") if get_model_info(n).pretrained]
         raise ConfigError(
             f"{arch} has no published ImageNet weights", hint="choose one of " + ", ".join(alts), field="model.arch"
@@ -128,8 +125,6 @@ def imagenet_weights_file(arch: str) -> tuple[str, str, Path]:
 def load_imagenet_backbone(model: nn.Module, arch: str, *, progress: bool | None = None) -> BackboneSource:
     """torchvision's ImageNet weights for ``arch`` into ``model.body``, via ``weights.get_state_dict``."""
     import torchvision
-
-    from ..models import get_model_info
 
     url, fname, folder = imagenet_weights_file(arch)
     if not hasattr(model, "load_body_state_dict"):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import DeviceError
+from ..errors import ConfigError, DeviceError
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     available on request where the processor has native bf16 (AVX512-BF16 or AMX): about 1.8x faster
     convolutions there.
     """
-    from ..errors import ConfigError
 
     if precision == "fp32":
         return None

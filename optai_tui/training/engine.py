@@ -26,7 +26,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from ..config import RunConfig
+from ..config import RunConfig, config_to_dict
+from ..data import IMAGENET_MEAN_STD, build_loaders, load_arrays
 from ..data.tensor_loader import epoch_seed
 from ..errors import OptaiError, TrainingError
 from . import events as ev
@@ -34,7 +35,8 @@ from .backbone_file import BackboneFile
 from .checkpoint import save_checkpoint
 from .device import device_name, resolve_device, resolve_precision
 from .optim import LRSchedule, build_optimizer
-from .transfer import Phase, configure_phase, phase_at, plan_phases, prepare_phase, set_train_mode
+from .profile import count_macs, count_parameters
+from .transfer import Phase, build_model, configure_phase, phase_at, plan_phases, prepare_phase, set_train_mode
 
 EventSink = Callable[[ev.Event], None]
 
@@ -129,9 +131,6 @@ class Trainer:
             raise
 
     def _setup(self) -> None:
-        from ..data import build_loaders, load_arrays
-        from .transfer import build_model
-
         cfg = self.config
         self.device = resolve_device(cfg.train.device)
         self.amp_dtype = resolve_precision(cfg.train.precision, self.device)
@@ -158,8 +157,6 @@ class Trainer:
             )
         self._setup_warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
         if d.normalize == "imagenet":
-            from ..data import IMAGENET_MEAN_STD
-
             splits = dataclasses.replace(splits, mean=IMAGENET_MEAN_STD[0], std=IMAGENET_MEAN_STD[1])
         self.splits = splits
         self.train_loader, self.val_loader = build_loaders(
@@ -207,8 +204,6 @@ class Trainer:
         )
 
     def _run(self, t_start: float) -> ev.RunStatus:
-        from .profile import count_macs, count_parameters
-
         cfg = self.config
         self._setup()
         steps = len(self.train_loader)
@@ -412,8 +407,6 @@ class Trainer:
             self.emit(ev.RunWarning(epoch=epoch + 1, message=f"train/val accuracy gap widening ({gaps[2]:.0%}): overfitting; consider more augmentation or weight decay"))
 
     def _checkpoint_payload(self, epoch: int, elapsed: float) -> dict[str, Any]:
-        from ..config import config_to_dict
-
         return {
             "arch": self.config.model.arch,
             "config": config_to_dict(self.config),

@@ -21,8 +21,12 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
-from ..data.tensor_loader import EpochLoader
+from ..data import TensorLoader
+from ..data.tensor_loader import EpochLoader, epoch_seed
+from ..models import create_model
+from . import events as ev
 from .backbone_file import BackboneFile
+from .backbones import load_backbone
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,6 @@ def prepare_phase(trainer: Any, phase: Phase) -> float | None:
         return None
     if cfg.data.augment:
         if cfg.transfer.mode == "linear_probe":  # probe_then_finetune needs augmentation for phase 2
-            from . import events as ev
-
             trainer.emit(
                 ev.RunWarning(
                     epoch=phase.start_epoch + 1,
@@ -173,8 +175,6 @@ class FeatureLoader(EpochLoader):
         return self._batches(epoch, start)
 
     def _batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        from ..data.tensor_loader import epoch_seed
-
         order = None
         if self.train:
             g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
@@ -218,8 +218,6 @@ def cache_features(trainer: Any) -> tuple[FeatureLoader, FeatureLoader | None]:
     The training images are read in dataset order, without augmentation, with the engine's
     normalisation and device resize (``transfer.resize_to``).
     """
-    from ..data import TensorLoader
-
     cfg, splits, device = trainer.config, trainer.splits, trainer.device
     base_train, base_val = trainer.train_loader, trainer.val_loader
     autocast = getattr(trainer, "_autocast", None)
@@ -259,14 +257,10 @@ def build_model(
     ``load_weights=False`` builds the same modules without reading the backbone source (for a resumed run,
     whose checkpoint holds the weights: the source may be gone, or a run name may now mean a newer run).
     """
-    from ..models import create_model
-
     torch.manual_seed(cfg.train.seed)
     model = create_model(cfg.model.arch, num_classes=num_classes, in_channels=in_channels, width=cfg.model.width)
     if cfg.transfer.mode != "scratch":
         if load_weights:
-            from .backbones import load_backbone
-
             load_backbone(model, cfg, backbone)
         install_head(model, cfg, num_classes)
     return model
