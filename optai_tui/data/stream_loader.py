@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from optai_tui.data.tensor_loader import Batch, EpochLoader, _as_size, epoch_seed
+from optai_tui.data.tensor_loader import Batch, EpochLoader, epoch_seed
 
 
 class UInt8ImageDataset(Dataset):
@@ -94,17 +94,9 @@ class StreamLoader(EpochLoader):
         dtype: torch.dtype = torch.float32,
         workers: int = 2,
     ) -> None:
-        self._check_inputs(x, y, batch_size, "StreamLoader")
-        self.device = torch.device(device)
-        self.train = train
-        self.batch_size = int(batch_size)
-        self.drop_last = drop_last
-        self.seed = int(seed)
-        self.dtype = dtype
-        self.channels_last = channels_last
-        self.resize_to = _as_size(resize_to)
+        self._init_common(x, y, batch_size=batch_size, device=device, train=train, drop_last=drop_last, seed=seed,
+                          resize_to=resize_to, channels_last=channels_last, dtype=dtype)
         self.workers = max(0, int(workers))
-        self.num_samples = len(x)
         size = (int(x.shape[-2]), int(x.shape[-1]))
         transform = kuangliu_transforms(train, mean, std, size, crop_padding, flip, translate)
         self.dataset = UInt8ImageDataset(x, y.to(torch.int64), transform)

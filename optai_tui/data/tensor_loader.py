@@ -128,14 +128,37 @@ class EpochLoader:
         self.epoch = int(epoch)
         self._start_batch = int(start_batch)
 
-    @staticmethod
-    def _check_inputs(x: torch.Tensor, y: torch.Tensor, batch_size: int, what: str) -> None:
+    def _init_common(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        batch_size: int,
+        device: str | torch.device,
+        train: bool,
+        drop_last: bool,
+        seed: int,
+        resize_to: int | Sequence[int] | None,
+        channels_last: bool,
+        dtype: torch.dtype,
+    ) -> None:
+        """Check the inputs and set what every loader holds (the constructors' shared part)."""
+        what = type(self).__name__
         if x.dtype != torch.uint8 or x.dim() != 4:
             raise DataError(f"{what} needs uint8 images [N, C, H, W], got {x.dtype} {tuple(x.shape)}")
         if len(x) != len(y):
             raise DataError(f"{len(x)} images but {len(y)} labels")
         if batch_size < 1:
             raise DataError(f"batch size must be at least 1, got {batch_size}", field="train.batch_size")
+        self.device = torch.device(device)
+        self.train = train
+        self.batch_size = int(batch_size)
+        self.drop_last = drop_last
+        self.seed = int(seed)
+        self.dtype = dtype
+        self.channels_last = channels_last
+        self.resize_to = _as_size(resize_to)
+        self.num_samples = len(x)
 
     def _take_epoch(self) -> tuple[int, int]:
         """(epoch, first batch) of the iteration starting now; the next one is the following epoch."""
@@ -180,18 +203,10 @@ class TensorLoader(EpochLoader):
         memory_fraction: float = 0.5,
         cpu_threads: int | None = 1,
     ) -> None:
-        self._check_inputs(x, y, batch_size, "TensorLoader")
+        self._init_common(x, y, batch_size=batch_size, device=device, train=train, drop_last=drop_last, seed=seed,
+                          resize_to=resize_to, channels_last=channels_last, dtype=dtype)
         if len(x) == 0:
             raise DataError("the dataset is empty")
-        self.device = torch.device(device)
-        self.train = train
-        self.batch_size = int(batch_size)
-        self.drop_last = drop_last
-        self.seed = int(seed)
-        self.dtype = dtype
-        self.channels_last = channels_last
-        self.resize_to = _as_size(resize_to)
-        self.num_samples = len(x)
         self.translate = int(translate) if translate else 0
         self.pad = self.translate if self.translate else int(crop_padding)
         self.reflect = bool(self.translate)
