@@ -183,9 +183,11 @@ async def test_device_panel_cost_preview_and_unavailable_device(runs_dir):
 async def test_form_is_usable_at_80x24(runs_dir):
     app = OptaiApp(runs_dir, check_running=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        needles = ("dataset", "Start", "Presets", "Help", "ready")
+        # a loaded machine may take a few frames to draw the footer and the verdict
+        await wait_for(pilot, lambda: all(n in screen_text(app) for n in needles), 30, "the form, footer and verdict drawn")
         text = screen_text(app)
-        for needle in ("dataset", "Start", "Presets", "Help", "ready"):
+        for needle in needles:
             assert needle in text, needle
         # tab walks the fields; every row can scroll into view
         form = _form(app)
