@@ -7,8 +7,10 @@ Exit codes: 0 done, 2 invalid input (one clear message, no traceback), 1 failure
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -330,6 +332,9 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:  # n
 
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
+    if hasattr(signal, "SIGXFSZ"):  # past `ulimit -f` a write fails with EFBIG (a clear error) instead of killing us
+        with contextlib.suppress(ValueError):  # not the main thread: Python already ignores it there
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
