@@ -7,8 +7,10 @@ Exit codes: 0 done, 2 invalid input (one clear message, no traceback), 1 failure
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", "-f", choices=["md", "csv", "json", "html"], default=None, help="default: from the file's extension")
     ex.add_argument("-o", "--output", required=True, help="output file")
     ex.add_argument("--per-epoch", action="store_true", help="csv/json: one row per epoch")
+    ex.add_argument("--force", action="store_true", help="replace an existing file that is not a previous export")
     return p
 
 
@@ -198,40 +201,46 @@ def _preset_error(name: str) -> ConfigError | None:
 
 
 def cmd_runs(args) -> int:
-    from .fmt import fmt_pct
+    from .fmt import finite_json, fmt_pct
     from .runs.store import list_runs
 
     runs = list_runs(_runs_dir(args))
     rows = []
     for r in runs:
-        s = r.read_summary()
+        s, damaged = r.read_summary_checked()  # every field well typed; a damaged one says why
         s["status"] = r.status()
+        if damaged:
+            s["damaged"] = damaged
         rows.append(s)
     if getattr(args, "json", False):
         for s in rows:
-            print(json.dumps(s))
+            print(json.dumps(finite_json(s), allow_nan=False))
         return EXIT_OK
     if not rows:
         print(f"no runs in {_runs_dir(args)}")
         return EXIT_OK
     table = Table("run", "status", "arch", "dataset", "mode", "params", "epochs", "best val", "time", box=None)
     # the id is what --resume, attach and export need, and the status what one looks for: never cut them
-    for col, key in ((table.columns[0], "run_id"), (table.columns[1], "status")):
-        col.no_wrap = True
-        col.min_width = max(len(str(s.get(key, "?"))) for s in rows)
+    shown_status = lambda s: "damaged" if s.get("damaged") else str(s.get("status", "?"))  # noqa: E731
+    table.columns[0].no_wrap = table.columns[1].no_wrap = True
+    table.columns[0].min_width = max(len(str(s.get("run_id", "?"))) for s in rows)
+    table.columns[1].min_width = max(len(shown_status(s)) for s in rows)
     for s in rows:
         table.add_row(
-            s.get("run_id", "?"),
-            s.get("status", "?"),
-            str(s.get("arch")),
-            str(s.get("dataset")),
-            str(s.get("transfer_mode")),
+            str(s.get("run_id", "?")),
+            shown_status(s),
+            str(s.get("arch") or "-"),
+            str(s.get("dataset") or "-"),
+            str(s.get("transfer_mode") or "-"),
             f"{s['params']:,}" if s.get("params") else "-",
-            f"{s.get('epochs_completed', 0)}/{s.get('epochs', '?')}",
+            f"{s.get('epochs_completed') or 0}/{s.get('epochs') or '?'}",
             fmt_pct(s.get("best_val_acc"), 2),
             f"{s.get('train_seconds') or 0:.0f}s",
         )
     _table_console().print(table)
+    for s in rows:  # the reason under the table: the run is still listed, with what its log tells
+        if s.get("damaged"):
+            _table_console().print(Text(f"damaged: {s.get('run_id')}: {s['damaged']} ({s.get('status')} as rebuilt from its events.jsonl)"))
     return EXIT_OK
 
 
@@ -304,10 +313,10 @@ def cmd_tui(args, attach: str | None = None) -> int:
 
 def cmd_export(args) -> int:
     from .runs.export import export_runs
-    from .runs.report import is_stream
+    from .runs.outfile import is_stream
 
     output = Path(args.output)
-    path = export_runs(args.runs, fmt=args.format, output=output, runs_dir=_runs_dir(args), per_epoch=args.per_epoch)
+    path = export_runs(args.runs, fmt=args.format, output=output, runs_dir=_runs_dir(args), per_epoch=args.per_epoch, force=args.force)
     # to stdout or a pipe the export is the output: the note goes to stderr
     print(f"wrote {path}", file=sys.stderr if is_stream(output) else sys.stdout)
     return EXIT_OK
@@ -330,6 +339,9 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:  # n
 
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
+    if hasattr(signal, "SIGXFSZ"):  # past `ulimit -f` a write fails with EFBIG (a clear error) instead of killing us
+        with contextlib.suppress(ValueError):  # not the main thread: Python already ignores it there
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:

@@ -114,6 +114,40 @@ class CheckpointError(OptaiError):
     """A checkpoint or weights file that cannot be loaded into the model."""
 
 
+class StorageError(OptaiError, OSError):
+    """A file or folder that could not be written: a full disk (ENOSPC), a file size limit (``ulimit -f``:
+    EFBIG), a read-only file system, missing permissions. It names the path and the system's reason; it
+    is an ``OSError`` too (with the original ``errno``), so code that handles OSError still does.
+
+    The CLI exits with 1: the run (or the command) failed because of the machine, not of its input.
+    """
+
+    exit_code = 1
+    HINTS = {
+        "ENOSPC": "the disk is full: free some space; a stopped or failed run resumes from its last checkpoint",
+        "EDQUOT": "your disk quota is used up: free some space; a stopped or failed run resumes from its last checkpoint",
+        "EFBIG": "a file size limit is in force (ulimit -f): raise it; a stopped or failed run resumes from its last checkpoint",
+        "EROFS": "the file system is read-only: use a writable folder (e.g. --runs-dir)",
+        "EACCES": "you may not write there: check the folder's permissions, or use another folder",
+        "EPERM": "you may not write there: check the folder's permissions, or use another folder",
+    }
+
+    def __init__(self, path: object, error: OSError, *, action: str = "write"):
+        import errno as _errno
+
+        reason = error.strerror or str(error)
+        OSError.__init__(self, error.errno, reason, str(path))
+        code = _errno.errorcode.get(error.errno or 0, "")
+        self.message = f"cannot {action} {str(path)!r}: {reason}"
+        self.hint = self.HINTS.get(code)
+        self.field = None
+        self.path = str(path)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return OptaiError.__str__(self)
+
+
 class TrainingError(OptaiError):
     """A run that failed while training: ``kind`` says how (``nan`` loss, out of memory ``oom``, or
     another ``error``), as the RunFailed event records it."""

@@ -18,6 +18,20 @@ def num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity (which strict JSON has no word for) as None, in lists and dicts
+    too, and anything JSON cannot hold (a date from YAML...) as its text."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int)):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return str(obj)
+
+
 def fmt_count(n: Any) -> str:
     """176402 -> '176k', 11_173_962 -> '11.2M'; '-' when unknown."""
     v = num(n)

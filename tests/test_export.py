@@ -336,7 +336,10 @@ def test_export_writes_through_a_symlink_and_keeps_the_link(runs_dir, ids, tmp_p
     target.chmod(0o640)
     link = tmp_path / "link.json"
     link.symlink_to(Path("real") / "target.json")
-    assert export_runs(ids[:1], "json", link, runs_dir) == link
+    with pytest.raises(ConfigError, match="not an optai-tui export"):  # "old" is not an export: kept without --force
+        export_runs(ids[:1], "json", link, runs_dir)
+    assert target.read_text() == "old"
+    assert export_runs(ids[:1], "json", link, runs_dir, force=True) == link
     assert link.is_symlink() and os.readlink(link) == str(Path("real") / "target.json")
     assert json.loads(target.read_text())["runs"][0]["run_id"] == ids[0]
     assert stat.S_IMODE(target.stat().st_mode) == 0o640  # the file written into keeps its permissions
@@ -350,7 +353,7 @@ def test_export_writes_through_a_symlink_and_keeps_the_link(runs_dir, ids, tmp_p
     plain = tmp_path / "plain.json"
     plain.write_text("old")
     inode = plain.stat().st_ino
-    export_runs(ids[:1], "json", plain, runs_dir)
+    export_runs(ids[:1], "json", plain, runs_dir, force=True)
     assert plain.stat().st_ino != inode and json.loads(plain.read_text())["runs"]
 
 

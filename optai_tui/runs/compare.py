@@ -44,6 +44,7 @@ class RunRecord:
     meta: dict[str, Any]
     config: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    damaged: str | None = None  # why summary.json is damaged (its numbers are then rebuilt from the log)
 
     def get(self, key: str, default: Any = None) -> Any:
         """A summary field (with the effective status), or a dotted config field such as ``optim.lr``."""
@@ -65,9 +66,9 @@ class RunRecord:
             return node
         return default
 
-    name = property(lambda self: self.summary.get("name") or self.config.get("name") or self.run_id)
-    arch = property(lambda self: self.summary.get("arch") or self.config.get("model", {}).get("arch", "?"))
-    dataset = property(lambda self: self.summary.get("dataset") or self.config.get("data", {}).get("dataset", "?"))
+    name = property(lambda self: _text(self.summary.get("name")) or _text(self.config.get("name")) or self.run_id)
+    arch = property(lambda self: _text(self.summary.get("arch")) or _text(_section(self.config, "model").get("arch")) or "?")
+    dataset = property(lambda self: _text(self.summary.get("dataset")) or _text(_section(self.config, "data").get("dataset")) or "?")
     tags = property(lambda self: list(self.meta.get("tags", [])))
     note = property(lambda self: str(self.meta.get("note", "")))
 
@@ -75,7 +76,7 @@ class RunRecord:
     def width(self) -> float | None:
         w = self.summary.get("width")
         if w is None:
-            w = self.config.get("model", {}).get("width")
+            w = _num(_section(self.config, "model").get("width"))
         return w
 
     @property
@@ -91,17 +92,30 @@ class RunRecord:
             self.dataset,
             str(self.summary.get("transfer_mode") or ""),
             self.status,
+            "damaged" if self.damaged else "",
             " ".join(self.tags),
             self.note,
         ]
         return " ".join(parts).lower()
 
 
+def _text(v: Any) -> str | None:
+    """A name read from a file: text as it is, a number as text, anything else (a list...) as unknown."""
+    if isinstance(v, str):
+        return v
+    return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
+    v = config.get(key)
+    return v if isinstance(v, dict) else {}
+
+
 def load_record(run: RunDir, *, history: bool = True, config: dict[str, Any] | None = None) -> RunRecord:
     """Read one run folder (never writes). ``history=False`` skips the event log, for fast tables."""
     if config is None:
         config = _read_config(run)
-    summary = run.read_summary()
+    summary, damaged = run.read_summary_checked()
     summary.setdefault("run_id", run.run_id)
     return RunRecord(
         run_id=run.run_id,
@@ -111,6 +125,7 @@ def load_record(run: RunDir, *, history: bool = True, config: dict[str, Any] | N
         meta=run.read_meta(),
         config=config,
         history=read_history(run) if history else [],
+        damaged=damaged,
     )
 
 
@@ -167,7 +182,7 @@ def read_history(run: RunDir) -> list[dict[str, Any]]:
         rows = {r["epoch"]: r for r in _read_metrics_csv(run.path / "metrics.csv")}
         total = 0.0
         for ep in sorted(rows):
-            total += float(rows[ep].get("epoch_seconds") or 0.0)
+            total += _num(rows[ep].get("epoch_seconds")) or 0.0
             rows[ep].setdefault("elapsed_seconds", total)
     return [rows[k] for k in sorted(rows)]
 
@@ -175,10 +190,11 @@ def read_history(run: RunDir) -> list[dict[str, Any]]:
 def _read_metrics_csv(path: Path) -> list[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError:
+        table = list(csv.DictReader(io.StringIO(text)))
+    except (OSError, ValueError, csv.Error):  # missing, not UTF-8, not CSV
         return []
     out = []
-    for row in csv.DictReader(io.StringIO(text)):
+    for row in table:
         d: dict[str, Any] = {}
         for k, v in row.items():
             if k is None or v in (None, ""):
@@ -187,8 +203,9 @@ def _read_metrics_csv(path: Path) -> list[dict[str, Any]]:
                 d[k] = float(v)
             except ValueError:
                 d[k] = v
-        if "epoch" in d:
-            d["epoch"] = int(d["epoch"])
+        epoch = _num(d.get("epoch"))
+        if epoch is not None and epoch.is_integer() and epoch > 0:  # a damaged row is left out
+            d["epoch"] = int(epoch)
             out.append(d)
     return out
 

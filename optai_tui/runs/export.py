@@ -1,10 +1,13 @@
 """``optai-tui export``: run summaries as Markdown / HTML reports, or CSV / JSON tables for notebooks.
 
-An export only reads the run folders (it never writes into them) and works on runs still training:
-their status is 'running' and their numbers are those of the last finished epoch. The output is
-written into the path given: a symlink is followed, a regular file is replaced atomically (temp file +
-rename), a FIFO or a device (``/dev/stdout``) is written straight into. With no format given, the
-output's extension names it (``format_for_output``).
+An export only reads the run folders and works on runs still training: their status is 'running' and
+their numbers are those of the last finished epoch. Where the output goes is ``outfile``'s business:
+never inside a run folder of the runs directory (symlinks resolved), never over a file that is not a
+previous export unless forced, never through another user's symlink in a shared sticky folder, never
+into a folder that does not exist; a previous export is replaced atomically, a FIFO or a device
+(``/dev/stdout``) is written straight into. With no format given, the output's extension names it
+(``format_for_output``). A run whose summary.json is damaged is exported with the numbers rebuilt from its
+log and its ``damaged`` reason; numbers that are not finite are written as null (JSON) or left empty.
 
 CSV / JSON rows (one per run) hold the summary fields, tags, note, the Pareto flags and the flattened
 config (``config.optim.lr``, ...). ``per_epoch``: the CSV has one row per (run, epoch) instead; the JSON
@@ -16,13 +19,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UnknownNameError
-from ..fmt import now_iso
+from ..fmt import finite_json, now_iso
 from ..fsio import writing
 from ..locations import default_runs_dir
 from ..training.events import EPOCH_METRICS
@@ -32,8 +35,8 @@ from .compare import (
     load_record,
     pareto_flags,
 )
-from .report import write_output
-from .store import RunDir, resolve_run
+from .outfile import OutputGuard, plan_output, write_target
+from .store import resolve_run
 
 FORMATS = ("md", "csv", "json", "html")
 # What an output file's extension says about its format (when no format is given).
@@ -74,6 +77,7 @@ RUN_FIELDS = (
     "started_at",
     "finished_at",
     "error",
+    "damaged",
 )
 PARETO_FIELDS = ("pareto_params", "pareto_macs", "pareto_train_seconds")
 EPOCH_ID_FIELDS = ("run_id", "name", "status", "arch", "width", "dataset", "epoch")
@@ -114,10 +118,12 @@ def export_runs(
     per_epoch: bool = False,
     *,
     image_format: str = "auto",
+    force: bool = False,
 ) -> Path:
     """Export the runs named by ``refs`` (ids, unique prefixes/suffixes or folders) to ``output``.
 
-    ``fmt`` None: the format the output's extension names (see ``format_for_output``).
+    ``fmt`` None: the format the output's extension names (see ``format_for_output``). ``force``: replace
+    an existing file that is not a previous export (a run folder is refused all the same).
     """
     output = Path(output).expanduser()
     fmt = format_for_output(output, fmt)
@@ -125,14 +131,15 @@ def export_runs(
     if not refs:
         raise ConfigError("name at least one run to export (see `optai-tui runs`)")
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    runs: list[RunDir] = []
+    runs = []
     for ref in refs:
         run = resolve_run(ref, runs_dir)
         if all(run.path.resolve() != r.path.resolve() for r in runs):
             runs.append(run)
-    _check_output(output, runs)
+    with writing(output, "export", field="output"):
+        plan_output(output, _guard(runs_dir, [r.path for r in runs], force))  # refused before any run is read
     records = [load_record(r, history=True) for r in runs]
-    return export_records(records, fmt, output, per_epoch=per_epoch, image_format=image_format)
+    return export_records(records, fmt, output, per_epoch=per_epoch, image_format=image_format, runs_dir=runs_dir, force=force)
 
 
 def export_records(
@@ -142,33 +149,38 @@ def export_records(
     *,
     per_epoch: bool = False,
     image_format: str = "auto",
+    runs_dir: Path | None = None,
+    force: bool = False,
 ) -> Path:
-    """Write already loaded records (the runs screen uses this); ``fmt`` None: from the output's extension."""
+    """Write already loaded records (the runs screen uses this); ``fmt`` None: from the output's extension.
+
+    ``runs_dir`` (default: ``$OPTAI_RUNS_DIR`` or ./runs) and the records' own folders are the runs
+    directories whose run folders the export keeps out of; ``force`` as in :func:`export_runs`.
+    """
     output = Path(output)
     fmt = format_for_output(output, fmt)
     _check_per_epoch(fmt, per_epoch)
     if not records:
         raise ConfigError("no runs to export")
-    _check_output(output, [RunDir(r.path) for r in records])
+    guard = _guard(runs_dir, [r.path for r in records], force)
     with writing(output, "export", field="output"):
         if fmt in ("md", "html"):
             from .report import write_report
 
-            return write_report(records, output, fmt, image_format=image_format)
+            return write_report(records, output, fmt, image_format=image_format, guard=guard)
+        target = plan_output(output, guard)
         if fmt == "csv":
-            write_output(output, to_csv(records, per_epoch=per_epoch))
+            write_target(target, to_csv(records, per_epoch=per_epoch))
         else:
-            write_output(output, json.dumps(to_json(records, per_epoch=per_epoch), indent=2) + "\n")
+            body = json.dumps(finite_json(to_json(records, per_epoch=per_epoch)), indent=2, allow_nan=False)
+            write_target(target, body + "\n")
     return output
 
 
-def _check_output(output: Path, runs: Sequence[RunDir]) -> None:
-    if output.is_dir():
-        raise ConfigError(f"output {str(output)!r} is a folder; give a file name, e.g. {output / 'report.md'}")
-    out = Path(os.path.realpath(output))  # where the export goes, symlinks followed (a loop does not raise)
-    for r in runs:
-        if out.is_relative_to(r.path.resolve()):
-            raise ConfigError(f"output {str(output)!r} is inside run folder {r.run_id}; an export never writes into a run")
+def _guard(runs_dir: Path | None, run_paths: Sequence[Path], force: bool) -> OutputGuard:
+    """The run folders an export keeps out of: those of the runs directory and of the runs' own folders."""
+    dirs = {Path(runs_dir) if runs_dir is not None else default_runs_dir()} | {Path(p).parent for p in run_paths}
+    return OutputGuard(runs_dirs=tuple(sorted(dirs)), runs=tuple(Path(p) for p in run_paths), force=force)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,6 +201,8 @@ def run_row(r: RunRecord, pareto: dict[str, bool] | None = None) -> dict[str, An
             row[k] = r.dataset
         elif k == "width":
             row[k] = r.width
+        elif k == "damaged":
+            row[k] = r.damaged
         else:
             row[k] = r.summary.get(k)
     row["tags"] = r.tags
@@ -254,5 +268,10 @@ def to_csv(records: Sequence[RunRecord], *, per_epoch: bool = False) -> str:
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for row in rows:
-        w.writerow({k: "" if row.get(k) is None else row.get(k) for k in cols})
+        w.writerow({k: _cell(row.get(k)) for k in cols})
     return buf.getvalue()
+
+
+def _cell(v: Any) -> Any:
+    """A CSV cell: unknown (None) and non-finite numbers (NaN, infinities) are left empty."""
+    return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else v

@@ -15,12 +15,9 @@ The HTML embeds its images (inline SVG or data: URIs) so it can be mailed as one
 from __future__ import annotations
 
 import base64
-import contextlib
-import errno
 import html
 import os
 import stat
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +28,9 @@ import yaml
 
 from ..errors import ConfigError
 from . import report_charts
-from ..fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds, now_iso
+from ..fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds, now_iso, num
 from ..fsio import atomic_write_bytes
+from .outfile import OutputGuard, is_stream, plan_output, replaceable, resolve_path, write_output, write_target  # noqa: F401 (is_stream, write_output: re-exported)
 from .compare import (
     ACCURACY_KEY,
     AXIS_NAMES,
@@ -45,107 +43,6 @@ from .compare import (
     run_labels,
     tradeoff_points,
 )
-
-# ---------------------------------------------------------------------------------------------
-# Output files: written *into* the path the user named. A symlink is followed (its target is written,
-# the link stays); a regular file (or a new one) is replaced atomically and keeps its permissions, a new
-# one gets those of any file the user creates (the store's temp files are 0600); a FIFO, a character
-# device or a terminal (``/dev/stdout``) is written straight into, never replaced by a file.
-
-
-def _umask() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
-
-
-def write_output(path: Path, data: bytes | str) -> Path:
-    """Write an exported file at the user's ``path``; return the file actually written (symlinks resolved)."""
-    data = data.encode("utf-8") if isinstance(data, str) else data
-    path = Path(path)
-    fd = _own_fd(path)
-    if fd is not None:  # /dev/stdout, /dev/fd/N, /proc/self/fd/N: a file this process has open
-        for stream in (sys.stdout, sys.stderr):  # what was printed before comes first
-            with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or replaced by None
-                stream.flush()
-        _write_all(fd, data)  # at its offset, in its mode (a `>> log` redirect is appended to)
-        return path
-    try:
-        st = os.stat(path)  # follows symlinks
-    except FileNotFoundError:
-        st = None  # absent, or a dangling symlink: realpath names the file to create
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
-    target = Path(os.path.realpath(path))
-    if st is not None and not (stat.S_ISREG(st.st_mode) and _same_file(target, st)):
-        # A FIFO, a device, a socket, or a file only reachable through another process's /proc/PID/fd/N:
-        # open it where it is, without creating or replacing anything.
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | (os.O_TRUNC if stat.S_ISREG(st.st_mode) else 0))
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        return path
-    if target.is_symlink():  # a symlink loop: realpath gave up
-        raise OSError(errno.ELOOP, "too many levels of symbolic links", str(path))
-    _write_new(target, data, stat.S_IMODE(st.st_mode) if st is not None else None)  # an existing file keeps its permissions
-    return target
-
-
-def _own_fd(path: Path) -> int | None:
-    """N when ``path`` leads, through symlinks, to /proc/self/fd/N (or /proc/<this pid>/fd/N)."""
-    own = (os.path.realpath("/proc/self"), f"/proc/{os.getpid()}")
-    p = os.path.abspath(path)
-    for _ in range(40):
-        parent = os.path.realpath(os.path.dirname(p))
-        name = os.path.basename(p)
-        if parent in (f"{d}/fd" for d in own) and name.isdigit():
-            return int(name)
-        if not os.path.islink(p):
-            return None
-        p = os.path.join(parent, os.readlink(p))
-    return None
-
-
-def is_stream(path: Path) -> bool:
-    """Whether ``path`` is written into rather than replaced: a FIFO, a device, /dev/stdout (not a folder)."""
-    if _own_fd(Path(path)) is not None:
-        return True
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _write_new(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Replace ``path`` atomically by a new file with ``mode`` (default: the usual permissions of a file
-    the user creates)."""
-    atomic_write_bytes(path, data)
-    try:
-        os.chmod(path, 0o666 & ~_umask() if mode is None else mode)
-    except OSError:
-        pass
-
-
-def _same_file(target: Path, st: os.stat_result) -> bool:
-    try:
-        t = os.stat(target)
-    except OSError:
-        return False
-    return (t.st_dev, t.st_ino) == (st.st_dev, st.st_ino)
-
 
 # ---------------------------------------------------------------------------------------------
 # Document model
@@ -214,13 +111,22 @@ COMPARISON_COLUMNS: list[tuple[str, Any]] = [
     ("Device", lambda r, lab: str(r.get("device_name") or r.get("device") or "-")),
 ]
 
+def _fixed(spec: str) -> Any:
+    """A number written with ``spec`` (NaN and infinities as Python writes them), anything else as '-'."""
+
+    def f(v: Any) -> str:
+        return format(float(v), spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
+
+    return f
+
+
 EPOCH_COLUMNS: list[tuple[str, str, Any]] = [
-    ("Epoch", "epoch", lambda v: str(int(v))),
-    ("Train loss", "train_loss", lambda v: f"{v:.4f}"),
+    ("Epoch", "epoch", _fixed(".0f")),
+    ("Train loss", "train_loss", _fixed(".4f")),
     ("Train acc", "train_acc", fmt_pct),
-    ("Val loss", "val_loss", lambda v: f"{v:.4f}"),
+    ("Val loss", "val_loss", _fixed(".4f")),
     ("Val acc", "val_acc", fmt_pct),
-    ("LR", "lr", lambda v: f"{v:.3g}"),
+    ("LR", "lr", _fixed(".3g")),
     ("Epoch time", "epoch_seconds", fmt_seconds),
     ("Elapsed", "elapsed_seconds", fmt_seconds),
 ]
@@ -290,7 +196,8 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
     dname = s.get("device_name")
     facts = [
         f"Run id: {r.run_id}",
-        f"Status: {r.status}" + (f" ({s['error']})" if s.get("error") else ""),
+        f"Status: {r.status}" + (f" ({s['error']})" if s.get("error") else "")
+        + (f"; damaged summary ({r.damaged}): numbers rebuilt from the event log" if r.damaged else ""),
         f"Architecture: {r.arch}, width x{fmt_float(r.width, 6)}, transfer mode {s.get('transfer_mode', '-')}",
         f"Dataset: {r.dataset}, {s.get('num_train', '-')} train / {s.get('num_val', '-')} validation images, "
         f"{s.get('num_classes', '-')} classes, {s.get('image_size', '-')}px",
@@ -322,7 +229,8 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
 
 
 def _int(v: Any) -> str:
-    return "-" if v is None else f"{int(v):,}"
+    x = num(v)
+    return "-" if x is None else f"{int(x):,}"
 
 
 def build_document(
@@ -451,6 +359,7 @@ def render_html(title: str, blocks: list[Block]) -> str:
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
+        '<meta name="generator" content="optai-tui">',
         f"<title>{e(title)}</title>",
         f"<style>{CSS}</style>",
         "</head>",
@@ -492,20 +401,29 @@ def report_files_dir(output: Path) -> Path:
     return output.parent / f"{output.stem}_files"
 
 
-def write_report(records: Sequence[RunRecord], output: Path, fmt: str, *, image_format: str = "auto") -> Path:
+def write_report(
+    records: Sequence[RunRecord], output: Path, fmt: str, *, image_format: str = "auto", guard: OutputGuard | None = None
+) -> Path:
     """Write a Markdown (``md``) or HTML report, and its images into ``<stem>_files/`` beside it.
 
-    Written into a stream (``/dev/stdout``, a FIFO), an HTML report only embeds its images and a
-    Markdown report of several runs (it has images) is refused: there is no folder beside a stream.
+    Where it goes is checked first (``outfile.plan_output``: never into a run folder, never over a file
+    that is not a previous export unless ``guard.force``), and so is each plot file: a report is written
+    whole or not at all. Written into a stream (``/dev/stdout``, a FIFO), an HTML report only embeds its
+    images and a Markdown report of several runs (it has images) is refused: there is no folder beside
+    a stream.
     """
     if not records:
         raise ValueError("a report needs at least one run")
+    if fmt not in ("md", "html"):
+        raise ValueError(f"unknown report format {fmt!r}")
+    guard = guard or OutputGuard()
     output = Path(output)
+    target = plan_output(output, guard)
     labels = run_labels(records)
     figures = make_figures(records, labels, image_format) if len(records) > 1 else []
     title, blocks = build_document(records, figures)
-    files_dir = report_files_dir(output)
-    if figures and is_stream(output):
+    files_dir: Path | None = report_files_dir(output)
+    if figures and target.kind in ("fd", "stream"):
         # /dev/stdout, a FIFO, a device: no folder beside it to hold the images ("/dev/stdout_files"?)
         if fmt == "md":
             raise ConfigError(
@@ -515,19 +433,49 @@ def write_report(records: Sequence[RunRecord], output: Path, fmt: str, *, image_
                 field="output",
             )
         files_dir = None
-    if files_dir is not None and figures and (files_dir.exists() or files_dir.is_symlink()) and not files_dir.is_dir():
-        # Checked before anything is written: a report whose plots went nowhere would look complete.
+    plots = _plan_plots(files_dir, figures, guard) if files_dir is not None and figures else []
+    if plots:
+        real_dir = plots[0][0].parent
+        if not real_dir.is_dir():
+            os.mkdir(real_dir)  # beside the report, whose folder exists
+    for path, data in plots:  # the report's own files: new, or plots of an earlier report replaced
+        atomic_write_bytes(path, data, make_parents=False)
+    if fmt == "md":
+        write_target(target, render_markdown(title, blocks, report_files_dir(output).name))
+    else:
+        write_target(target, render_html(title, blocks))
+    return output
+
+
+def _plan_plots(files_dir: Path, figures: list[Figure], guard: OutputGuard) -> list[tuple[Path, bytes]]:
+    """Where each plot goes (resolved), checked before anything is written: a report whose plots went
+    nowhere would look complete, and a file in the way that is not a plot is left as it is."""
+    real_dir = resolve_path(files_dir)
+    guard.check_outside_runs(files_dir, real_dir)
+    try:
+        st = os.lstat(real_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    if st is not None and not stat.S_ISDIR(st.st_mode):
         raise ConfigError(
             f"the report's plots go into {str(files_dir)!r}, which exists and is not a folder",
             hint="move that file away or choose another output name",
             field="output",
         )
-    for f in figures if files_dir is not None else []:  # files the report owns: replaced, whatever is there
-        _write_new(files_dir / f.filename, f.data)
-    if fmt == "md":
-        write_output(output, render_markdown(title, blocks, report_files_dir(output).name))
-    elif fmt == "html":
-        write_output(output, render_html(title, blocks))
-    else:
-        raise ValueError(f"unknown report format {fmt!r}")
-    return output
+    plots = []
+    for f in figures:
+        path = real_dir / f.filename
+        try:
+            est = os.lstat(path)
+        except OSError:
+            est = None
+        if est is not None and stat.S_ISDIR(est.st_mode):
+            raise ConfigError(f"the report's plot {str(path)!r} is a folder", hint="move it away or choose another output name", field="output")
+        if est is not None and stat.S_ISREG(est.st_mode) and not guard.force and not replaceable(path, ("figure",)):
+            raise ConfigError(
+                f"the report's plot {str(path)!r} is an existing file that is not a plot; it is left as it is",
+                hint="move it away, choose another output name, or replace it anyway with --force",
+                field="output",
+            )
+        plots.append((path, f.data))
+    return plots

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -24,14 +25,19 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError, UnknownNameError
+from ..errors import ConfigError, StorageError, UnknownNameError
 from ..fmt import now_iso
-from ..fsio import atomic_write_json, atomic_write_text
+from ..fsio import append_bytes, atomic_write_json, atomic_write_text, storage
 from ..locations import default_runs_dir
 from ..training.events import ControlAction, Event, RunStatus, event_from_dict
-from .summary import SummaryFold, summary_skeleton
+from .summary import SummaryFold, check_summary, summary_skeleton
 
 STATUSES = tuple(st.value for st in RunStatus)
+SUMMARY_MAX_BYTES = 1 << 20  # a summary is a few hundred bytes; a larger file is not one
+
+
+def _a(v: Any) -> str:
+    return "null" if v is None else f"a {'list' if isinstance(v, list) else type(v).__name__}"
 
 
 def _slug(text: str) -> str:
@@ -40,11 +46,11 @@ def _slug(text: str) -> str:
 
 
 def pid_alive(pid: int | None) -> bool:
-    if not pid:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:  # 0 and -1 would name whole process groups
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
@@ -81,7 +87,8 @@ class RunDir:
         from ..configio import config_to_yaml
 
         runs_dir = Path(runs_dir)
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        with storage(runs_dir, "create the runs folder"):
+            runs_dir.mkdir(parents=True, exist_ok=True)
         base = time.strftime("%Y%m%d-%H%M%S") + "-" + _slug(config.display_name())
         for i in range(1000):
             rid = base if i == 0 else f"{base}-{i + 1}"
@@ -90,15 +97,24 @@ class RunDir:
                 break
             except FileExistsError:
                 continue
+            except OSError as e:
+                raise StorageError(runs_dir / rid, e, action="create the run folder") from None
         else:  # pragma: no cover
             raise ConfigError(f"could not create a run folder under {runs_dir}")
         run = cls(runs_dir / rid)
-        run.checkpoints_dir.mkdir()
-        atomic_write_text(run.config_path, config_to_yaml(config))
-        run.events_path.touch()
-        summary = summary_skeleton(rid, config.display_name(), config_to_dict(config))
-        summary.update(host=socket.gethostname(), started_at=now_iso())
-        run.write_summary(summary)
+        try:
+            with storage(run.checkpoints_dir, "create the folder"):
+                run.checkpoints_dir.mkdir()
+            atomic_write_text(run.config_path, config_to_yaml(config))
+            append_bytes(run.events_path, b"")
+            summary = summary_skeleton(rid, config.display_name(), config_to_dict(config))
+            summary.update(host=socket.gethostname(), started_at=now_iso())
+            run.write_summary(summary)
+        except OSError:  # a full disk: no half-made run folder is left behind
+            import shutil
+
+            shutil.rmtree(run.path, ignore_errors=True)
+            raise
         return run
 
     @classmethod
@@ -128,7 +144,7 @@ class RunDir:
         Without this, the next event would be appended to the broken line and lost with it.
         """
         try:
-            with open(self.events_path, "r+b") as f:
+            with storage(self.events_path), open(self.events_path, "r+b") as f:
                 size = f.seek(0, os.SEEK_END)
                 if size == 0:
                     return 0
@@ -140,16 +156,16 @@ class RunDir:
                 keep = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size)
                 f.truncate(keep)
                 return size - keep
-        except FileNotFoundError:
-            return 0
+        except StorageError as e:
+            if e.errno == errno.ENOENT:
+                return 0
+            raise
 
     def append_event(self, event: Event | dict[str, Any]) -> None:
         """One line of the append-only log (a dict is written as it is: tests write logs by hand)."""
         d = event if isinstance(event, dict) else event.to_dict()
         line = json.dumps(d, separators=(",", ":")) + "\n"
-        with open(self.events_path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
+        append_bytes(self.events_path, line.encode("utf-8"))  # all of the line or none of it (StorageError)
 
     def read_events(self, offset: int = 0, max_bytes: int | None = None) -> tuple[list[Event], int]:
         """The events of the complete lines from byte ``offset``, and the offset to continue from.
@@ -187,13 +203,44 @@ class RunDir:
 
     # -- summary / meta -------------------------------------------------------------------
     def read_summary(self) -> dict[str, Any]:
+        """The run's summary, every known field of the right type (see :meth:`read_summary_checked`)."""
+        return self.read_summary_checked()[0]
+
+    def read_summary_checked(self) -> tuple[dict[str, Any], str | None]:
+        """The summary, and why summary.json is damaged (None when it is whole).
+
+        A missing summary is rebuilt from config.yaml and events.jsonl. A damaged one (unreadable, not a
+        JSON object, or fields of the wrong type, e.g. text for a number, a list, null for the status)
+        keeps its well-typed fields and takes the others from the log as a rebuild would; the reason names
+        the fields. Numbers that are not finite (NaN, Infinity) read as unknown (None).
+        """
+        raw: Any = None
         try:
-            s = json.loads(self.summary_path.read_text(encoding="utf-8"))
-            if isinstance(s, dict):
-                return s
-        except (OSError, ValueError):  # missing, not JSON, not UTF-8
-            pass
-        return self.rebuild_summary()
+            with open(self.summary_path, "rb") as f:
+                data = f.read(SUMMARY_MAX_BYTES + 1)
+        except FileNotFoundError:
+            return self.rebuild_summary(), None
+        except OSError as e:
+            problem = f"summary.json cannot be read ({e.strerror or e})"
+        else:
+            try:
+                raw = json.loads(data) if len(data) <= SUMMARY_MAX_BYTES else None
+                problem = None if raw is not None else "summary.json is larger than any summary"
+            except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
+                problem = "summary.json is not valid JSON"
+        good: dict[str, Any] = {}
+        if problem is None:
+            if not isinstance(raw, dict):
+                problem = f"summary.json holds {_a(raw)}, not an object"
+            else:
+                good, problems = check_summary(raw)
+                if not problems:
+                    return good, None
+                more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+                problem = "summary.json: " + "; ".join(problems[:3]) + more
+        s = self.rebuild_summary()  # the fields summary.json lost, from the log
+        s.update({k: v for k, v in good.items() if v is not None})
+        return s, problem
 
     def rebuild_summary(self) -> dict[str, Any]:
         """A summary from config.yaml and events.jsonl, for a run whose summary.json is missing or
@@ -256,12 +303,17 @@ class RunDir:
             return None
 
     def read_meta(self) -> dict[str, Any]:
+        """Tags (a list of texts) and note (a text); a damaged meta.json reads as none."""
         try:
-            m = json.loads(self.meta_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            m = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):  # missing, unreadable, not JSON
             m = {}
-        m.setdefault("tags", [])
-        m.setdefault("note", "")
+        if not isinstance(m, dict):
+            m = {}
+        tags = m.get("tags")
+        m["tags"] = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+        if not isinstance(m.get("note"), str):
+            m["note"] = ""
         return m
 
     def write_meta(self, *, tags: list[str] | None = None, note: str | None = None) -> dict[str, Any]:
@@ -276,8 +328,7 @@ class RunDir:
     # -- control requests (TUI -> training process) ---------------------------------------
     def send_control(self, action: ControlAction | str) -> None:
         action = ControlAction(action)
-        with open(self.control_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"action": action.value, "time": time.time()}) + "\n")
+        append_bytes(self.control_path, (json.dumps({"action": action.value, "time": time.time()}) + "\n").encode())
 
     def read_controls(self, offset: int = 0) -> tuple[list[ControlAction], int]:
         """The requests of the complete lines from byte ``offset`` (unknown ones skipped), and the offset

@@ -6,6 +6,7 @@ the run store (which rebuilds a missing or corrupt summary from ``events.jsonl``
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -123,3 +124,83 @@ def _last(rows: list[dict[str, float]], key: str) -> float | None:
         if r.get(key) is not None:
             return r[key]
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a summary someone else may have written: every field of the right type, or it is damaged
+
+_WHOLE_FIELDS = ("epochs", "epochs_completed", "params", "trainable_params", "macs", "num_classes", "num_train", "num_val", "pid")
+_NUMBER_FIELDS = (
+    "width", "best_val_acc", "final_val_acc", "final_train_loss", "final_val_loss", "train_seconds",
+    "seconds_per_epoch", "images_per_second", "peak_memory_mb", "checkpoint_mb", "feature_cache_seconds",
+)  # fmt: skip
+_TEXT_FIELDS = (
+    "run_id", "name", "arch", "dataset", "transfer_mode", "device", "device_name", "host", "started_at",
+    "finished_at", "error", "backbone",
+)  # fmt: skip
+_STATUSES = tuple(st.value for st in ev.RunStatus)
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, str):
+        return f"text {v[:20]!r}"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return f"a {type(v).__name__}"
+
+
+def check_summary(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A summary read from a file, checked field by field: the fields of the right type (numbers that
+    are not finite become null: unknown, not damage), and what is wrong with the others (left out).
+
+    Whole numbers are non-negative integers (a float with no fraction is taken); numbers are ints or
+    floats, never booleans; texts are strings; ``status`` is one of the run statuses; ``image_size`` is a
+    whole number or a [height, width] pair. Any of them may be null but ``run_id`` and ``status``.
+    Fields this version does not know are kept as they are.
+    """
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    for k, v in raw.items():
+        bad = None
+        if k == "status":
+            if v not in _STATUSES:
+                bad = f"is {_kind(v)}, not one of {', '.join(_STATUSES)}"
+        elif k == "run_id":
+            if not isinstance(v, str) or not v:
+                bad = f"is {_kind(v)}, not the run's id"
+        elif v is None:
+            pass
+        elif k in _WHOLE_FIELDS:
+            if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+                v = int(v)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                bad = f"is {_kind(v)}, not a whole number"
+        elif k in _NUMBER_FIELDS:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                bad = f"is {_kind(v)}, not a number"
+            elif not math.isfinite(v):
+                v = None
+        elif k in _TEXT_FIELDS:
+            if not isinstance(v, str):
+                bad = f"is {_kind(v)}, not text"
+        elif k == "image_size":
+            ok = lambda x: isinstance(x, int) and not isinstance(x, bool) and x > 0  # noqa: E731
+            if not (ok(v) or (isinstance(v, list) and len(v) == 2 and all(ok(x) for x in v))):
+                bad = f"is {_kind(v)}, not an image size"
+        elif k == "rebuilt":
+            if not isinstance(v, bool):
+                bad = f"is {_kind(v)}, not true or false"
+        elif isinstance(v, float) and not math.isfinite(v):
+            v = None
+        if bad is None:
+            out[k] = v
+        else:
+            problems.append(f"{k} {bad}")
+    for k in ("run_id", "status"):
+        if k not in raw:
+            problems.append(f"{k} is missing")
+    return out, problems

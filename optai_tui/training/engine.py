@@ -117,7 +117,7 @@ class Trainer:
         except KeyboardInterrupt:
             return self._finish(ev.RunStatus.STOPPED, reason="interrupted")
         except OptaiError as e:
-            self.emit(ev.RunFailed(epoch=len(self.history), error=str(e), kind=e.kind if isinstance(e, TrainingError) else "error"))
+            self._emit_failure(ev.RunFailed(epoch=len(self.history), error=str(e), kind=e.kind if isinstance(e, TrainingError) else "error"))
             raise
         except Exception as e:  # an unexpected bug: record it, keep the traceback for the log
             if _is_oom(e):
@@ -125,10 +125,19 @@ class Trainer:
                     f"out of memory at batch size {self.config.train.batch_size}; "
                     f"try train.batch_size={max(1, self.config.train.batch_size // 2)} or a smaller model"
                 )
-                self.emit(ev.RunFailed(epoch=len(self.history), error=msg, kind="oom"))
+                self._emit_failure(ev.RunFailed(epoch=len(self.history), error=msg, kind="oom"))
                 raise TrainingError(msg, kind="oom") from None
-            self.emit(ev.RunFailed(epoch=len(self.history), error=f"{type(e).__name__}: {e}", kind="error"))
+            self._emit_failure(ev.RunFailed(epoch=len(self.history), error=f"{type(e).__name__}: {e}", kind="error"))
             raise
+
+    def _emit_failure(self, event: ev.RunFailed) -> None:
+        """Tell every sink how the run failed, each on its own: a sink that cannot take it (the run folder
+        on a full or read-only disk) neither hides it from the others nor replaces the error being raised."""
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except (OptaiError, OSError):
+                pass
 
     def _setup(self) -> None:
         cfg = self.config

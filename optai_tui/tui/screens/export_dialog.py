@@ -37,7 +37,10 @@ class ExportDialog(ModalScreen["Path | None"]):
     """Choose a format, a file and the per-epoch option, then export: in the order tab walks them.
 
     The export runs from the dialog (in a worker): it closes on success (the screen underneath says where
-    the file went); an error is shown in the dialog, which stays open with what was typed.
+    the file went); an error is shown in the dialog, which stays open with what was typed. The refusals
+    are the CLI's (never into a run folder, never over a file that is not an export unless "replace" is
+    ticked, never through another user's symlink in a shared folder, never into a missing folder), but
+    the suggested ``exports/`` folder is made when it is missing.
     """
 
     DEFAULT_CSS = """
@@ -58,11 +61,14 @@ class ExportDialog(ModalScreen["Path | None"]):
         ("JSON (one object per run)", "json"),
     ]
 
-    def __init__(self, what: str, default_path: Path, records: list[RunRecord] | None = None) -> None:
+    def __init__(
+        self, what: str, default_path: Path, records: list[RunRecord] | None = None, *, runs_dir: Path | None = None
+    ) -> None:
         super().__init__()
         self.what = what
         self.default_path = default_path
         self.records = list(records or [])
+        self.runs_dir = runs_dir
         self.exporting = False
 
     def compose(self) -> ComposeResult:
@@ -73,6 +79,7 @@ class ExportDialog(ModalScreen["Path | None"]):
             yield Label("File")
             yield Input(str(self.default_path), id="path")
             yield Checkbox("CSV / JSON: one row per epoch", id="per-epoch")
+            yield Checkbox("Replace a file that is not an export (--force)", id="force")
             yield Static("", id="export-error")
             yield Static("enter (in the file) / ctrl+s export   tab next   esc cancel", classes="keys")
 
@@ -98,9 +105,24 @@ class ExportDialog(ModalScreen["Path | None"]):
             self._error("give a file name")
             self.query_one("#path", Input).focus()
             return
+        target = Path(path).expanduser()
+        if target.parent == self.default_path.parent and not target.parent.exists():
+            try:  # the folder the dialog suggested (a folder the user typed is never made)
+                target.parent.mkdir()
+            except OSError as e:
+                self._error(f"export failed: cannot create the folder {str(target.parent)!r}: {e.strerror or e}")
+                return
         self.exporting = True
         self.query_one("#export-error", Static).update(Text("exporting ...", style="dim"))
-        _export_worker(self, self.records, fmt, Path(path).expanduser(), self.query_one("#per-epoch", Checkbox).value)
+        _export_worker(
+            self,
+            self.records,
+            fmt,
+            target,
+            self.query_one("#per-epoch", Checkbox).value,
+            runs_dir=self.runs_dir,
+            force=self.query_one("#force", Checkbox).value,
+        )
 
     def on_export_done(self, message: ExportDone) -> None:
         self.exporting = False
@@ -123,10 +145,13 @@ def run_export(screen: Screen, records: list[RunRecord]) -> None:
         if path is not None:
             screen.post_message(ExportDone(path, None))
 
-    screen.app.push_screen(ExportDialog(what, default_export_path(), records), done)
+    runs_dir = getattr(screen, "runs_dir", None)
+    screen.app.push_screen(ExportDialog(what, default_export_path(), records, runs_dir=runs_dir), done)
 
 
-def _export_worker(screen: Screen, records: list[RunRecord], fmt: str, path: Path, per_epoch: bool) -> None:
+def _export_worker(
+    screen: Screen, records: list[RunRecord], fmt: str, path: Path, per_epoch: bool, *, runs_dir: Path | None = None, force: bool = False
+) -> None:
     """Export in a thread worker; the answer comes back to ``screen`` as an ExportDone (no widget touched)."""
 
     def job() -> None:
@@ -135,7 +160,7 @@ def _export_worker(screen: Screen, records: list[RunRecord], fmt: str, path: Pat
         try:
             # Re-read the runs: the records may be a few seconds old (a running run moved on).
             fresh = [load_record(RunDir(r.path), history=True) for r in records if r.path.is_dir()]
-            out = export_records(fresh, fmt, path, per_epoch=per_epoch)
+            out = export_records(fresh, fmt, path, per_epoch=per_epoch, runs_dir=runs_dir, force=force)
             screen.post_message(ExportDone(out, None))
         except OptaiError as e:
             screen.post_message(ExportDone(None, str(e)))

@@ -128,7 +128,7 @@ class RunsScreen(Screen):
         self._apply_records(message.records)
 
     def _apply_records(self, records: list[RunRecord]) -> None:
-        sig = [(r.run_id, r.status, r.summary, r.meta) for r in records]
+        sig = [(r.run_id, r.status, r.summary, r.meta, r.damaged) for r in records]
         if sig == self._signature:
             return
         self._signature = sig
@@ -189,6 +189,8 @@ class RunsScreen(Screen):
                 detail.append("  note: " + r.note, style="italic")
             if r.summary.get("error"):
                 detail.append("  error: " + str(r.summary["error"]), style="red")
+            if r.damaged:
+                detail.append(f"  damaged: {r.damaged} ({r.status}, as rebuilt from its event log)", style="magenta")
         self.query_one("#runs-detail", Static).update(detail)
 
     def current_run(self) -> RunRecord | None:

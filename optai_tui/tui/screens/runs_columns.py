@@ -18,6 +18,11 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
+def status_cell(r: RunRecord) -> Text:
+    """The run's status, or 'damaged' when its summary.json is (the reason is on the detail line)."""
+    return Text("damaged", style="bold magenta") if r.damaged else status_text(r.status)
+
+
 def as_text(cell: Any) -> Any:
     """Plain strings as Text: DataTable would read '[...]' in a run name or a value as markup."""
     return Text(cell) if isinstance(cell, str) else cell
@@ -44,7 +49,7 @@ class Column:
 COLUMNS: tuple[Column, ...] = (
     Column("sel", " ", None, lambda r: ""),
     Column("name", "Name", "name", lambda r: r.name),
-    Column("status", "Status", "status", lambda r: status_text(r.status)),
+    Column("status", "Status", "status", status_cell),
     Column("arch", "Arch", "arch", lambda r: r.arch),
     Column("params", "Params", "params", lambda r: _num(fmt_count(r.get("params")))),
     Column("macs", "MACs", "macs", lambda r: _num(fmt_count(r.get("macs")))),
