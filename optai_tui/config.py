@@ -500,7 +500,9 @@ def _bound(v: Any) -> str:
 
 
 def _shown(v: Any) -> str:
-    """The value given, short."""
+    """The value given, short (an integer of hundreds of digits by its size: Python will not print it)."""
+    if isinstance(v, int) and v.bit_length() > 128:
+        return f"a number of about {int(v.bit_length() * 0.30103) + 1} digits"
     text = str(v)
     return text if len(text) <= 40 else text[:37] + "..."
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from .config import RunConfig, config_to_dict, iter_fields
 from .errors import ConfigError, UnknownNameError
@@ -39,6 +40,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         path, value = parse_override(text)
         if path[0] not in sections:
             raise UnknownNameError("setting", path[0], sections, field=".".join(path))
+        if len(path) > 1:
+            section = RunConfig.model_fields[path[0]].annotation
+            if not (isinstance(section, type) and issubclass(section, BaseModel)):
+                raise ConfigError(f"--set {text!r}: {path[0]} is a setting, not a section", field=path[0])
         node = out
         for part in path[:-1]:
             nxt = node.setdefault(part, {})
@@ -46,7 +51,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 raise ConfigError(f"--set {text!r}: {part} is not a section", field=".".join(path))
             node = nxt
         if len(path) > 1:
-            allowed = RunConfig.model_fields[path[0]].annotation.model_fields  # type: ignore[union-attr]
+            allowed = section.model_fields
             if len(path) == 2 and path[1] not in allowed:
                 raise UnknownNameError("setting", ".".join(path), [f"{path[0]}.{k}" for k in allowed], field=".".join(path))
         node[path[-1]] = value
@@ -157,7 +162,7 @@ def read_yaml_file(path: Path, what: str = "file") -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or e
+        problem = " ".join(str(getattr(e, "problem", None) or getattr(e, "reason", None) or e).split())  # one line
         if isinstance(e, RefusedYAML):
             raise ConfigError(f"{path}:{where}: {problem}") from None
         raise ConfigError(f"{path}:{where} is not valid YAML ({problem})") from None
