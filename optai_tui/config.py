@@ -12,10 +12,12 @@ backbone) are ``runs/preflight.py``.
 
 from __future__ import annotations
 
+import re
+import typing
 import warnings
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .data.registry import dataset_info
 from .errors import ConfigError, Problem, UnknownNameError
@@ -38,18 +40,57 @@ class FieldProblem(ValueError):
         self.related = tuple(related)
 
 
+# Bounds shared by several settings: every number is finite and bounded, so a value that validates
+# can never crash a run later (an infinite warm-up, a seed torch cannot take, a head of 10^11 units).
+MAX_EPOCHS = 100_000
+MAX_SEED = 2**32 - 1  # what every RNG (torch, numpy, Python) takes
+MAX_IMAGES = 100_000_000
+MAX_PATH = 4096  # PATH_MAX on Linux
+NAME_MAX = 64
+MIN_WIDTH = 1 / 16
+"""The smallest ``model.width``: every layer of every CIFAR family keeps at least one channel of its own
+(the narrowest, densenet_cifar's growth rate 12, becomes 0.75, rounded to 1); below it a model degenerates
+to a few hundred parameters of one-channel layers."""
+
+_NAME_RE = re.compile(r"[^\W_][\w .,:=+@()%#-]*")  # \w: letters and digits of any script, and _
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=False)
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=False, allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """``true``/``false`` are not numbers (pydantic would read them as 1 and 0); a number field
+        otherwise keeps its lax parsing (PyYAML reads ``5e-4`` as a string)."""
+        if _is_number_field(cls.model_fields[info.field_name].annotation) and (
+            isinstance(v, bool) or (isinstance(v, list) and any(isinstance(x, bool) for x in v))
+        ):
+            raise ValueError(f"true or false is not a number (got {str(v).lower()}); give a number")
+        return v
+
+
+def _is_number_field(annotation: Any) -> bool:
+    """int, float, or a union or list of them (bool is neither)."""
+    return annotation in (int, float) or any(_is_number_field(a) for a in typing.get_args(annotation))
+
+
+def _path_text(v: str | None) -> str | None:
+    if v is not None and "\x00" in v:
+        raise ValueError("must not contain a NUL character")
+    return v
 
 
 class DataConfig(_Section):
     dataset: DatasetName = "cifar10"
     """Dataset: shapes (built-in, offline), cifar10, cifar100, mnist, fashion_mnist, svhn, or imagefolder."""
 
-    root: str | None = None
+    root: str | None = Field(default=None, max_length=MAX_PATH)
     """Folder torchvision datasets are downloaded to (default: ~/.cache/optai-tui/data or $OPTAI_DATA_ROOT)."""
 
-    path: str | None = None
+    path: str | None = Field(default=None, max_length=MAX_PATH)
     """ImageFolder dataset folder, holding train/ and val/ or test/ (dataset=imagefolder only)."""
 
     download: bool = True
@@ -58,7 +99,7 @@ class DataConfig(_Section):
     image_size: int | None = Field(default=None, ge=8, le=1024)
     """Training image size in pixels (default: the dataset's own, 32 for CIFAR)."""
 
-    subset: int | None = Field(default=None, ge=1)
+    subset: int | None = Field(default=None, ge=1, le=MAX_IMAGES)
     """Train on N images drawn with a fixed seed (e.g. 15000 for the course lab); empty = all."""
 
     val_split: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -79,6 +120,8 @@ class DataConfig(_Section):
     loader: Literal["auto", "tensor", "stream"] = "auto"
     """auto: decode once into a tensor on the device when it fits; stream: a DataLoader per batch."""
 
+    _paths = field_validator("root", "path")(_path_text)
+
     @model_validator(mode="after")
     def _check_path(self) -> DataConfig:
         # Only the settings: whether the folder is there is the machine's check (runs/preflight.py).
@@ -93,7 +136,7 @@ class ModelConfig(_Section):
     arch: str = "resnet18"
     """Architecture from the model registry (resnet18, preact_resnet18, densenet121, vgg16, tv_resnet18, ...)."""
 
-    width: float = Field(default=1.0, gt=0.0, le=8.0)
+    width: float = Field(default=1.0, ge=MIN_WIDTH, le=8.0)
     """Width multiplier on every layer's channels, to scale a family down or up (1 = reference)."""
 
     @field_validator("arch")
@@ -109,13 +152,13 @@ class TransferConfig(_Section):
     """scratch: random init; linear_probe: frozen backbone, train the head; finetune: train both;
     probe_then_finetune: probe first, then unfreeze and fine-tune."""
 
-    backbone: str | None = None
+    backbone: str | None = Field(default=None, max_length=MAX_PATH)
     """Pretrained weights: 'imagenet', a checkpoint file path, or a previous run id."""
 
     head: Literal["linear", "mlp"] = "linear"
     """Downstream classifier: one linear layer, or a small MLP."""
 
-    head_hidden: int = Field(default=512, ge=1)
+    head_hidden: int = Field(default=512, ge=1, le=65_536)
     """Hidden units of the MLP head."""
 
     head_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -124,10 +167,10 @@ class TransferConfig(_Section):
     backbone_lr_mult: float = Field(default=0.1, ge=0.0, le=10.0)
     """Backbone learning rate = optimizer lr x this, while fine-tuning."""
 
-    probe_epochs: int = Field(default=5, ge=1)
+    probe_epochs: int = Field(default=5, ge=1, le=MAX_EPOCHS)
     """Epochs of linear probing before unfreezing (probe_then_finetune)."""
 
-    finetune_lr: float | None = Field(default=None, gt=0.0)
+    finetune_lr: float | None = Field(default=None, gt=0.0, le=10.0)
     """Learning rate of the fine-tuning phase (probe_then_finetune); empty = optim.lr / 10."""
 
     cache_features: bool = True
@@ -135,6 +178,8 @@ class TransferConfig(_Section):
 
     resize_to: int | None = Field(default=None, ge=8, le=1024)
     """Resize inputs on the device before the model (ImageNet backbones: e.g. 224); empty = no resize."""
+
+    _paths = field_validator("backbone")(_path_text)
 
     @model_validator(mode="after")
     def _check(self) -> TransferConfig:
@@ -193,19 +238,19 @@ class ScheduleConfig(_Section):
     name: Literal["constant", "step", "cosine", "onecycle", "plateau"] = "cosine"
     """Learning-rate schedule: constant, step, cosine (over the run), onecycle, or plateau (reduce on plateau)."""
 
-    warmup_epochs: float = Field(default=0.0, ge=0.0)
+    warmup_epochs: float = Field(default=0.0, ge=0.0, le=MAX_EPOCHS)
     """Linear warm-up from lr/100 over this many epochs (fractions allowed); 0 = none."""
 
-    milestones: list[int] = Field(default_factory=lambda: [])
+    milestones: list[int] = Field(default_factory=lambda: [], max_length=1000)
     """Step schedule: epochs at which lr is multiplied by gamma, e.g. [100, 150]."""
 
     gamma: float = Field(default=0.1, gt=0.0, le=1.0)
     """Step schedule: lr multiplier at each milestone."""
 
-    min_lr: float = Field(default=0.0, ge=0.0)
+    min_lr: float = Field(default=0.0, ge=0.0, le=10.0)
     """Cosine: the lr the schedule ends at."""
 
-    plateau_patience: int = Field(default=5, ge=0)
+    plateau_patience: int = Field(default=5, ge=0, le=MAX_EPOCHS)
     """Plateau: epochs without validation-loss improvement before lr is reduced."""
 
     plateau_factor: float = Field(default=0.1, gt=0.0, lt=1.0)
@@ -231,6 +276,8 @@ class ScheduleConfig(_Section):
             )
         if any(m < 1 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
             raise FieldProblem("milestones", "must be increasing positive epoch numbers, e.g. [100, 150]")
+        if self.milestones and self.milestones[-1] > MAX_EPOCHS:
+            raise FieldProblem("milestones", f"must be epochs between 1 and {MAX_EPOCHS} (got {self.milestones[-1]})")
         if self.onecycle_base_momentum > self.onecycle_max_momentum:
             raise FieldProblem(
                 "onecycle_base_momentum",
@@ -241,7 +288,7 @@ class ScheduleConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(default=200, ge=1, le=100_000)
+    epochs: int = Field(default=200, ge=1, le=MAX_EPOCHS)
     """Number of epochs."""
 
     batch_size: int = Field(default=128, ge=1, le=65_536)
@@ -259,7 +306,7 @@ class TrainConfig(_Section):
     compile: bool = False
     """torch.compile the model (slower start, faster steps on CUDA)."""
 
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     """Random seed for initialisation, shuffling and augmentation."""
 
     workers: int = Field(default=2, ge=0, le=64)
@@ -268,10 +315,10 @@ class TrainConfig(_Section):
     checkpoint: bool = True
     """Save last and best checkpoints after every epoch (needed to resume)."""
 
-    eval_every: int = Field(default=1, ge=1)
+    eval_every: int = Field(default=1, ge=1, le=MAX_EPOCHS)
     """Validate every N epochs (and always after the last)."""
 
-    progress_every: float = Field(default=0.5, gt=0.0)
+    progress_every: float = Field(default=0.5, gt=0.0, le=3600.0)
     """Seconds between batch progress events (throttle)."""
 
     @field_validator("device")
@@ -288,8 +335,8 @@ class TrainConfig(_Section):
 class RunConfig(_Section):
     """A whole run: what to train, how, and where."""
 
-    name: str | None = None
-    """Run name (the run id is name plus time; default: arch-dataset)."""
+    name: str | None = Field(default=None, max_length=NAME_MAX)
+    """Run name (the run id is name plus time; default: arch-dataset): letters, digits, spaces and ._-+=,:@()%#."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     """Dataset and augmentation."""
@@ -308,6 +355,16 @@ class RunConfig(_Section):
 
     train: TrainConfig = Field(default_factory=TrainConfig)
     """Epochs, batch size, device and runtime options."""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str | None) -> str | None:
+        if v and not _NAME_RE.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is not a run name: start with a letter or digit, then letters, digits, spaces or ._-+=,:@()%# "
+                f"(at most {NAME_MAX})"
+            )
+        return v or None
 
     @model_validator(mode="after")
     def _cross(self) -> RunConfig:
@@ -397,10 +454,57 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> list[Prob
             msg = "unknown key (not a setting; check the spelling)"
         elif e["type"] == "literal_error":
             msg = msg.replace("Input should be", "must be one of")
+        elif e["type"] in _BOUND_ERRORS and (allowed := _allowed_range(e["loc"])):
+            got = _shown(e.get("input"))
+            if e["type"] == "finite_number":
+                msg = f"must be a finite number, not {got} (allowed: {allowed})"
+            else:
+                msg = f"must be {allowed} (got {got})"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         out.append(Problem(_dotted(*base) or "config", msg, related))
     return out
+
+
+_BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+
+
+def _field_info(loc: tuple) -> Any:
+    """The FieldInfo of a setting from a pydantic error location (None for a list item or no setting)."""
+    model: Any = RunConfig
+    info = None
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return None
+        info = model.model_fields[part]
+        ann = info.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return info
+
+
+def _allowed_range(loc: tuple) -> str:
+    """A number setting's bounds in words: ``greater than 0 and at most 10``, ``between 1 and 65536``."""
+    info = _field_info(loc)
+    if info is None:
+        return ""
+    b = {a: getattr(m, a) for m in info.metadata for a in ("ge", "gt", "le", "lt") if getattr(m, a, None) is not None}
+    if "ge" in b and "le" in b:
+        return f"between {_bound(b['ge'])} and {_bound(b['le'])}"
+    lo = f"at least {_bound(b['ge'])}" if "ge" in b else (f"greater than {_bound(b['gt'])}" if "gt" in b else "")
+    hi = f"at most {_bound(b['le'])}" if "le" in b else (f"less than {_bound(b['lt'])}" if "lt" in b else "")
+    return " and ".join(p for p in (lo, hi) if p)
+
+
+def _bound(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _shown(v: Any) -> str:
+    """The value given, short (an integer of hundreds of digits by its size: Python will not print it)."""
+    if isinstance(v, int) and v.bit_length() > 128:
+        return f"a number of about {int(v.bit_length() * 0.30103) + 1} digits"
+    text = str(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _dotted(*parts: str) -> str:

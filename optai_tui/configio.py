@@ -7,10 +7,13 @@ plain dicts it validates, and configs back into text.
 from __future__ import annotations
 
 import copy
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from .config import RunConfig, config_to_dict, iter_fields
 from .errors import ConfigError, UnknownNameError
@@ -23,8 +26,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. optim.lr=0.05")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = load_yaml_strict(raw) if raw.strip() else None
+    except (yaml.YAMLError, ValueError, OverflowError):  # not YAML, an alias, a bad date: the text itself, for the schema to judge
         value = raw
     return key.split("."), value
 
@@ -37,6 +40,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         path, value = parse_override(text)
         if path[0] not in sections:
             raise UnknownNameError("setting", path[0], sections, field=".".join(path))
+        if len(path) > 1:
+            section = RunConfig.model_fields[path[0]].annotation
+            if not (isinstance(section, type) and issubclass(section, BaseModel)):
+                raise ConfigError(f"--set {text!r}: {path[0]} is a setting, not a section", field=path[0])
         node = out
         for part in path[:-1]:
             nxt = node.setdefault(part, {})
@@ -44,27 +51,58 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 raise ConfigError(f"--set {text!r}: {part} is not a section", field=".".join(path))
             node = nxt
         if len(path) > 1:
-            allowed = RunConfig.model_fields[path[0]].annotation.model_fields  # type: ignore[union-attr]
+            allowed = section.model_fields
             if len(path) == 2 and path[1] not in allowed:
                 raise UnknownNameError("setting", ".".join(path), [f"{path[0]}.{k}" for k in allowed], field=".".join(path))
         node[path[-1]] = value
     return out
 
 
+MAX_YAML_BYTES = 64 * 1024
+"""The largest preset or run config read (a whole config is about 2 KiB)."""
+MAX_YAML_DEPTH = 16
+"""The deepest nesting of mappings and lists in one (a config has 3 levels)."""
+
+
+class RefusedYAML(yaml.composer.ComposerError):
+    """Valid YAML that presets and configs do not allow (an alias, too deep a nesting)."""
+
+
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently, so a
-    second ``optim:`` section would quietly drop the first)."""
+    second ``optim:`` section would quietly drop the first), any alias (``*name``: a few hundred bytes of
+    nested aliases expand to billions of values, the "billion laughs"), and nesting deeper than
+    MAX_YAML_DEPTH (which would exhaust Python's stack)."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise RefusedYAML(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed in presets and configs; write the values out",
+                event.start_mark,
+            )
+        depth = getattr(self, "_depth", 0)
+        if depth >= MAX_YAML_DEPTH and self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            raise RefusedYAML(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", self.peek_event().start_mark)
+        self._depth = depth + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth
 
 
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice in one section (the first would be ignored)", key_node.start_mark
-            )
-        seen.add(key)
+        try:
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one section (the first would be ignored)", key_node.start_mark
+                )
+            seen.add(key)
+        except TypeError:  # an unhashable key (a list): construct_mapping refuses it with its line
+            break
     return loader.construct_mapping(node, deep=deep)
 
 
@@ -72,25 +110,64 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _m
 
 
 def load_yaml_strict(text: str) -> Any:
-    """``yaml.safe_load``, but a key given twice in one mapping is an error (a YAMLError with its line)."""
+    """``yaml.safe_load``, but a key given twice in one mapping, an alias, or nesting deeper than
+    MAX_YAML_DEPTH is an error (a YAMLError with its line)."""
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
+def read_bounded(path: Path, limit: int = MAX_YAML_BYTES) -> bytes:
+    """A regular file's bytes, never more than ``limit``: a FIFO, a device (``/dev/zero``), a socket or a
+    folder is refused without being read (OSError, or ValueError saying what it is), and so is a larger
+    file. The file is opened non-blocking, so not even a FIFO that appears in between can hang the read."""
+    st = os.stat(path)  # follows a symlink: what it points at must be a regular file
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"is not a regular file (a {_kind(st.st_mode)})")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"is not a regular file (a {_kind(st.st_mode)})")
+        data = f.read(limit + 1) if st.st_size <= limit else b""
+    if st.st_size > limit or len(data) > limit:
+        raise ValueError(f"is larger than {limit // 1024} KiB ({max(st.st_size, len(data)):,} bytes); a config is a few KiB")
+    return data
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
+
+
 def read_yaml_file(path: Path, what: str = "file") -> Any:
-    """A YAML file's content; every way it can fail (missing, not UTF-8, unreadable, not YAML, a key
-    given twice) is a one-line ConfigError naming the file and, for YAML, the line."""
+    """A YAML file's content; every way it can fail (missing, not a regular file, larger than
+    MAX_YAML_BYTES, not UTF-8, unreadable, not YAML, a key given twice, an alias, too deep) is a one-line
+    ConfigError naming the file and, for YAML, the line."""
     try:
-        return load_yaml_strict(Path(path).read_text(encoding="utf-8"))
+        raw = read_bounded(Path(path))
     except FileNotFoundError:
         raise ConfigError(f"{what} {str(path)!r} does not exist") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: is not a UTF-8 text file (byte {e.start}); save it as UTF-8 YAML") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except ValueError as e:  # not a regular file, too large
+        raise ConfigError(f"{what} {path} {e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: is not a UTF-8 text file (byte {e.start}); save it as UTF-8 YAML") from None
+    try:
+        return load_yaml_strict(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
+        problem = " ".join(str(getattr(e, "problem", None) or getattr(e, "reason", None) or e).split())  # one line
+        if isinstance(e, RefusedYAML):
+            raise ConfigError(f"{path}:{where}: {problem}") from None
+        raise ConfigError(f"{path}:{where} is not valid YAML ({problem})") from None
+    except (ValueError, OverflowError) as e:  # a scalar PyYAML cannot build, e.g. the date 2024-13-45
+        raise ConfigError(f"{path}: is not valid YAML ({e})") from None
 
 
 def config_to_yaml(cfg: RunConfig, *, exclude_defaults: bool = False) -> str:

@@ -40,30 +40,66 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+PRESET_SUFFIXES = (".yaml", ".yml")
+
+
+def _preset_files(folder: Path) -> dict[str, Path]:
+    """The presets of a folder by name (the file name without .yaml/.yml; .yaml wins over .yml), found
+    by their names alone: nothing is opened here."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:  # no such folder, or not readable
+        return {}
+    found: dict[str, Path] = {}
+    for entry in entries:
+        stem, suffix = os.path.splitext(entry.name)
+        if suffix in PRESET_SUFFIXES and stem and not entry.name.startswith(".") and (stem not in found or suffix == ".yaml"):
+            found[stem] = Path(entry.path)
+    return found
+
+
+def _folders() -> tuple[tuple[str, Path], ...]:
+    """Where presets are looked for, the one that wins first."""
+    return (("user", user_presets_dir()), ("shipped", shipped_presets_dir()))
+
+
 def list_presets() -> list[PresetRef]:
+    """Every preset with its description. Each file is read on its own terms (``configio.read_yaml_file``:
+    regular files only, at most 64 KiB, no aliases), so one hostile or broken file shows as unreadable
+    and never stalls the list."""
     found: dict[str, PresetRef] = {}
-    for source, folder in (("shipped", shipped_presets_dir()), ("user", user_presets_dir())):
-        if not folder.is_dir():
-            continue
-        for p in sorted(folder.glob("*.y*ml")):
+    for source, folder in _folders():
+        for name, p in _preset_files(folder).items():
+            if name in found:
+                continue  # a user preset shadows the shipped one of the same name
             try:
-                desc = str(_read_yaml(p).get("description", "")).strip()
+                desc = _description(_read_yaml(p))
             except ConfigError as e:
                 desc = f"(unreadable: {e})"
-            found[p.stem] = PresetRef(p.stem, p, source, desc)
+            found[name] = PresetRef(name, p, source, desc)
     return sorted(found.values(), key=lambda r: (r.name != DEFAULT_PRESET, r.name))
 
 
+def _description(data: dict[str, Any]) -> str:
+    d = data.get("description", "")
+    return (str(d) if isinstance(d, (str, int, float)) else "").strip()[:500]
+
+
 def find_preset(name_or_path: str) -> PresetRef:
+    """A preset file from its name (the user's folder first, then the shipped presets) or its path. Only
+    file names are looked at: resolving a name reads no preset."""
     p = Path(name_or_path).expanduser()
-    if p.suffix in (".yaml", ".yml") or os.sep in name_or_path:
-        if not p.is_file():
+    if p.suffix in PRESET_SUFFIXES or os.sep in name_or_path or "/" in name_or_path:
+        if not os.path.lexists(p):
             raise ConfigError(f"preset file {str(p)!r} does not exist")
         return PresetRef(p.stem, p, "file", "")
-    refs = {r.name: r for r in list_presets()}
-    if name_or_path not in refs:
-        raise UnknownNameError("preset", name_or_path, refs, field="preset")
-    return refs[name_or_path]
+    names: set[str] = set()
+    for source, folder in _folders():
+        files = _preset_files(folder)
+        if name_or_path in files:
+            return PresetRef(name_or_path, files[name_or_path], source, "")
+        names |= set(files)
+    raise UnknownNameError("preset", name_or_path, names, field="preset")
 
 
 def preset_data(name_or_path: str) -> dict[str, Any]:
@@ -77,7 +113,8 @@ def preset_data(name_or_path: str) -> dict[str, Any]:
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> RunConfig:
     """Validate a preset (plus ``a.b=c`` overrides); errors name the file and the field."""
     ref = find_preset(name_or_path)
-    data = preset_data(name_or_path)
+    data = _read_yaml(ref.path)
+    data.pop("description", None)
     sources = {}
     if overrides:
         data = apply_overrides(data, overrides)

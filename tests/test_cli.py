@@ -36,7 +36,7 @@ def write_preset(path: Path, **kw) -> Path:
 def test_invalid_override_exits_2_with_one_clear_message(tmp_path):
     r = cli("train", "--set", "optim.lr=-1", "--runs-dir", str(tmp_path))
     assert r.returncode == 2
-    assert "optim.lr: Input should be greater than 0 (in --set optim.lr=-1)" in flat(r.stderr)  # the --set, not the preset
+    assert "optim.lr: must be greater than 0 and at most 10 (got -1) (in --set optim.lr=-1)" in flat(r.stderr)  # the --set, not the preset
     assert "Traceback" not in r.stderr + r.stdout
     assert not list(tmp_path.iterdir())  # nothing created for a refused config
 
@@ -80,9 +80,9 @@ def test_presets_validate_reports_every_problem_and_the_dataset_folder(tmp_path,
     assert main(["presets", "validate", str(many), str(pets), "default"]) == 2
     out = capsys.readouterr().out
     lines = [ln.strip() for ln in out.splitlines()]
-    assert "optim.lr: Input should be greater than 0" in lines
-    assert "optim.momentum: Input should be less than 1" in lines
-    assert "train.batch_size: Input should be greater than or equal to 1" in lines
+    assert "optim.lr: must be greater than 0 and at most 10 (got -3)" in lines
+    assert "optim.momentum: must be at least 0 and less than 1 (got 2)" in lines
+    assert "train.batch_size: must be between 1 and 65536 (got 0)" in lines
     assert f"invalid {pets}: data.path: folder {str(folder)!r} does not exist (in {pets})" in flat(out)
     assert "ok default" in flat(out)
 

@@ -38,9 +38,9 @@ def test_every_field_has_help():
     [
         ({"optim": {"lr": 0}}, "optim.lr", "greater than 0"),
         ({"optim": {"lr": -1}}, "optim.lr", "greater than 0"),
-        ({"train": {"batch_size": 0}}, "train.batch_size", "greater than or equal to 1"),
+        ({"train": {"batch_size": 0}}, "train.batch_size", "between 1 and 65536"),
         ({"optim": {"momentum": 1.0}}, "optim.momentum", "less than 1"),
-        ({"optim": {"momentum": -0.1}}, "optim.momentum", "greater than or equal to 0"),
+        ({"optim": {"momentum": -0.1}}, "optim.momentum", "at least 0 and less than 1"),
         ({"optim": {"momentum": 0, "nesterov": True}}, "optim.nesterov", "momentum > 0"),
         ({"optim": {"name": "adam", "nesterov": True}}, "optim.nesterov", "only SGD"),
         ({"optim": {"name": "rmsprop"}}, "optim.name", "'sgd', 'adam' or 'adamw'"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -44,6 +45,7 @@ def load_arrays(
     val_split: float = 0.0,
     seed: int = 0,
     image_size: int | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> ArraySplits:
     """Decode ``dataset`` into uint8 NCHW tensors on the CPU.
 
@@ -53,6 +55,7 @@ def load_arrays(
     - ``val_split``: hold that fraction of the (subset) training images out as validation, instead of
       the test split (``val_name == "split"``).
     - ``image_size``: resize once here (antialiased) when it differs from the native size.
+    - ``cancel``: polled while an image folder is decoded; once true, ``LoadCancelled`` is raised.
 
     The built-in ``shapes`` dataset is always the same 5,000 / 1,000 images: ``seed`` picks the subset
     and the split, never the images, so runs with different seeds are compared on the same data.
@@ -69,7 +72,7 @@ def load_arrays(
         val_x, val_y = _shapes(SHAPES_TEST_SIZE, SHAPES_TEST_SEED)
         classes, val_name = list(SHAPE_CLASSES), "test"
     elif dataset == "imagefolder":
-        train_x, train_y, val_x, val_y, classes, val_name = load_imagefolder(path, image_size)
+        train_x, train_y, val_x, val_y, classes, val_name = load_imagefolder(path, image_size, cancel=cancel)
     else:
         data_root = Path(root).expanduser() if root else default_data_root()
         train_x, train_y, val_x, val_y, classes = load_torchvision(dataset, data_root, download)

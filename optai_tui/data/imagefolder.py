@@ -1,18 +1,27 @@
 """Your own images: ``<path>/train/<class>/*`` and ``<path>/val/`` (or ``test/``), decoded once.
 
-torchvision's ImageFolder finds the files and the classes; the images are then decoded by a thread
-pool (PIL releases the GIL while decoding) straight into one uint8 array at a single size.
-Grayscale, palette and RGBA images become RGB; the files that cannot be read are skipped with one
+The classes and files are found as torchvision's ImageFolder finds them (one sub-folder a class, files by
+their image extension, in sorted order), but every folder is entered once: a symlink back to a folder
+already walked (a loop, or another class's folder) is not followed again. The images are then decoded by
+a thread pool (PIL releases the GIL while decoding) straight into one uint8 array at a single size.
+Grayscale, palette and RGBA images become RGB. Only regular files are read (a FIFO or a device named
+``x.png`` is never opened for reading, so it cannot hang the run), and an image of more pixels than
+Pillow's decompression-bomb limit is not decoded. The files that cannot be read are skipped with one
 ``UnreadableImagesWarning`` a folder naming them and their count. A tree needs at least 2 classes.
+
+Decoding can be cancelled (``cancel``, polled between images: the trainer passes its stop flag, so a
+SIGTERM while a large folder is decoded stops the run promptly): it then raises :class:`LoadCancelled`.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import stat
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +31,57 @@ from PIL import Image
 from optai_tui.errors import DataError
 
 MAX_NAMED_WARNINGS = 10
+MAX_SIDE = 1024
+"""The largest image side decoded at the images' own size (the limit of ``data.image_size``): larger
+images need ``data.image_size`` set."""
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
+
+# Pillow warns (DecompressionBombWarning) about an image over its limit and decodes it anyway; we refuse it
+# ourselves (``load_rgb``) and say so in the skipped-images warning, so its own warning would only repeat it.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+class RefusedImage(OSError):
+    """A file not decoded on purpose (not a regular file, too many pixels): its message is the reason."""
+
+
+class LoadCancelled(Exception):
+    """Decoding was cancelled (the ``cancel`` callable turned true): the run is being stopped."""
+
+
+def max_pixels() -> int:
+    """The most pixels one image may have: Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``,
+    about 89 million by default; a 12000x12000 PNG would need 432 MB decoded, at least)."""
+    return int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+
+def _open_regular(path: str):
+    """A binary file object on ``path`` if it is a regular file; a FIFO, a device or a socket is refused
+    (OSError) without blocking: it is opened non-blocking and checked before anything is read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "FIFO" if stat.S_ISFIFO(mode) else ("device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file")
+            raise RefusedImage(f"not a regular file (a {what})")
+        f = os.fdopen(fd, "rb")
+        f.raw.name = path  # what PIL's messages show (and what skipped_message strips again)
+        return f
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def load_rgb(path: str) -> Image.Image:
-    """Open any image PIL reads as an RGB image (the ImageFolder ``loader``)."""
-    with open(path, "rb") as f:
+    """Open any image PIL reads as an RGB image; only a regular file, and only up to ``max_pixels()``."""
+    with _open_regular(path) as f:
         img = Image.open(f)
+        limit = max_pixels()
+        if img.width * img.height > limit:
+            raise RefusedImage(
+                f"{img.width}x{img.height} is {img.width * img.height:,} pixels, more than the {limit:,} "
+                f"allowed for one image"
+            )
         img.load()
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
@@ -45,6 +99,8 @@ def _decode(path: str, size: tuple[int, int] | None) -> np.ndarray | str:
         if size is not None and (img.height, img.width) != size:
             img = img.resize((size[1], size[0]), Image.BILINEAR)
         return np.asarray(img, dtype=np.uint8)
+    except RefusedImage as exc:
+        return str(exc)
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
         return f"{type(exc).__name__}: {exc}"
 
@@ -58,21 +114,45 @@ def _default_workers() -> int:
     return max(1, min(16, (os.cpu_count() or 1) * 2))
 
 
+def memory_bytes() -> int:
+    """This machine's physical memory (0 when unknown)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _check_fits(n: int, size: tuple[int, int], what: str) -> None:
+    """Refuse an array of ``n`` decoded images that this machine's memory cannot hold, before allocating."""
+    need, have = n * size[0] * size[1] * 3, memory_bytes()
+    if have and need > 0.8 * have:
+        raise DataError(
+            f"decoding the {n:,} {what} at {size[1]}x{size[0]} needs {need / 2**30:.1f} GiB, "
+            f"more than this machine's {have / 2**30:.1f} GiB of memory can hold",
+            hint="set data.image_size smaller (e.g. 64), or data.subset", field="data.image_size",
+        )
+
+
 def decode_images(paths: Sequence[str], labels: Sequence[int], image_size: int | tuple[int, int] | None = None,
-                  *, workers: int | None = None, folder: str | os.PathLike | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  *, workers: int | None = None, folder: str | os.PathLike | None = None,
+                  cancel: Callable[[], bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode ``paths`` into (uint8 [N, 3, H, W], int64 [N]); unreadable files are skipped with one warning
     (an ``UnreadableImagesWarning`` naming them, relative to ``folder`` when given, and their count).
 
-    Without ``image_size`` every image is resized to the size of the first readable one.
+    Without ``image_size`` every image is resized to the size of the first readable one, which must be
+    at most MAX_SIDE pixels a side. ``cancel`` is polled between images: once true, decoding stops and
+    :class:`LoadCancelled` is raised.
     """
     what = f"images in {folder}" if folder is not None else "images"
+    stopped = cancel or (lambda: False)
     size: tuple[int, int] | None
     size = (image_size, image_size) if isinstance(image_size, int) else (tuple(image_size) if image_size else None)
     skipped: list[tuple[str, str]] = []
     first = 0
     first_arr: np.ndarray | None = None
     while size is None and first < len(paths):  # the first readable image fixes the size
+        if stopped():
+            raise LoadCancelled(f"stopped while decoding the {what}")
         got = _decode(paths[first], None)
         if isinstance(got, str):
             skipped.append((paths[first], got))
@@ -80,9 +160,17 @@ def decode_images(paths: Sequence[str], labels: Sequence[int], image_size: int |
             continue
         first_arr = got
         size = (got.shape[0], got.shape[1])
+        if max(size) > MAX_SIDE:
+            raise DataError(
+                f"{paths[first]} is {size[1]}x{size[0]} pixels: images larger than {MAX_SIDE} pixels a side "
+                f"need data.image_size",
+                hint=f"set data.image_size (at most {MAX_SIDE}, e.g. 224) to decode every image at that size",
+                field="data.image_size",
+            )
     if size is None:
         raise _none_readable(paths, what, skipped)
 
+    _check_fits(len(paths), size, what)
     rest = list(range(first + (first_arr is not None), len(paths)))
     out = np.empty((len(paths), size[0], size[1], 3), dtype=np.uint8)
     ok = np.zeros(len(paths), dtype=bool)
@@ -92,6 +180,8 @@ def decode_images(paths: Sequence[str], labels: Sequence[int], image_size: int |
     def work(chunk: list[int]) -> list[tuple[int, str]]:
         errors = []
         for i in chunk:
+            if stopped():
+                break
             got = _decode(paths[i], size)
             if isinstance(got, str):
                 errors.append((i, got))
@@ -106,6 +196,8 @@ def decode_images(paths: Sequence[str], labels: Sequence[int], image_size: int |
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         for errors in pool.map(work, chunks):
             skipped.extend((paths[i], err) for i, err in errors)
+    if stopped():
+        raise LoadCancelled(f"stopped while decoding the {what}")
     if not ok.any():
         raise _none_readable(paths, what, skipped)
     _warn_skipped(skipped, len(paths), folder)
@@ -150,20 +242,85 @@ def _warn_skipped(skipped: list[tuple[str, str]], total: int, folder: str | os.P
         warnings.warn(skipped_message(skipped, total, folder), UnreadableImagesWarning, stacklevel=3)
 
 
-def _scan(folder: Path, allow_empty: bool):
-    from torchvision.datasets import ImageFolder
+@dataclass
+class _Found:
+    """The classes of a split folder and its image files, as torchvision's ImageFolder would list them."""
 
+    classes: list[str]
+    class_to_idx: dict[str, int]
+    samples: list[tuple[str, int]]
+
+
+def _dir_key(path: str) -> tuple[int, int] | None:
     try:
-        return ImageFolder(str(folder), loader=load_rgb, allow_empty=allow_empty)
-    except FileNotFoundError as exc:
-        raise DataError(f"{folder}: {str(exc).splitlines()[0]}",
-                        hint="expected one sub-folder per class with the images inside", field="data.path") from exc
+        st = os.stat(path)  # follows a symlink: the folder it leads to
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _walk_files(top: str, visited: set[tuple[int, int]]) -> list[str]:
+    """The image files under ``top`` in ``sorted(os.walk(top))`` order. Symlinked folders are followed,
+    but no folder is entered twice (``visited`` holds the (device, inode) of those already entered or
+    claimed), so a symlink loop ends at once and a link into another class's folder adds nothing."""
+    found: list[tuple[str, list[str]]] = []
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:  # unreadable: os.walk skips it too
+            continue
+        files = []
+        for e in entries:
+            key = _dir_key(e.path) if _is_dir(e) else None
+            if key is not None:
+                if key not in visited:
+                    visited.add(key)
+                    stack.append(e.path)
+            elif not _is_dir(e) and e.name.lower().endswith(IMG_EXTENSIONS):
+                files.append(e.name)  # a FIFO or a device too: refused, and named, when it is read
+        found.append((d, sorted(files)))
+    found.sort(key=lambda t: t[0])
+    return [os.path.join(d, f) for d, names in found for f in names]
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _scan(folder: Path, allow_empty: bool) -> _Found:
+    try:
+        classes = sorted(e.name for e in os.scandir(folder) if _is_dir(e))
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot be read ({exc.strerror or exc})", field="data.path") from None
+    if not classes:
+        raise DataError(f"{folder}: couldn't find any class folder",
+                        hint="expected one sub-folder per class with the images inside", field="data.path")
+    visited = {k for k in [_dir_key(str(folder))] + [_dir_key(str(folder / c)) for c in classes] if k is not None}
+    class_to_idx = {c: i for i, c in enumerate(classes)}
+    samples: list[tuple[str, int]] = []
+    empty = []
+    for c in classes:
+        files = _walk_files(str(folder / c), visited)
+        if not files:
+            empty.append(c)
+        samples += [(f, class_to_idx[c]) for f in files]
+    if empty and not allow_empty:
+        raise DataError(f"{folder}: found no valid file for the classes {', '.join(empty)}. "
+                        f"Supported extensions are: {', '.join(IMG_EXTENSIONS)}",
+                        hint="expected one sub-folder per class with the images inside", field="data.path")
+    return _Found(classes, class_to_idx, samples)
 
 
 def load_imagefolder(path: str | os.PathLike | None, image_size: int | tuple[int, int] | None = None,
-                     *, workers: int | None = None
+                     *, workers: int | None = None, cancel: Callable[[], bool] | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str], str]:
-    """(train_x, train_y, val_x, val_y, classes, val_name) of an image folder tree."""
+    """(train_x, train_y, val_x, val_y, classes, val_name) of an image folder tree (``cancel``: see
+    :func:`decode_images`)."""
     if path is None or str(path) == "":
         raise DataError("the imagefolder dataset needs a folder", hint="set data.path to a folder with train/ and val/",
                         field="data.path")
@@ -191,10 +348,10 @@ def load_imagefolder(path: str | os.PathLike | None, image_size: int | tuple[int
                         hint="the class folders of val/ must match those of train/", field="data.path")
     remap = [train.class_to_idx[c] for c in val.classes]
     train_x, train_y = decode_images([p for p, _ in train.samples], [t for _, t in train.samples], image_size,
-                                     workers=workers, folder=train_dir)
+                                     workers=workers, folder=train_dir, cancel=cancel)
     size = image_size or (int(train_x.shape[-2]), int(train_x.shape[-1]))
     if not val.samples:
         raise DataError(f"{root / val_name} has no images", field="data.path")
     val_x, val_y = decode_images([p for p, _ in val.samples], [remap[t] for _, t in val.samples], size,
-                                 workers=workers, folder=root / val_name)
+                                 workers=workers, folder=root / val_name, cancel=cancel)
     return train_x, train_y, val_x, val_y, list(train.classes), val_name

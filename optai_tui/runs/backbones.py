@@ -92,9 +92,9 @@ def _run_arch(run: RunDir) -> tuple[str, float]:
     """(arch, width) a run was configured with (its config.yaml, read without validating)."""
     try:
         model_cfg = run.raw_config().get("model") or {}
-    except Exception:
-        model_cfg = {}
-    return model_cfg.get("arch", "resnet18"), float(model_cfg.get("width", 1.0))
+        return str(model_cfg.get("arch", "resnet18")), float(model_cfg.get("width", 1.0))
+    except Exception:  # unreadable, or not a mapping of a name and a number: the defaults
+        return "resnet18", 1.0
 
 
 def backbone_source(ref: str, runs_dir: Path | str | None = None) -> tuple[str | None, float | None, str]:

@@ -87,9 +87,10 @@ def plan_resume(run: RunDir) -> ResumePlan:
             f"run {run.run_id} has no checkpoint to resume from ({done} epoch{'s' if done != 1 else ''} done{gone})",
             hint=f"start a new run with its settings: optai-tui train --preset {run.config_path}",
         )
-    from ..training.checkpoint import load_checkpoint  # torch, only when there is a checkpoint to read
+    from ..training.checkpoint import check_resume_checkpoint, load_checkpoint  # torch, only with a checkpoint
 
     ckpt = load_checkpoint(run.last_checkpoint)  # a corrupt file is refused here, the run left as it was
+    check_resume_checkpoint(ckpt, cfg, run.last_checkpoint)  # and one that would not load, or was crafted
     return ResumePlan(run, ckpt, done, completed=False)
 
 

@@ -114,3 +114,14 @@ def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[Probl
             f"set model.width={width:g}",
             ("transfer.backbone",),
         )
+    elif what.startswith("checkpoint "):  # a file: its weights are a mapping of tensors that fit the backbone
+        from ..training.backbones import check_backbone_file
+        from .backbones import resolve_backbone
+
+        try:
+            check_backbone_file(resolve_backbone(ref, runs_dir).path, cfg)
+        except OptaiError as e:
+            hint = f"; {e.hint}" if e.hint else ""
+            yield Problem("transfer.backbone", f"{e.message}{hint}")
+        except OSError as e:
+            yield Problem("transfer.backbone", f"cannot read the backbone {ref!r}: {e.strerror or e}")

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..errors import ConfigError, StorageError, UnknownNameError
 from ..fmt import now_iso
@@ -135,7 +134,12 @@ class RunDir:
         return validate_config(data, source=str(self.config_path))
 
     def raw_config(self) -> dict[str, Any]:
-        return yaml.safe_load(self.config_path.read_text()) or {}
+        """config.yaml as plain data, not validated; read with the bounds of every config
+        (``configio.read_yaml_file``: a regular file of at most 64 KiB, no aliases), a ConfigError
+        naming the file otherwise."""
+        from ..configio import read_yaml_file
+
+        return read_yaml_file(self.config_path, "run config") or {}
 
     # -- events ---------------------------------------------------------------------------
     def trim_partial_event(self) -> int:
@@ -247,7 +251,7 @@ class RunDir:
         corrupt (marked ``"rebuilt": true``; the next write by a recorder makes it whole again)."""
         try:
             cfg = self.raw_config()
-        except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
+        except ConfigError:  # unreadable, not YAML, too large, an alias bomb
             cfg = {}
         fold = SummaryFold(summary_skeleton(self.run_id, cfg.get("name") if isinstance(cfg, dict) else None, cfg))
         for e in self.iter_events():

@@ -25,6 +25,7 @@ overridden behind the user's back. :func:`source_architecture` tells a form whic
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -163,13 +164,22 @@ def load_imagenet_backbone(model: nn.Module, arch: str, *, progress: bool | None
 # checkpoint files
 
 
-def checkpoint_meta(obj: Any) -> tuple[str | None, float | None]:
-    """(arch, width) one of our checkpoints records (None, None for a foreign file)."""
+def checkpoint_meta(obj: Any, source: str = "the checkpoint") -> tuple[str | None, float | None]:
+    """(arch, width) one of our checkpoints records (None, None for a foreign file); a record that is
+    not a name and a number is a CheckpointError naming ``source``."""
     if not (isinstance(obj, dict) and obj.get("format") == FORMAT):
         return None, None
-    model_cfg = (obj.get("config") or {}).get("model") or {}
+    config = obj.get("config") if obj.get("config") is not None else {}
+    model_cfg = config.get("model") if isinstance(config, dict) and config.get("model") is not None else {}
+    if not isinstance(config, dict) or not isinstance(model_cfg, dict):
+        what = type(config if not isinstance(config, dict) else model_cfg).__name__
+        raise CheckpointError(f"{source}: its config is a {what}, not a mapping of settings", field="transfer.backbone")
     arch = model_cfg.get("arch", obj.get("arch"))
     width = model_cfg.get("width")
+    if arch is not None and not isinstance(arch, str):
+        raise CheckpointError(f"{source}: its model.arch {arch!r} is not a name", field="transfer.backbone")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width)):
+        raise CheckpointError(f"{source}: its model.width {width!r} is not a number", field="transfer.backbone")
     return arch, (float(width) if width is not None else (1.0 if arch is not None else None))
 
 
@@ -183,15 +193,45 @@ def checkpoint_file_meta(path: Path) -> tuple[str | None, float | None]:
     if key not in _meta_cache:
         if len(_meta_cache) > 32:
             _meta_cache.clear()
-        _meta_cache[key] = checkpoint_meta(load_checkpoint(path))
+        _meta_cache[key] = checkpoint_meta(load_checkpoint(path), str(path))
     return _meta_cache[key]
+
+
+_fit_cache: dict[tuple, str | None] = {}
+
+
+def check_backbone_file(path: Path, cfg: Any) -> None:
+    """Whether the weights in ``path`` load into the backbone ``cfg`` builds (its architecture, width and
+    the dataset's input channels): a mapping of tensors, with every backbone key present and of the right
+    shape. The answer is cached by the file (path, size, mtime) and the model it is checked against, so a
+    form may ask on every change. Raises the CheckpointError the trainer would meet."""
+    from ..data.registry import dataset_info
+    from ..models import create_model
+
+    st = path.stat()
+    in_channels = dataset_info(cfg.data.dataset).in_channels
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, cfg.model.arch, float(cfg.model.width), in_channels)
+    if key not in _fit_cache:
+        if len(_fit_cache) > 32:
+            _fit_cache.clear()
+        try:
+            sd = unwrap_state_dict(load_checkpoint(path), str(path))
+            with torch.random.fork_rng(devices=[]):  # building a model seeds torch: leave the caller's RNG alone
+                model = create_model(cfg.model.arch, num_classes=2, in_channels=in_channels, width=cfg.model.width)
+            load_backbone_state_dict(model, sd, source=str(path), arch=cfg.model.arch, width=float(cfg.model.width))
+            _fit_cache[key] = None
+        except CheckpointError as e:
+            _fit_cache[key] = str(e)
+    if _fit_cache[key] is not None:
+        raise CheckpointError(_fit_cache[key], field="transfer.backbone")
+
 
 
 def load_backbone_file(model: nn.Module, backbone: BackboneFile, cfg: Any) -> BackboneSource:
     """Backbone weights from a checkpoint file (ours, a plain state_dict, or ``{'net': ...}``)."""
     path = backbone.path
     obj = load_checkpoint(path)
-    arch, width = checkpoint_meta(obj)
+    arch, width = checkpoint_meta(obj, str(path))
     arch, width = arch or backbone.arch, width if width is not None else backbone.width
     if arch is not None and width is None:
         width = 1.0
@@ -210,7 +250,7 @@ def load_backbone_file(model: nn.Module, backbone: BackboneFile, cfg: Any) -> Ba
             hint=f"set model.width={width:g} to match the backbone",
             field="model.width",
         )
-    sd = unwrap_state_dict(obj)
+    sd = unwrap_state_dict(obj, str(path))
     loaded, ignored = load_backbone_state_dict(model, sd, source=str(path), arch=want_arch, width=want_width)
     epoch = val_acc = None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:

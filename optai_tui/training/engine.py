@@ -152,18 +152,24 @@ class Trainer:
         d = cfg.data
         # What the data loading warns about (e.g. unreadable images skipped) goes into the run's events,
         # where the console, the log and the dashboard all show it.
+        from ..data.imagefolder import LoadCancelled
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            splits = load_arrays(
-                d.dataset,
-                root=d.root,
-                path=d.path,
-                download=d.download,
-                subset=d.subset,
-                val_split=d.val_split,
-                seed=cfg.train.seed,
-                image_size=d.image_size,
-            )
+            try:
+                splits = load_arrays(
+                    d.dataset,
+                    root=d.root,
+                    path=d.path,
+                    download=d.download,
+                    subset=d.subset,
+                    val_split=d.val_split,
+                    seed=cfg.train.seed,
+                    image_size=d.image_size,
+                    cancel=self._stop_now.is_set,  # a SIGTERM while a large image folder decodes stops it
+                )
+            except LoadCancelled:
+                raise _StopNow from None
         self._setup_warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
         if d.normalize == "imagenet":
             splits = dataclasses.replace(splits, mean=IMAGENET_MEAN_STD[0], std=IMAGENET_MEAN_STD[1])

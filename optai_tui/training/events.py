@@ -305,7 +305,7 @@ def event_from_dict(d: Any) -> Event | None:
             if f.name in d:
                 kwargs[f.name] = _coerce(d[f.name], hints[f.name])
         return cls(**kwargs)
-    except (_Bad, TypeError, ValueError):
+    except (_Bad, TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
         return None
 
 

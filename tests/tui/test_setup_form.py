@@ -64,7 +64,7 @@ async def test_field_error_appears_under_the_field_and_disappears(runs_dir):
         # out of bounds: the schema's limit, in words
         lr.value = "20"
         await pilot.pause()
-        assert "less than or equal to 10" in _error(form, "optim.lr")
+        assert "greater than 0 and at most 10 (got 20.0)" in _error(form, "optim.lr")
         # the help of the focused field
         assert "Peak learning rate" in str(app.screen.query_one("#help-text").render())
 
