@@ -38,12 +38,16 @@ def _err_console() -> Console:
 
 
 def print_error(err: OptaiError) -> None:
-    """The error as a short red panel: its headline, the hint dimmed under it (text, never markup)."""
+    """The error as a short red panel: its headline, the hint dimmed under it (text, never markup). Best
+    effort: a terminal that went away loses it, nothing else."""
     text = Text(err.headline())
     if err.hint:
         text.append("\n" + err.hint, style="dim")
     title = "invalid input" if err.exit_code == EXIT_INVALID else "error"
-    _err_console().print(Panel(text, title=title, border_style="red", expand=False))
+    try:
+        _err_console().print(Panel(text, title=title, border_style="red", expand=False))
+    except (OSError, ValueError):
+        pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +115,16 @@ def _runs_dir(args) -> Path:
 
 # -- commands ------------------------------------------------------------------------------
 def cmd_train(args) -> int:
+    from .runs.signals import StopSignals
+
+    signals = StopSignals()  # first: a signal while torch loads is handled too, SIGHUP ignored
+    try:
+        return _train(args, signals)
+    finally:
+        signals.done()  # the run is over: a late SIGTERM must not turn the exit code into 143
+
+
+def _train(args, signals) -> int:
     from .presets import DEFAULT_PRESET, load_preset
     from .runs import launch
     from .runs.store import RunDir, resolve_run
@@ -123,17 +137,21 @@ def cmd_train(args) -> int:
         if args.preset or args.overrides:
             raise ConfigError("--resume continues a run with its saved config; drop --preset and --set")
     if args.resume:
-        plan = launch.plan_resume(resolve_run(args.resume, runs_dir))
+        run = resolve_run(args.resume, runs_dir)
+        lock = launch.lock_run(run)  # refused while another process trains it, before anything is read or changed
+        plan = launch.plan_resume(run)
         if plan.completed:
-            print(f"run {plan.run.run_id} already completed all {plan.epochs_done} epochs: nothing to resume")
+            launch.settle_records(run)  # a kill after the final event may have left the summary behind
+            lock.release()
+            _note(f"run {plan.run.run_id} already completed all {plan.epochs_done} epochs: nothing to resume")
             return EXIT_OK
         session = launch.RunSession(plan.run, sinks=[sink], plan=plan)
-    elif args.run_dir:  # a folder create_run made (the TUI's detached process)
+    elif args.run_dir:  # a folder create_run made (the TUI's detached process, which hands down its lock)
         session = launch.RunSession(RunDir.open(args.run_dir), sinks=[sink])
     else:
         cfg = load_preset(args.preset or DEFAULT_PRESET, args.overrides)
         session = launch.new_session(cfg, runs_dir, sinks=[sink])  # refused before a run folder exists
-    launch.install_signal_handlers(session)
+    signals.attach(session)
     try:
         summary = session.run()
     except OptaiError:
@@ -363,12 +381,33 @@ def main(argv: list[str] | None = None) -> int:
         from .locations import crash_log_path
 
         where = save_crash_log(crash_log_path())
-        _err_console().print(Panel(f"internal error: {type(e).__name__}: {e}\n[dim]{where}; please report it[/dim]", title="error", border_style="red", expand=False))
+        try:
+            _err_console().print(Panel(f"internal error: {type(e).__name__}: {e}\n[dim]{where}; please report it[/dim]", title="error", border_style="red", expand=False))
+        except (OSError, ValueError):  # no terminal any more: the crash log has it
+            pass
         return EXIT_FAILED
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    _flush_or_drop_output()
+    sys.exit(code)
+
+
+def _flush_or_drop_output() -> None:
+    """Flush stdout and stderr now; one that cannot be written any more (a closed pipe, a terminal gone
+    with an SSH connection) is pointed at /dev/null, so that Python's flush at exit neither prints
+    "Exception ignored ... BrokenPipeError" nor turns the exit code into 120."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
 
 
 if __name__ == "__main__":

@@ -11,17 +11,26 @@ is left as it was.
 Permissions: new files get ``0o666`` less the process's umask and new folders ``0o777`` less it, as any
 program the user runs would make them; the crash log alone is private (``0o600``, in a ``0o700`` folder
 when that folder is made here).
+
+A killed process may leave such a temp file behind (``.NAME.XXXXXXXX.tmp``); the run folder removes its own
+when it is next opened for training (``runs/recover.py``).
+
+:func:`fault_point` is a test hook: the fault-injection suite (``tests/faults/``) kills the process, or makes a
+write fail, at a chosen point. It does nothing unless ``OPTAI_FAULT`` is set.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import secrets
+import signal
 import socket
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +84,7 @@ def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int | None = None
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            fault_point(f"write.{path.name}")
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -100,6 +110,26 @@ def append_bytes(path: Path | str, data: bytes) -> None:
                 raise
         finally:
             os.close(fd)
+
+
+def atomic_copy(src: Path | str, dst: Path | str, data: bytes | None = None) -> None:
+    """Make ``dst`` hold what ``src`` holds, atomically: a hard link to ``src``'s file when the file system
+    allows (no second copy on disk; ``src`` is later replaced by a rename, never written in place), else a
+    copy of ``data`` (``src``'s bytes when not given). Readers of ``dst`` see the old file or the new one."""
+    src, dst = Path(src), Path(dst)
+    tmp = dst.parent / f".{dst.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        os.link(src, tmp)
+    except OSError:  # no hard links here (some network and FUSE file systems): a copy
+        atomic_write_bytes(dst, src.read_bytes() if data is None else data)
+        return
+    try:
+        fault_point(f"write.{dst.name}")
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -> None:
@@ -142,3 +172,57 @@ def socket_timeout(seconds: float) -> Iterator[None]:
         yield
     finally:
         socket.setdefaulttimeout(previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# the fault-injection test hook
+
+FAULT_ENV = "OPTAI_FAULT"
+FAULT_TRACE_ENV = "OPTAI_FAULT_TRACE"
+_fault_hits: dict[str, int] = {}
+
+
+def fault_point(name: str, torn: Callable[[], object] | None = None) -> None:
+    """A test hook, for the fault-injection suite (``tests/faults/``); a no-op unless ``OPTAI_FAULT`` is set.
+
+    ``OPTAI_FAULT=NAME:N[:ACTION]`` acts the ``N``-th time this process reaches the point ``NAME``: ACTION
+    ``kill`` (the default) sends the process SIGKILL there, after calling ``torn`` (which leaves a half-done
+    write, as a real kill might); ``enospc`` raises ``OSError(ENOSPC)`` (a full disk); ``pause`` stops the
+    process (SIGSTOP) until a test has done what it wants at that moment and sends SIGCONT.
+    Several such specs may be given, separated by commas (at most one for a point).
+    ``OPTAI_FAULT_TRACE=FILE`` appends the name of every point reached to FILE, one a line.
+
+    Points: ``write.<file name>`` (:func:`atomic_write_bytes` and :func:`atomic_copy`: the new content is
+    written, the file not yet replaced), ``event.<EventName>`` (an event appended to ``events.jsonl``),
+    ``lock`` (the run folder's lock just taken).
+    """
+    spec = os.environ.get(FAULT_ENV)
+    trace = os.environ.get(FAULT_TRACE_ENV)
+    if not spec and not trace:
+        return
+    if trace:
+        with contextlib.suppress(OSError):
+            fd = os.open(trace, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"{name}\n".encode())
+            finally:
+                os.close(fd)
+    for one in (spec or "").split(","):
+        target, _, rest = one.strip().partition(":")
+        if target == name:
+            _fault(name, rest, torn)
+
+
+def _fault(name: str, rest: str, torn: Callable[[], object] | None) -> None:
+    count, _, action = rest.partition(":")
+    _fault_hits[name] = _fault_hits.get(name, 0) + 1
+    if str(_fault_hits[name]) != count.strip():
+        return
+    if action == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if action == "pause":
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return
+    if torn is not None:
+        torn()
+    os.kill(os.getpid(), signal.SIGKILL)

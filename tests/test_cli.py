@@ -16,7 +16,7 @@ from optai_tui.presets import load_preset
 from optai_tui.runs.store import RunDir, list_runs
 
 from .conftest import tiny
-from .helpers import event_dicts
+from .helpers import event_dicts, trained_by_another_process
 
 
 def cli(*args, cwd=None, env=None, timeout=300):
@@ -241,22 +241,46 @@ def test_resume_refuses_what_it_cannot_continue_and_leaves_the_run_as_it_was(tra
     assert "config.yaml: line" in err and "is not valid YAML" in err and "internal error" not in err
 
 
+def _killed_before_its_end(run) -> None:
+    """The run's process was killed before it logged its final event (RunFinished)."""
+    lines = run.events_path.read_bytes().splitlines(keepends=True)
+    assert b'"RunFinished"' in lines[-1]
+    run.events_path.write_bytes(b"".join(lines[:-1]))
+
+
 def test_resume_is_refused_while_another_process_trains_the_run(trained_runs, tmp_path, capsys):
     import socket
 
     run = _copy_run(trained_runs, tmp_path)
+    _killed_before_its_end(run)
     run.update_summary(status="running", host=socket.gethostname(), epochs_completed=1)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        run.write_pid(other.pid)
+    events_before = run.events_path.read_bytes()
+    with trained_by_another_process(run) as other:
+        assert run.status() == "running"
         assert main(["train", "--runs-dir", str(tmp_path / "runs"), "--resume", run.run_id]) == 2
         err = flat(capsys.readouterr().err)
         assert f"is still training (pid {other.pid})" in err and f"optai-tui attach {run.run_id}" in err
-    finally:
-        other.kill()
-        other.wait()
+        assert run.events_path.read_bytes() == events_before
     # once that process is gone the run reads as stopped and resumes
     assert run.status() == "stopped"
+
+
+def test_the_lock_not_the_pid_says_whether_a_run_is_training(trained_runs, tmp_path, capsys):
+    """A pid reused by another process never refuses a resume; a run whose process.pid is gone does not read as
+    running for ever: the run's lock answers, on this host."""
+    import socket
+
+    run = _copy_run(trained_runs, tmp_path)
+    _killed_before_its_end(run)
+    run.update_summary(status="running", host=socket.gethostname(), pid=os.getpid(), epochs_completed=1)
+    run.write_pid(os.getpid())  # a live process, but not one that trains the run
+    assert run.status() == "stopped" and run.training_pid() is None
+    run.pid_path.unlink()
+    run.update_summary(pid=None)
+    assert run.status() == "stopped"
+    r = cli("train", "--resume", run.run_id, "--runs-dir", str(tmp_path / "runs"))
+    assert r.returncode == 0, r.stderr
+    assert run.read_summary()["status"] == "completed" and run.status() == "completed"
 
 
 def test_resume_after_a_kill_drops_the_half_written_event_line(trained_runs, tmp_path, capsys):

@@ -22,6 +22,7 @@ from optai_tui.runs import axes, report_charts
 from optai_tui.runs.compare import TradeoffPoint, load_records
 from optai_tui.runs.export import PARETO_FIELDS, RUN_FIELDS, export_runs, format_for_output
 from .conftest import FIXTURE_RUNS
+from .helpers import play_the_trainer
 from optai_tui.runs.store import list_runs
 
 
@@ -268,6 +269,7 @@ def test_export_of_a_running_run(runs_dir, tmp_path):
     live = list_runs(runs)[0]
     # this test process plays the training process: same host, a live pid, one epoch done
     live.update_summary(status="running", pid=os.getpid(), host=socket.gethostname(), finished_at=None, epochs_completed=1)
+    play_the_trainer(live)
     lines = live.events_path.read_text().splitlines(keepends=True)
     second = max(i for i, line in enumerate(lines) if '"EpochEnd"' in line)
     live.events_path.write_text("".join(lines[:second]) + '{"time": 1.0, "event": "BatchEnd", "epo')  # mid-write

@@ -7,6 +7,8 @@
         meta.json        user tags and note (rewritten atomically)
         control.jsonl    requests to the training process (stop, lr/10), appended by the TUI
         train.log        stdout/stderr of a detached training process
+        process.pid      the training process's pid (for display: the lock says whether it is alive)
+        lock             flock'ed by the process that trains the run (runs/lock.py)
         checkpoints/     last.pt, best.pt
 """
 
@@ -26,10 +28,11 @@ from typing import Any
 
 from ..errors import ConfigError, StorageError, UnknownNameError
 from ..fmt import now_iso
-from ..fsio import append_bytes, atomic_write_json, atomic_write_text, storage
+from ..fsio import append_bytes, atomic_write_json, atomic_write_text, fault_point, storage
 from ..locations import default_runs_dir
 from ..training.events import ControlAction, Event, RunStatus, event_from_dict
-from .summary import SummaryFold, check_summary, summary_skeleton
+from . import lock as run_lock
+from .summary import FOLD_EVENTS, SummaryFold, check_summary, summary_skeleton
 
 STATUSES = tuple(st.value for st in RunStatus)
 SUMMARY_MAX_BYTES = 1 << 20  # a summary is a few hundred bytes; a larger file is not one
@@ -76,12 +79,15 @@ class RunDir:
     control_path = property(lambda self: self.path / "control.jsonl")
     log_path = property(lambda self: self.path / "train.log")
     pid_path = property(lambda self: self.path / "process.pid")
+    lock_path = property(lambda self: self.path / run_lock.LOCK_NAME)
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
-    def create(cls, runs_dir: Path | str, config: Any) -> RunDir:
-        """Make a new run folder for a RunConfig; the id is time-sortable and unique."""
+    def create(cls, runs_dir: Path | str, config: Any, *, lock: bool = False) -> RunDir:
+        """Make a new run folder for a RunConfig; the id is time-sortable and unique. ``lock``: this process
+        takes the folder's lock before the folder becomes a run (its config.yaml), and holds it (see
+        ``runs/lock.py``): the run never looks stopped before its trainer is up."""
         from ..config import config_to_dict
         from ..configio import config_to_yaml
 
@@ -102,6 +108,8 @@ class RunDir:
             raise ConfigError(f"could not create a run folder under {runs_dir}")
         run = cls(runs_dir / rid)
         try:
+            if lock:
+                run_lock.try_acquire(run.path)  # a folder nobody else knows yet: granted
             with storage(run.checkpoints_dir, "create the folder"):
                 run.checkpoints_dir.mkdir()
             atomic_write_text(run.config_path, config_to_yaml(config))
@@ -166,10 +174,13 @@ class RunDir:
             raise
 
     def append_event(self, event: Event | dict[str, Any]) -> None:
-        """One line of the append-only log (a dict is written as it is: tests write logs by hand)."""
+        """One line of the append-only log (a dict is written as it is: tests write logs by hand). A write
+        that fails (a full disk) takes back what it wrote: the next event never lands on half a line."""
         d = event if isinstance(event, dict) else event.to_dict()
-        line = json.dumps(d, separators=(",", ":")) + "\n"
-        append_bytes(self.events_path, line.encode("utf-8"))  # all of the line or none of it (StorageError)
+        data = (json.dumps(d, separators=(",", ":")) + "\n").encode("utf-8")
+        with storage(self.events_path):  # the test hook's full disk reads as a real one
+            fault_point(f"event.{d.get('event')}", torn=lambda: append_bytes(self.events_path, data[: len(data) // 2]))
+        append_bytes(self.events_path, data)  # all of the line or none of it (StorageError)
 
     def read_events(self, offset: int = 0, max_bytes: int | None = None) -> tuple[list[Event], int]:
         """The events of the complete lines from byte ``offset``, and the offset to continue from.
@@ -213,6 +224,22 @@ class RunDir:
     def read_summary_checked(self) -> tuple[dict[str, Any], str | None]:
         """The summary, and why summary.json is damaged (None when it is whole).
 
+        A 'running' one whose process is gone (killed, the machine restarted) is read as its log tells it:
+        a kill between the log and the summary (or metrics.csv) leaves them an epoch or a final event
+        behind, and nothing here shows more, or less, than the log holds; without a final event the run
+        reads as stopped. (The file itself is rewritten by the next process that trains the run.)
+        """
+        s, problem = self._summary_file_checked()
+        return (s if self.is_training(s) else self.settled_summary(s)), problem
+
+    def read_summary_file(self) -> dict[str, Any]:
+        """summary.json as it is on disk (rebuilt from the log when it is missing, completed from it when
+        damaged)."""
+        return self._summary_file_checked()[0]
+
+    def _summary_file_checked(self) -> tuple[dict[str, Any], str | None]:
+        """summary.json with every known field of the right type, and why it is damaged (None: whole).
+
         A missing summary is rebuilt from config.yaml and events.jsonl. A damaged one (unreadable, not a
         JSON object, or fields of the wrong type, e.g. text for a number, a list, null for the status)
         keeps its well-typed fields and takes the others from the log as a rebuild would; the reason names
@@ -246,6 +273,20 @@ class RunDir:
         s.update({k: v for k, v in good.items() if v is not None})
         return s, problem
 
+    def settled_summary(self, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The summary of a run that no process trains (the caller knows): one that says 'running' is folded
+        from the log, and reads as stopped without a final event."""
+        summary = self.read_summary_file() if summary is None else summary
+        if summary.get("status") != RunStatus.RUNNING:
+            return summary
+        fold = SummaryFold(dict(summary))
+        for e in self.iter_events(kinds=FOLD_EVENTS):
+            fold.apply(e)
+        s = fold.summary
+        if not fold.ended:
+            s["status"] = RunStatus.STOPPED.value
+        return s
+
     def rebuild_summary(self) -> dict[str, Any]:
         """A summary from config.yaml and events.jsonl, for a run whose summary.json is missing or
         corrupt (marked ``"rebuilt": true``; the next write by a recorder makes it whole again)."""
@@ -258,8 +299,8 @@ class RunDir:
             fold.apply(e)
         s = fold.summary
         s["rebuilt"] = True
-        if not fold.ended:
-            s["status"] = "running" if pid_alive(self.read_pid()) else ("stopped" if s["epochs_completed"] else "failed")
+        if not fold.ended and not self.is_training(s):
+            s["status"] = "stopped" if s["epochs_completed"] else "failed"
         if s["status"] == "failed" and not s["error"]:
             s["error"] = "summary.json missing or unreadable, and the log shows no epoch"
         return s
@@ -268,19 +309,33 @@ class RunDir:
         atomic_write_json(self.summary_path, summary)
 
     def update_summary(self, **changes: Any) -> dict[str, Any]:
-        s = self.read_summary()
+        s = self.read_summary_file()
         s.update(changes)
         self.write_summary(s)
         return s
 
     def status(self) -> str:
-        """The run's status, with a 'running' run whose process is gone reported as stopped."""
+        """The run's status: 'running' while a process trains it (on this host: it holds the run's lock,
+        even when the summary does not say so yet, as a resume starts); a 'running' run nobody trains reads
+        as its log tells it (stopped, without a final event). A run on another host: as its summary says."""
         s = self.read_summary()
-        st = s.get("status", "failed")
+        if self.is_training(s):
+            return RunStatus.RUNNING.value
+        st = s.get("status") or RunStatus.FAILED.value
+        return RunStatus.STOPPED.value if st == RunStatus.RUNNING else st
+
+    def is_training(self, summary: dict[str, Any] | None = None) -> bool:
+        """Whether a process trains this run now. On this host the lock answers; a folder without a lock
+        file (older, or made by hand) is answered by the pid. Another host's run cannot be asked: its
+        summary answers."""
+        s = self.read_summary_file() if summary is None else summary
+        if s.get("host") not in (None, socket.gethostname()):
+            return s.get("status") == RunStatus.RUNNING
+        state = run_lock.lock_state(self.path)
+        if state is not None:
+            return state
         pid = self._local_pid(s)
-        if st == "running" and pid and not pid_alive(pid):
-            return "stopped"
-        return st
+        return s.get("status") == RunStatus.RUNNING and (not pid or pid_alive(pid))
 
     def _local_pid(self, summary: dict[str, Any]) -> int | None:
         """The pid of the run's training process when it ran on this host (pid file, else summary)."""
@@ -289,10 +344,9 @@ class RunDir:
         return self.read_pid() or summary.get("pid")
 
     def training_pid(self, summary: dict[str, Any] | None = None) -> int | None:
-        """The pid of a live process training this run on this host, or None."""
-        s = self.read_summary() if summary is None else summary
-        pid = self._local_pid(s)
-        return pid if s.get("status") == "running" and pid and pid_alive(pid) else None
+        """The pid of the process training this run on this host (for display), or None."""
+        s = self.read_summary_file() if summary is None else summary
+        return self._local_pid(s) if self.is_training(s) else None
 
     # -- the training process's pid -------------------------------------------------------
     # Its own small file, written by whoever starts the process and by the trainer itself, so that
@@ -455,7 +509,14 @@ def delete_run(run: RunDir) -> None:
     """
     import shutil
 
+    name = run.read_summary().get("name") or run.run_id
+    refusal = ConfigError(f"{name} is still training: stop it before deleting it")
     if run.status() == "running":
-        name = run.read_summary().get("name") or run.run_id
-        raise ConfigError(f"{name} is still training: stop it before deleting it")
-    shutil.rmtree(run.path)
+        raise refusal
+    lock = run_lock.try_acquire(run.path)  # held while deleting: a resume started meanwhile is refused
+    if lock is None:
+        raise refusal
+    try:
+        shutil.rmtree(run.path)
+    finally:
+        lock.release()

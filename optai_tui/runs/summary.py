@@ -54,6 +54,10 @@ _STARTED_FIELDS = (
 )  # fmt: skip
 
 
+FOLD_EVENTS: tuple[type[ev.Event], ...] = (ev.RunStarted, ev.EpochEnd, ev.PhaseChanged, *ev.TERMINAL_EVENTS)
+"""The kinds of event that change a fold (the others, BatchEnd above all, can be skipped when reading a log)."""
+
+
 def iso_time(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 

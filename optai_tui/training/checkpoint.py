@@ -19,10 +19,14 @@ from ..fsio import atomic_write_bytes
 FORMAT = "optai-tui/1"
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+def serialize_checkpoint(payload: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     torch.save({"format": FORMAT, **payload}, buf)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    return buf.getvalue()
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write_bytes(Path(path), serialize_checkpoint(payload))
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:

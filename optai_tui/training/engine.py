@@ -30,9 +30,10 @@ from ..config import RunConfig, config_to_dict
 from ..data import IMAGENET_MEAN_STD, build_loaders, load_arrays
 from ..data.tensor_loader import epoch_seed
 from ..errors import OptaiError, TrainingError
+from ..fsio import atomic_copy, atomic_write_bytes
 from . import events as ev
 from .backbone_file import BackboneFile
-from .checkpoint import save_checkpoint
+from .checkpoint import save_checkpoint, serialize_checkpoint
 from .device import device_name, resolve_device, resolve_precision
 from .optim import LRSchedule, build_optimizer
 from .profile import count_macs, count_parameters
@@ -76,7 +77,8 @@ class Trainer:
         self._stop_now = threading.Event()
         self._stop_after_epoch = threading.Event()
         self._lr_div10 = 0
-        self.history: list[dict[str, float]] = []
+        self.finishing = False  # the final event is being emitted: the run is ending anyway
+        self.history: list[dict[str, float]] = list(resume_from.get("history", [])) if resume_from else []
         self.best_val_acc: float | None = None
         self.elapsed = 0.0
 
@@ -110,6 +112,8 @@ class Trainer:
         """Train to the end (or a stop request); returns how the run ended. Failures are emitted
         (RunFailed) and raised as a TrainingError (or the OptaiError met), for the caller's exit code."""
         t_start = time.time()
+        if self._stop_now.is_set():  # asked to stop while the process was starting: nothing is trained
+            return self._finish(ev.RunStatus.STOPPED, reason="stopped before training began")
         try:
             return self._run(t_start)
         except _StopNow:
@@ -404,12 +408,17 @@ class Trainer:
             self.best_val_acc = val_acc
         self.history.append({"epoch": epoch + 1, **record.as_dict()})
         self.elapsed = self.prior_seconds + (time.time() - t_start)
+        # The order a crash can always be recovered from (runs/recover.py): the files first, then the events
+        # that record them and the epoch (the log never claims what is not on disk), then what the sinks
+        # rebuild from the log. best.pt is last.pt's file again (one serialisation, a hard link or a copy),
+        # so it never holds another epoch than the one recorded for it.
         if cfg.train.checkpoint and self.checkpoint_dir is not None:
-            payload = self._checkpoint_payload(epoch + 1, self.elapsed)
-            save_checkpoint(self.last_checkpoint, payload)
+            data = serialize_checkpoint(self._checkpoint_payload(epoch + 1, self.elapsed))
+            atomic_write_bytes(self.last_checkpoint, data)
+            if is_best:
+                atomic_copy(self.last_checkpoint, self.best_checkpoint, data)
             self.emit(ev.Checkpointed(epoch=epoch + 1, path=str(self.last_checkpoint), is_best=False))
             if is_best:
-                save_checkpoint(self.best_checkpoint, payload)
                 self.emit(ev.Checkpointed(epoch=epoch + 1, path=str(self.best_checkpoint), is_best=True))
         self._warn_gap(epoch, self.history[-1])
         self.emit(ev.EpochEnd(epoch=epoch + 1, epochs=cfg.train.epochs, metrics=record, best_val_acc=self.best_val_acc, elapsed_seconds=self.elapsed))
@@ -469,6 +478,7 @@ class Trainer:
         )
 
     def _finish(self, status: ev.RunStatus, *, reason: str = "") -> ev.RunStatus:
+        self.finishing = True
         n = len(self.history)
         if status is ev.RunStatus.COMPLETED:
             self.emit(ev.RunFinished(epochs_completed=n, best_val_acc=self.best_val_acc, final_val_acc=_last(self.history, "val_acc"), train_seconds=self.elapsed))

@@ -21,6 +21,7 @@ from tui_helpers import screen_text, wait_for
 from tui_synthetic import make_run
 
 from optai_tui.runs.compare import load_record
+from optai_tui.runs.lock import try_acquire
 from optai_tui.runs.store import RunDir, list_runs
 from optai_tui.tui.app import OptaiApp
 from optai_tui.tui.messages import LoadConfig, OpenDashboard, ResumeRun, TransferFrom
@@ -240,6 +241,7 @@ async def test_delete_with_confirmation_and_refusal_while_running(runs):
         # a running run (this process plays its training process) is not deleted
         live = next(r for r in list_runs(runs) if r.read_summary()["name"] == "wide-r18")
         live.update_summary(status="running", pid=os.getpid(), host=socket.gethostname())
+        try_acquire(live.path)  # ...and holds its lock, which is what says it trains
         screen.action_refresh()
         await go_to(pilot, screen, "wide-r18")
         assert column(screen, "status")[names(screen).index("wide-r18")] == "running"
@@ -424,6 +426,7 @@ async def test_names_and_values_are_shown_literally_not_as_markup(runs):
 async def test_compare_follows_a_running_run(runs):
     live = next(r for r in list_runs(runs) if r.read_summary()["name"] == "tiny-r18")
     live.update_summary(status="running", pid=os.getpid(), host=socket.gethostname())
+    try_acquire(live.path)  # ...and holds its lock, which is what says it trains
     app = RunsApp(runs)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
