@@ -139,7 +139,11 @@ def _train(args, signals) -> int:
     if args.resume:
         run = resolve_run(args.resume, runs_dir)
         lock = launch.lock_run(run)  # refused while another process trains it, before anything is read or changed
-        plan = launch.plan_resume(run)
+        try:
+            plan = launch.plan_resume(run)
+        except BaseException:  # refused: the run stays as it was, and nobody holds it
+            lock.release()
+            raise
         if plan.completed:
             launch.settle_records(run)  # a kill after the final event may have left the summary behind
             lock.release()
