@@ -1,0 +1,131 @@
+"""The sweep spec: every setting of the schema can be searched, and every bad spec is refused with one line
+naming the spec field, before anything exists (no torch, no Optuna, no study, no run)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from optai_tui.errors import ConfigError
+from optai_tui.sweep.spec import load_spec, parse_spec
+
+TINY_SET = {"data.subset": 512, "train.epochs": 2, "train.device": "cpu"}
+
+
+def spec(**kw) -> dict:
+    d = {"name": "s", "base": "default", "set": dict(TINY_SET), "n_trials": 4, "space": {"optim.lr": {"float": [0.001, 0.5], "log": True}}}
+    d.update(kw)
+    return d
+
+
+def refused(data: dict) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_spec(data)
+    return info.value
+
+
+def test_a_spec_searches_floats_ints_and_choices_over_schema_fields():
+    s = parse_spec(
+        spec(
+            space={
+                "optim.lr": {"float": ["1e-3", 0.5], "log": True},  # YAML 1.1 reads 1e-3 as text: taken as a number
+                "train.batch_size": {"int": [32, 256], "step": 32},
+                "model.arch": ["vgg11", "resnet18"],  # a list is a choice
+                "optim.name": {"choice": ["sgd", "adamw"]},
+                "schedule.milestones": {"choice": [[1], [1, 2]]},  # a list-valued setting: its choices are lists
+            },
+            set={**TINY_SET, "schedule.name": "step", "schedule.milestones": [1]},
+        )
+    )
+    dims = {d.key: d for d in s.dims}
+    assert dims["optim.lr"].kind == "float" and dims["optim.lr"].low == 0.001 and dims["optim.lr"].log
+    assert dims["train.batch_size"].kind == "int" and dims["train.batch_size"].step == 32
+    assert dims["model.arch"].values == ("vgg11", "resnet18")
+    assert dims["schedule.milestones"].labels == ["[1]", "[1, 2]"]  # Optuna stores text; the value comes back as a list
+    assert dims["schedule.milestones"].value_of("[1, 2]") == [1, 2]
+    assert s.sampler == "tpe" and s.pruner.name == "median" and s.directions == ["maximize"]
+    assert s.base_config["data"]["subset"] == 512 and s.base_config["train"]["epochs"] == 2  # the preset plus set:
+    cfg = s.trial_config({"optim.lr": 0.01, "model.arch": "resnet18", "schedule.milestones": [1, 2]}, name="s-t3", device="cpu")
+    assert cfg.name == "s-t3" and cfg.optim.lr == 0.01 and cfg.model.arch == "resnet18" and cfg.schedule.milestones == [1, 2]
+    again = parse_spec(yaml.safe_load(s.to_yaml()))  # the spec written out reads back the same
+    assert again.to_dict() == s.to_dict()
+
+
+def test_two_objectives_default_to_nsga2_without_pruning_and_grid_needs_choices():
+    s = parse_spec(spec(objective=["val_acc", "params"]))
+    assert s.directions == ["maximize", "minimize"] and s.sampler == "nsga2" and s.pruner.name == "none"
+    g = parse_spec(spec(sampler="grid", n_trials=None, space={"optim.lr": [0.1, 0.01], "model.width": [0.125, 0.25, 0.5]}))
+    assert g.grid_size() == 6 and g.budget() == 6  # a grid with no n_trials runs it whole
+    assert parse_spec(spec(sampler="grid", n_trials=4, space={"optim.lr": [0.1, 0.01]})).budget() == 2
+
+
+BAD = [
+    ({"space": {"optim.lrr": {"float": [0.001, 0.1]}}}, "space.optim.lrr: unknown setting", "did you mean 'optim.lr'"),
+    ({"space": {"optim.lr": {"float": [0.001, 50]}}}, "space.optim.lr: the high end 50 is not allowed: Input should be less than or equal to 10", None),
+    ({"space": {"optim.momentum": {"float": [0.5, 1.0]}}}, "space.optim.momentum: the high end 1 is not allowed: Input should be less than 1", None),
+    ({"space": {"train.batch_size": {"int": [0, 64]}}}, "space.train.batch_size: the low end 0 is not allowed", None),
+    ({"space": {"optim.name": {"choice": []}}}, "space.optim.name: empty choice list", None),
+    ({"space": {"optim.lr": {"float": [0, 0.1], "log": True}}}, "space.optim.lr: a log range needs a low end above 0 (got 0)", None),
+    ({"space": {"optim.name": ["sgd", "adamx"]}}, "space.optim.name: the choice adamx is not allowed", None),
+    ({"space": {"model.arch": ["vgg11", "resnt18"]}}, "space.model.arch: the choice resnt18 is not allowed: unknown architecture 'resnt18'", None),
+    # a choice valid alone that cannot validate with the base (Nesterov is on in the base)
+    ({"space": {"optim.name": ["sgd", "adam"]}, "set": {**TINY_SET, "optim.nesterov": True}}, "space.optim.name: the choice adam cannot validate with the base: optim.nesterov: only SGD has Nesterov", None),
+    # two dimensions whose extreme values cannot go together
+    ({"space": {"optim.name": ["sgd", "adam"], "optim.nesterov": [True, False]}}, "space: the combination optim.name=adam, optim.nesterov=True cannot validate", None),
+    ({"space": {"optim.lr": {"float": [0.1, 0.01]}}}, "space.optim.lr: the low end must be below the high end", None),
+    ({"space": {"train.batch_size": {"float": [16, 256]}}}, "space.train.batch_size: a float range needs a setting that takes decimals", None),
+    ({"space": {"optim.name": {"int": [1, 3]}}}, "space.optim.name: an int range needs a setting that takes numbers", None),
+    ({"space": {"optim.lr": {"float": [0.001, 0.1], "lg": True}}}, "space.optim.lr.lg: unknown key", None),
+    ({"space": {"train.device": ["cpu"]}}, "space.train.device: cannot be searched", None),
+    ({"space": {}}, "space: empty", None),
+    ({"sampler": "grid"}, "sampler: grid needs every dimension to be a choice; space.optim.lr is a float range", None),
+    ({"objective": ["val_acc", "flops"]}, "objective: the second objective must be one of params, macs, train_seconds", None),
+    ({"objective": ["val_acc", "params"], "pruner": "median"}, "pruner: Optuna cannot prune a trial with two objectives", None),
+    ({"pruner": "medain"}, "pruner: must be one of median, halving, hyperband, none", None),
+    ({"pruner": {"name": "median", "warmup": 2}}, "pruner.warmup: unknown key", None),
+    ({"n_trials": 0}, "n_trials: Input should be greater than or equal to 1", None),
+    ({"n_trials": None}, "n_trials: give n_trials or a timeout", None),
+    ({"base": "nope"}, "base: unknown preset 'nope'", None),
+    ({"set": {"optim.lr": -1}}, "set.optim.lr: Input should be greater than 0", None),
+    ({"set": {"optim.lrr": 1}}, "set.optim.lrr: unknown setting 'optim.lrr'", None),
+    ({"name": "a b"}, "name: 'a b': use letters, digits", None),
+    ({"colour": 1}, "colour: unknown key (a sweep spec has name,", None),
+    ({"enqueue": [{"optim.lr": 5.0}]}, "enqueue.0: optim.lr=5 is outside the range [0.001, 0.5]", None),
+]
+
+
+@pytest.mark.parametrize(("changes", "headline", "hint"), BAD, ids=[b[1].split(":")[0] + "-" + str(i) for i, b in enumerate(BAD)])
+def test_every_bad_spec_is_refused_with_one_line_naming_the_spec_field(changes, headline, hint):
+    err = refused(spec(**changes))
+    assert err.headline().startswith(headline), err.headline()
+    assert "\n" not in err.headline()
+    if hint:
+        assert hint in (err.hint or "")
+
+
+def test_combinations_are_checked_together_not_each_value_alone():
+    """schedule.name=step needs milestones: alone with the base it would fail, but every combination with the
+    searched milestones validates, so the spec is accepted; an epochs range whose low end is before a milestone is not."""
+    ok = parse_spec(spec(space={"schedule.milestones": {"choice": [[1], [2]]}, "schedule.name": ["step", "cosine"]}))
+    assert [d.key for d in ok.dims] == ["schedule.milestones", "schedule.name"]
+    err = refused(spec(space={"train.epochs": {"int": [1, 10]}, "schedule.name": ["step"]}, set={**TINY_SET, "schedule.milestones": [5]}))
+    assert err.headline().startswith("space: the combination train.epochs=1, schedule.name=step cannot validate: schedule.milestones: milestone 5 is past the last epoch")
+
+
+def test_a_spec_file_names_its_base_relative_to_itself_and_errors_name_the_file(tmp_path):
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"data": {"dataset": "shapes"}, "model": {"arch": "vgg11", "width": 0.125}}))
+    f = tmp_path / "lr.yaml"
+    f.write_text(yaml.safe_dump({"base": "b.yaml", "space": {"optim.lr": {"float": [0.01, 0.1]}}, "n_trials": 3}))
+    s = load_spec(str(f), n_trials=5)
+    assert s.name == "lr" and s.n_trials == 5 and s.base_config["model"]["width"] == 0.125
+    f.write_text(yaml.safe_dump({"base": "b.yaml", "space": {"optim.lr": {"float": [0.01, 20]}}, "n_trials": 3}))
+    with pytest.raises(ConfigError) as info:
+        load_spec(str(f))
+    assert info.value.headline() == f"space.optim.lr: the high end 20 is not allowed: Input should be less than or equal to 10 (in {f})"
+
+
+def test_the_shipped_example_specs_are_valid():
+    s = load_spec("lr-width")
+    assert s.name == "lr-width" and {d.key for d in s.dims} >= {"optim.lr", "model.width"}
+    p = load_spec("size-vs-accuracy")
+    assert p.multi and p.objectives == ("val_acc", "params") and p.sampler == "nsga2"
