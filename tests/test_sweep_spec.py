@@ -3,11 +3,17 @@ naming the spec field, before anything exists (no torch, no Optuna, no study, no
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 
+from optai_tui.cli import main
 from optai_tui.errors import ConfigError
 from optai_tui.sweep.spec import load_spec, parse_spec
+
+from .test_cli import flat
 
 TINY_SET = {"data.subset": 512, "train.epochs": 2, "train.device": "cpu"}
 
@@ -129,3 +135,50 @@ def test_the_shipped_example_specs_are_valid():
     assert s.name == "lr-width" and {d.key for d in s.dims} >= {"optim.lr", "model.width"}
     p = load_spec("size-vs-accuracy")
     assert p.multi and p.objectives == ("val_acc", "params") and p.sampler == "nsga2"
+
+
+BAD_FILES = {
+    "unknown-field": ({"space": {"optim.lrr": {"float": [0.001, 0.1]}}}, "space.optim.lrr: unknown setting"),
+    "outside-bounds": ({"space": {"optim.lr": {"float": [0.001, 50]}}}, "space.optim.lr: the high end 50 is not allowed"),
+    "empty-choices": ({"space": {"model.arch": {"choice": []}}}, "space.model.arch: empty choice list"),
+    "log-with-0": ({"space": {"optim.weight_decay": {"float": [0, 0.01], "log": True}}}, "space.optim.weight_decay: a log range needs a low end above 0"),
+    "choice-cannot-validate": ({"space": {"optim.name": ["sgd", "adam"]}, "set": {**TINY_SET, "optim.nesterov": True}}, "space.optim.name: the choice adam cannot validate"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_sweep_run_refuses_a_bad_spec_with_exit_2_one_line_and_no_run(case, tmp_path, capsys):
+    changes, headline = BAD_FILES[case]
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(spec(**changes)))
+    runs = tmp_path / "runs"
+    assert main(["sweep", "run", str(f), "--runs-dir", str(runs)]) == 2
+    err = flat(capsys.readouterr().err)
+    assert headline in err and f"(in {f})" in err
+    assert not runs.exists()  # no study, no sweep folder, no run
+
+
+def test_a_storage_url_that_cannot_connect_is_refused_with_exit_2_and_no_run(tmp_path, capsys):
+    f = tmp_path / "ok.yaml"
+    f.write_text(yaml.safe_dump(spec()))
+    runs = tmp_path / "runs"
+    # a port nothing listens on: the connection is refused at once
+    url = "postgresql://optai:secret@127.0.0.1:9/optai"
+    assert main(["sweep", "run", str(f), "--runs-dir", str(runs), "--storage", url]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "--storage: cannot connect to postgresql://optai@127.0.0.1:9/optai:" in err
+    assert "secret" not in err  # the password is never shown
+    assert main(["sweep", "run", str(f), "--runs-dir", str(runs), "--storage", "mysql://x@y/z"]) == 2
+    assert "--storage: unsupported storage 'mysql://x@y/z'" in flat(capsys.readouterr().err)
+    assert main(["sweep", "run", str(f), "--runs-dir", str(runs), "--storage", f"sqlite:///{tmp_path}/no/such/dir/s.db"]) == 2
+    assert "does not exist" in flat(capsys.readouterr().err)
+    assert not runs.exists()
+
+
+def test_a_bad_spec_from_a_real_process_shows_no_traceback(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("base: default\nspace:\n  optim.lr: {float: [0, 0.1], log: true}\nn_trials: 2\n")
+    r = subprocess.run([sys.executable, "-m", "optai_tui", "sweep", "run", str(f), "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+    assert "space.optim.lr: a log range needs a low end above 0 (got 0)" in flat(r.stderr)
+    assert not (tmp_path / "runs").exists()
