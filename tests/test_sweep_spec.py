@@ -182,3 +182,25 @@ def test_a_bad_spec_from_a_real_process_shows_no_traceback(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
     assert "space.optim.lr: a log range needs a low end above 0 (got 0)" in flat(r.stderr)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_fixed_seed_makes_the_suggestions_reproducible_whoever_asks():
+    """The sampler is seeded from the spec's seed and the trial's number, so the same trial number gets the same
+    suggestion in any worker and on any rerun; another seed gives others."""
+    import optuna
+
+    def suggestions(seed: int, order: list[int]) -> dict[int, dict]:
+        s = parse_spec(spec(seed=seed, sampler="tpe", space={"optim.lr": {"float": [0.001, 0.5], "log": True}, "model.width": [0.125, 0.25, 0.5]}))
+        study = optuna.create_study(direction="maximize")
+        out = {}
+        for n in order:  # each "worker" makes its own sampler for the trial it asks
+            study.sampler = s.make_sampler(index=n)
+            t = study.ask()
+            out[t.number] = s.suggest(t)
+            study.tell(t, 0.5)
+        return out
+
+    a = suggestions(7, [0, 1, 2, 3])
+    assert a == suggestions(7, [0, 1, 2, 3])
+    assert a != suggestions(8, [0, 1, 2, 3])
+    assert len({round(p["optim.lr"], 12) for p in a.values()}) == 4  # not the same value over and over

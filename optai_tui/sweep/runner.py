@@ -360,6 +360,7 @@ class Worker:
         self.session = None
         self.stopping = False
         self.trials_run: list[int] = []
+        self.poll_seconds = 2.0  # while waiting for other workers' last trials
 
     def say(self, text: str) -> None:
         _note(self.out, self.prefix + text)
@@ -373,10 +374,13 @@ class Worker:
             session.request_stop()
 
     def run(self) -> str:
-        """Claim and run trials; returns why it ended: budget | timeout | stopped."""
+        """Claim and run trials; returns why it ended: budget | timeout | stopped. Once the budget is used
+        while other workers' trials still run, it waits for them: one that is lost frees its place."""
         import optuna
+        from optuna.trial import TrialState
 
         study, spec = self.sweep.study, self.sweep.spec
+        said_waiting = False
         try:
             while not self.stopping:
                 if self.deadline is not None and time.time() >= self.deadline:
@@ -385,11 +389,22 @@ class Worker:
                 try:
                     for n in reap_lost(study, spec.retry_lost):
                         self.say(f"trial {n}: its worker is gone; marked failed" + (" (queued again)" if spec.retry_lost else ""))
-                    if not claimable(study, self.sweep.budget):
-                        return "budget"
-                    study.optimize(self._objective, n_trials=1, catch=(TrialFailed,))
+                    wait = not claimable(study, self.sweep.budget)
+                    if wait:
+                        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                        if not running:
+                            return "budget"
+                        if not said_waiting:
+                            self.say(f"budget used; waiting for {len(running)} running trial{'s' if len(running) != 1 else ''} of other workers")
+                            said_waiting = True
+                    else:
+                        if spec.seed is not None:  # suggestions depend on the seed and the trial's number, not on the worker
+                            study.sampler = spec.make_sampler(index=len(study.get_trials(deepcopy=False)))
+                        study.optimize(self._objective, n_trials=1, catch=(TrialFailed,))
                 finally:
                     self.lock.release()
+                if wait:
+                    time.sleep(self.poll_seconds)
             return "stopped"
         except optuna.exceptions.StorageInternalError as e:
             raise ConfigError(f"the sweep's storage failed: {e}", field="--storage") from None

@@ -311,16 +311,23 @@ class SweepSpec:
         dims = {d.key: d for d in self.dims}
         return {k: dims[k].value_of(v) if k in dims and dims[k].kind == "choice" else v for k, v in optuna_params.items()}
 
-    def make_sampler(self):
+    def make_sampler(self, index: int | None = None):
+        """The Optuna sampler. ``index``: the number of the trial about to be asked; with a seed, the sampler
+        is seeded from both, so that the suggestions do not depend on which worker (or how many) asks."""
         import optuna
 
+        seed = self.seed
+        # (not the grid: it shuffles its points once with its seed and gives trial N the N-th)
+        if seed is not None and index is not None and self.sampler != "grid":
+            seed = (seed * 1_000_003 + index) % 2**32
         if self.sampler == "random":
-            return optuna.samplers.RandomSampler(seed=self.seed)
+            return optuna.samplers.RandomSampler(seed=seed)
         if self.sampler == "grid":
-            return optuna.samplers.GridSampler({d.key: d.labels for d in self.dims}, seed=self.seed)
+            return optuna.samplers.GridSampler({d.key: d.labels for d in self.dims}, seed=seed)
         if self.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=self.seed)
-        return optuna.samplers.TPESampler(seed=self.seed, multivariate=False)
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        # constant_liar: trials running on other workers count as bad guesses, so workers do not all try the same
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
     def make_pruner(self):
         import optuna

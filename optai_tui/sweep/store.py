@@ -166,6 +166,19 @@ def storage_kind(url: str | None) -> str:
     )
 
 
+def driver_url(url: str) -> str:
+    """A PostgreSQL URL with its driver named (``postgresql+psycopg2://``) when the user gave none: SQLAlchemy's
+    default driver changed between versions (psycopg2, then psycopg 3), so name the one that is installed."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    for module, dialect in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{dialect}://" + url[len("postgresql://") :]
+    raise ConfigError("a PostgreSQL storage needs the psycopg2 driver", field="--storage", hint="pip install 'optai-tui[postgres]'")
+
+
 def open_storage(url: str | None, folder: SweepDir, *, retry_lost: int = 0, heartbeat: int | None = None):
     """The Optuna storage of a sweep. A URL that cannot be reached is a ConfigError naming it (exit 2)."""
     import warnings
@@ -187,12 +200,6 @@ def open_storage(url: str | None, folder: SweepDir, *, retry_lost: int = 0, hear
         assert url is not None
         kw: dict[str, Any] = {}
         if kind == "postgresql":
-            try:
-                import psycopg2  # noqa: F401
-            except ImportError:
-                raise ConfigError(
-                    "a PostgreSQL storage needs the psycopg2 driver", field="--storage", hint="pip install 'optai-tui[postgres]'"
-                ) from None
             interval = heartbeat or int(os.environ.get("OPTAI_SWEEP_HEARTBEAT", HEARTBEAT_SECONDS))
             kw = dict(
                 engine_kwargs={"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}},
@@ -205,7 +212,9 @@ def open_storage(url: str | None, folder: SweepDir, *, retry_lost: int = 0, hear
             if not db.parent.is_dir():
                 raise ConfigError(f"cannot open {url}: the folder {str(db.parent)!r} does not exist", field="--storage")
         try:
-            return optuna.storages.RDBStorage(url, **kw)
+            return optuna.storages.RDBStorage(driver_url(url), **kw)
+        except ConfigError:
+            raise
         except Exception as e:  # sqlalchemy's OperationalError, ArgumentError...: one line for the user
             reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigError(f"cannot connect to {mask_url(url)}: {reason}", field="--storage") from None
@@ -251,7 +260,7 @@ class BudgetLock:
             from sqlalchemy.pool import NullPool
 
             if self._conn is None:
-                engine = create_engine(self.url, poolclass=NullPool, connect_args={"connect_timeout": 10})
+                engine = create_engine(driver_url(str(self.url)), poolclass=NullPool, connect_args={"connect_timeout": 10})
                 self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
         else:
