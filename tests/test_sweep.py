@@ -229,3 +229,35 @@ def test_gpus_are_refused_where_there_are_none(tmp_path, capsys):
     assert main(["sweep", "run", str(spec), "--gpus", "x", "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "--gpus: 'x': give GPU indices" in flat(capsys.readouterr().err)
     assert not (tmp_path / "runs").exists()
+
+
+def test_one_worker_process_per_gpu_share_one_embedded_study_exactly(tmp_path, monkeypatch, capsys):
+    """--gpus 0,1 starts one `sweep join` worker process per GPU on the sweep's storage, pinned with
+    train.device=cuda:i. Without GPUs here, the same fan-out is run with the device swapped for the CPU: two
+    processes, one journal file, the budget exact."""
+    from optai_tui.sweep import runner
+    from optai_tui.sweep.results import load_results
+    from optai_tui.sweep.spec import load_spec
+
+    real = runner.worker_command
+    seen: list[list[str]] = []
+
+    def on_cpu(sweep, *, device, timeout, label=""):
+        cmd = real(sweep, device=device, timeout=timeout, label=label)
+        seen.append(cmd)
+        return [("cpu" if a == device else a) for a in cmd]
+
+    monkeypatch.setattr(runner, "worker_command", on_cpu)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    spec = load_spec(str(write_spec(tmp_path, "g2", n_trials=4)))
+    sweep = runner.create_sweep(spec, tmp_path / "runs")
+    outcome = runner.run_workers(sweep, gpus=[0, 1])
+    assert outcome.ended == "budget" and outcome.used == 4
+    assert [c[c.index("--device") + 1] for c in seen] == ["cuda:0", "cuda:1"] and all("join" in c for c in seen)
+    res = load_results(sweep)
+    assert sorted(t.number for t in res.trials) == [0, 1, 2, 3] and res.counts() == {"completed": 4}
+    assert len({t.host for t in res.trials}) == 1 and all(t.device == "cpu" for t in res.trials)
+    pids = {sweep.study.trials[t.number].user_attrs["pid"] for t in res.trials}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2  # the worker processes trained them, not this one
+    assert len(list_runs(tmp_path / "runs")) == 4
