@@ -161,7 +161,10 @@ async def test_the_view_of_a_two_objective_sweep_shows_the_pareto_front(runs_dir
     assert main(["sweep", "run", str(spec), "--runs-dir", str(runs_dir)]) == 0
     app = OptaiApp(runs_dir, check_running=False)
     async with app.run_test(size=(110, 36)) as pilot:
-        app.open_sweep("po")
+        from optai_tui.tui.commands import palette_items
+
+        items = {title: callback for title, _, callback in palette_items(app)}
+        items["Sweep: po"]()  # re-attach from the command palette
         await wait_for(pilot, lambda: isinstance(app.screen, SweepViewScreen) and app.screen.results is not None, 60, "sweep view")
         view = app.screen
         assert view.results.multi and "Pareto front" in screen_text(app)
