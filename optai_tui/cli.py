@@ -103,6 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", required=True, help="output file")
     ex.add_argument("--per-epoch", action="store_true", help="csv/json: one row per epoch")
     ex.add_argument("--force", action="store_true", help="replace an existing file that is not a previous export")
+
+    sw = sub.add_parser("sweep", help="hyperparameter search (Optuna): run, join, list, show, export, stop")
+    sws = sw.add_subparsers(dest="action", parser_class=_Parser)
+    storage = argparse.ArgumentParser(add_help=False)
+    storage.add_argument("--storage", metavar="URL", help="postgresql://USER@HOST:PORT/DB or sqlite:///FILE (default: embedded in the sweep's folder; or $OPTAI_SWEEP_STORAGE)")
+    sr = sws.add_parser("run", parents=[common, storage], help="start a sweep from a spec (or continue the sweep of that name)")
+    sr.add_argument("spec", help="sweep spec: a YAML file, or the name of a shipped example")
+    sr.add_argument("--name", help="the sweep's name (default: the spec's name:, else the file's name)")
+    sr.add_argument("--n-trials", type=int, metavar="N", help="trials in all (replaces the spec's n_trials)")
+    sr.add_argument("--timeout", type=float, metavar="SECONDS", help="start no trial after this long (replaces the spec's timeout)")
+    sr.add_argument("--gpus", metavar="LIST", help="one trial at a time on each GPU: 0,1,2,3 or all (default: one trial at a time on train.device)")
+    sr.add_argument("--retry-lost", type=int, metavar="N", help="run the parameters of a trial whose worker died again, up to N times")
+    sj = sws.add_parser("join", parents=[common, storage], help="work on an existing sweep (another machine: --storage)")
+    sj.add_argument("name")
+    sj.add_argument("--timeout", type=float, metavar="SECONDS", help="start no trial after this long")
+    sj.add_argument("--gpus", metavar="LIST", help="one trial at a time on each GPU: 0,1,2,3 or all")
+    sj.add_argument("--device", help="train.device for this worker's trials (default: the spec's)")
+    sj.add_argument("--retry-lost", type=int, metavar="N", help="run the parameters of a trial whose worker died again, up to N times")
+    sj.add_argument("--label", help=argparse.SUPPRESS)  # a worker process of `sweep run --gpus`
+    sl = sws.add_parser("list", parents=[common], help="the sweeps in the runs directory")
+    sl.add_argument("--json", action="store_true", help="print JSON (one object per sweep)")
+    ss = sws.add_parser("show", parents=[common, storage], help="a sweep's trials, best trials and parameter importances")
+    ss.add_argument("name")
+    ss.add_argument("--json", action="store_true", help="print JSON")
+    se = sws.add_parser("export", parents=[common, storage], help="a sweep report (md, html, csv, json)")
+    se.add_argument("name")
+    se.add_argument("--format", "-f", choices=["md", "csv", "json", "html"], default=None, help="default: from the file's extension")
+    se.add_argument("-o", "--output", required=True, help="output file")
+    st = sws.add_parser("stop", parents=[common], help="stop a sweep running on this machine (its running trial stops after the current batch)")
+    st.add_argument("name")
     return p
 
 
@@ -344,6 +374,202 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+# -- sweeps --------------------------------------------------------------------------------
+def cmd_sweep(args) -> int:
+    actions = {"run": _sweep_run, "join": _sweep_join, "list": _sweep_list, "show": _sweep_show, "export": _sweep_export, "stop": _sweep_stop}
+    if args.action is None:
+        raise ConfigError("optai-tui sweep: name an action: run, join, list, show, export or stop", hint="see 'optai-tui sweep --help'")
+    return actions[args.action](args)
+
+
+def _check_positive(flag: str, value: float | None, *, whole: bool = False) -> None:
+    if value is not None and (value < 1 if whole else value <= 0):
+        raise ConfigError(f"must be {'at least 1' if whole else 'above 0'}, got {value:g}", field=flag)
+
+
+def _sweep_run(args) -> int:
+    from .sweep.runner import create_sweep, parse_gpus, run_workers
+    from .sweep.spec import load_spec
+
+    _check_positive("--n-trials", args.n_trials, whole=True)
+    _check_positive("--timeout", args.timeout)
+    if args.retry_lost is not None and args.retry_lost < 0:
+        raise ConfigError(f"must be 0 or more, got {args.retry_lost}", field="--retry-lost")
+    spec = load_spec(args.spec, name=args.name, n_trials=args.n_trials, timeout=args.timeout)
+    if args.retry_lost is not None:
+        spec.retry_lost = args.retry_lost
+    gpus = parse_gpus(args.gpus)
+    sweep = create_sweep(spec, _runs_dir(args), url=args.storage)  # every refusal before a study or a run exists
+    folder, pid = sweep.folder, os.getpid()
+    folder.write_pid(pid)
+    from .sweep.runner import budget_used
+
+    state = "new" if sweep.created else f"continuing, {budget_used(sweep.study)} trials so far"
+    _note(f"sweep {spec.name}: {state}; folder {folder.path}")
+    try:
+        outcome = run_workers(sweep, gpus=gpus, timeout=spec.timeout)
+    finally:
+        folder.clear_pid(pid)
+    return _sweep_done(sweep, outcome.ended)
+
+
+def _sweep_join(args) -> int:
+    from .sweep.runner import open_sweep, parse_gpus, run_workers
+
+    _check_positive("--timeout", args.timeout)
+    gpus = parse_gpus(args.gpus)
+    if gpus and args.device:
+        raise ConfigError("give --gpus or --device, not both", field="--device")
+    if args.device:
+        from .config import TrainConfig
+
+        try:
+            TrainConfig(device=args.device)
+        except Exception:
+            raise ConfigError(f"{args.device!r} is not a device; use cpu, cuda, cuda:N or mps", field="--device") from None
+    sweep = open_sweep(args.name, _runs_dir(args), url=args.storage, retry_lost=args.retry_lost)
+    outcome = run_workers(sweep, gpus=gpus, device=args.device, timeout=args.timeout or sweep.spec.timeout, label=args.label or "")
+    return EXIT_STOPPED if outcome.ended == "stopped" else (_sweep_done(sweep, outcome.ended) if not args.label else EXIT_OK)
+
+
+def _sweep_done(sweep, ended: str) -> int:
+    from .sweep.results import load_results
+
+    res = load_results(sweep, with_importances=False)
+    c = res.counts()
+    parts = ", ".join(f"{c[k]} {k}" for k in ("completed", "pruned", "failed", "stopped", "lost", "running", "waiting") if c.get(k))
+    budget = f" of {res.budget}" if res.budget is not None else ""
+    why = {"budget": "", "timeout": " (timeout)", "stopped": " (stopped)"}[ended]
+    _note(f"sweep {res.name}: {res.used}{budget} trials{why}: {parts or 'none'}")
+    for t in res.best[:5]:
+        shown = ", ".join(f"{k}={_fmt_param(v)}" for k, v in t.params.items())
+        cost = f", {res.spec.objectives[1]} {_fmt_param(t.cost)}" if res.multi else ""
+        _note(f"{'best' if not res.multi else 'Pareto'}: trial {t.number}, val acc {_pct(t.value)}{cost} ({shown}), run {t.run_id}")
+    if ended == "stopped":
+        return EXIT_STOPPED
+    if c.get("failed") and not (c.get("completed") or c.get("pruned")):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _pct(v) -> str:
+    from .fmt import fmt_pct
+
+    return fmt_pct(v, 2)
+
+
+def _fmt_param(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _sweep_status(folder, res) -> str:
+    if folder.running_pid() is not None or any(t.state == "running" for t in res.trials):
+        return "running"
+    return "done" if res.is_finished() else "stopped"
+
+
+def _sweep_list(args) -> int:
+    from .sweep.results import load_results
+    from .sweep.runner import open_sweep
+    from .sweep.store import list_sweeps
+
+    rows = []
+    for folder in list_sweeps(_runs_dir(args)):
+        info = folder.read_info()
+        row = {"name": folder.name, "storage": info.get("storage") or "embedded", "status": "?", "used": None, "budget": None}
+        try:
+            res = load_results(open_sweep(folder.name, _runs_dir(args)), with_importances=False)
+        except OptaiError as e:
+            row.update(status="unreadable", error=e.headline())
+        else:
+            best = res.best[0] if res.best else None
+            row.update(status=_sweep_status(folder, res), used=res.used, budget=res.budget, counts=res.counts(),
+                       best_val_acc=best.value if best else None, best_trial=best.number if best else None)  # fmt: skip
+        rows.append(row)
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+        return EXIT_OK
+    if not rows:
+        print(f"no sweeps in {_runs_dir(args)}")
+        return EXIT_OK
+    table = Table("sweep", "status", "trials", "completed", "pruned", "failed", "best val", "storage", box=None)
+    for r in rows:
+        c = r.get("counts") or {}
+        trials = "-" if r["used"] is None else f"{r['used']}/{r['budget'] if r['budget'] is not None else '-'}"
+        best = f"{_pct(r.get('best_val_acc'))} (t{r['best_trial']})" if r.get("best_trial") is not None else "-"
+        table.add_row(r["name"], r["status"], trials, str(c.get("completed", 0)), str(c.get("pruned", 0)), str(c.get("failed", 0)), best, r["storage"])
+    _table_console().print(table)
+    return EXIT_OK
+
+
+def _sweep_show(args) -> int:
+    from .fmt import fmt_seconds
+    from .sweep.results import load_results
+    from .sweep.runner import open_sweep
+
+    sweep = open_sweep(args.name, _runs_dir(args), url=args.storage)
+    res = load_results(sweep)
+    if args.json:
+        from .sweep.report import to_json
+
+        print(json.dumps(to_json(res), indent=2))
+        return EXIT_OK
+    spec = res.spec
+    console = _table_console()
+    objective = " vs ".join(spec.objectives)
+    console.print(f"sweep {res.name}: {res.used}/{res.budget if res.budget is not None else '-'} trials, status {_sweep_status(sweep.folder, res)}, storage {res.storage}", markup=False)
+    console.print(f"base {spec.base}; objective {objective}; sampler {spec.sampler}; pruner {spec.pruner.name}", markup=False)
+    for d in spec.dims:
+        console.print(f"  {d.key}: {d.describe()}", markup=False)
+    keys = [d.key for d in spec.dims]
+    cols = ["trial", "state", *keys, "val acc"] + ([spec.objectives[1]] if res.multi else []) + ["pruned at", "time", "run"]
+    table = Table(*cols, box=None)
+    best = {t.number for t in res.best}
+    for t in res.trials:
+        row = [f"{t.number}{'*' if t.number in best else ''}", t.state, *(_fmt_param(t.params.get(k, "-")) for k in keys), _pct(t.value)]
+        if res.multi:
+            row.append(_fmt_param(t.cost) if t.cost is not None else "-")
+        row += [f"epoch {t.pruned_epoch}" if t.pruned_epoch else "-", fmt_seconds(t.seconds), t.run_id or "-"]
+        table.add_row(*row)
+    console.print(table)
+    if res.best:
+        label = "best trial" if not res.multi else "Pareto front (* above)"
+        console.print(f"{label}: " + "; ".join(f"t{t.number} {_pct(t.value)}" + (f" / {_fmt_param(t.cost)}" if res.multi else "") for t in res.best), markup=False)
+    if res.importances:
+        console.print("parameter importances (Optuna):", markup=False)
+        for k, v in res.importances.items():
+            console.print(f"  {k:<28} {'#' * max(1, round(v * 40))} {v:.2f}", markup=False)
+    else:
+        console.print("parameter importances: after two completed trials", markup=False)
+    return EXIT_OK
+
+
+def _sweep_export(args) -> int:
+    from .runs.report import is_stream
+    from .sweep.report import export_sweep
+    from .sweep.runner import open_sweep
+
+    output = Path(args.output)
+    sweep = open_sweep(args.name, _runs_dir(args), url=args.storage)
+    path = export_sweep(sweep, output, fmt=args.format)
+    print(f"wrote {path}", file=sys.stderr if is_stream(output) else sys.stdout)
+    return EXIT_OK
+
+
+def _sweep_stop(args) -> int:
+    from .sweep.runner import stop_sweep
+    from .sweep.store import resolve_sweep
+
+    folder = resolve_sweep(args.name, _runs_dir(args))
+    pid = stop_sweep(folder)
+    if pid is None:
+        print(f"sweep {folder.name} is not running on this machine")
+        return EXIT_OK
+    print(f"asked sweep {folder.name} (pid {pid}) to stop; its running trial stops after the current batch")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable] = {
     "train": cmd_train,
     "presets": cmd_presets,
@@ -351,6 +577,7 @@ COMMANDS: dict[str, Callable] = {
     "profile": cmd_profile,
     "doctor": cmd_doctor,
     "export": cmd_export,
+    "sweep": cmd_sweep,
 }
 
 

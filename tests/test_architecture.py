@@ -55,6 +55,8 @@ LOWER = parts("training models data config configio errors fmt fsio locations")
 FORBIDDEN: list[tuple[str, frozenset[str] | AllBut, frozenset[str], str]] = [
     ("lower-layers", LOWER, parts("runs sweep tui cli"), "the engine, models, data and schema know no run folder, sweep or face"),
     ("runs", parts("runs"), parts("tui cli"), "the run folder serves both faces, so it imports neither"),
+    ("runs-sweep", parts("runs"), parts("sweep"), "a run knows nothing of the sweep that started it: sweep/ sits above runs/"),
+    ("sweep", parts("sweep"), parts("tui cli"), "sweeps serve both faces, so they import neither"),
     ("cli", AllBut(parts("cli __main__")), parts("cli"), "the CLI is a face: only `python -m optai_tui` starts it"),
     ("models-data", parts("models data"), parts("training"), "models and datasets are built by training, not the other way"),
 ]

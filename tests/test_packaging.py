@@ -77,6 +77,8 @@ def test_wheel_ships_the_presets_and_finds_them_installed(tmp_path):
             assert not stat.S_ISLNK(info.external_attr >> 16), f"{p.name} is a symbolic link in the wheel"
             assert zf.read(info) == p.read_bytes(), f"{p.name} in the wheel differs from presets/{p.name}"
         assert "optai_tui/tui/app.tcss" in infos
+        sweeps = sorted((REPO / "presets" / "sweeps").glob("*.yaml"))  # the example sweep specs (sweep run NAME)
+        assert sweeps and all(zf.read(f"optai_tui/shipped_presets/sweeps/{p.name}") == p.read_bytes() for p in sweeps)
 
     # A fresh venv with the wheel's files; the main venv's third-party packages reached through a path line in a
     # .pth file, which adds that folder without running its own .pth files (so not the editable install's finder).

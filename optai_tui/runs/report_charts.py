@@ -114,8 +114,11 @@ def scatter_svg(
     y_label: str = "Best validation accuracy",
     log_x: bool | None = None,
     x_format: Callable[[float], str] = fmt_count,
+    legend: tuple[str, str] = ("Pareto front", "other"),
+    connect_front: bool = True,
 ) -> str:
-    """Accuracy against a cost: every run a labelled point, the Pareto front a red polyline."""
+    """Accuracy against a cost: every run a labelled point, the Pareto front a red polyline (``legend`` and
+    ``connect_front``: the same plot for other highlighted points, e.g. a sweep's best trial)."""
     xs = [p.x for p in points]
     ys = [p.y for p in points]
     if log_x is None:
@@ -124,7 +127,7 @@ def scatter_svg(
     ya = _Axis(ys, H - MB, MT)
     out = _svg_frame(title, x_label, y_label, xa, ya, xfmt=x_format, yfmt=pct)
     front = sorted((p for p in points if p.on_front), key=lambda p: (p.x, -p.y))
-    if len(front) > 1:
+    if len(front) > 1 and connect_front:
         pts = " ".join(f"{xa(p.x):.1f},{ya(p.y):.1f}" for p in front)
         out.append(
             f'<polyline class="pareto" points="{pts}" fill="none" stroke="{FRONT_COLOR}" '
@@ -148,9 +151,9 @@ def scatter_svg(
         out.append(f'<text class="label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}"{weight}>{escape(p.label)}</text>')
     out.append(
         f'<g font-size="11"><circle cx="{W - MR - 150}" cy="{MT + 12}" r="5" fill="{FRONT_COLOR}"/>'
-        f'<text x="{W - MR - 140}" y="{MT + 16}">Pareto front</text>'
+        f'<text x="{W - MR - 140}" y="{MT + 16}">{escape(legend[0])}</text>'
         f'<circle cx="{W - MR - 60}" cy="{MT + 12}" r="5" fill="{POINT_COLOR}"/>'
-        f'<text x="{W - MR - 50}" y="{MT + 16}">other</text></g>'
+        f'<text x="{W - MR - 50}" y="{MT + 16}">{escape(legend[1])}</text></g>'
     )
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -205,6 +208,8 @@ def scatter_png(
     y_label: str = "Best validation accuracy",
     log_x: bool | None = None,
     x_format: Callable[[float], str] = fmt_count,
+    legend: tuple[str, str] = ("Pareto front", "other"),
+    connect_front: bool = True,
 ) -> bytes:
     from matplotlib.ticker import FuncFormatter
 
@@ -215,7 +220,7 @@ def scatter_png(
     if log_x:
         ax.set_xscale("log")
     front = sorted((p for p in points if p.on_front), key=lambda p: (p.x, -p.y))
-    if len(front) > 1:
+    if len(front) > 1 and connect_front:
         ax.plot([p.x for p in front], [p.y for p in front], "--", color=FRONT_COLOR, lw=1.5)
     for on in (True, False):
         sel = [p for p in points if p.on_front == on]
@@ -225,7 +230,7 @@ def scatter_png(
                 [p.y for p in sel],
                 color=FRONT_COLOR if on else POINT_COLOR,
                 zorder=3,
-                label="Pareto front" if on else "other",
+                label=legend[0] if on else legend[1],
             )
     for p in points:
         ax.annotate(

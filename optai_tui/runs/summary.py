@@ -82,6 +82,7 @@ class SummaryFold:
             self.rows = {k: r for k, r in self.rows.items() if k <= e.start_epoch}
             self._epochs_changed()
             s.update(status=ev.RunStatus.RUNNING.value, error=None, finished_at=None)
+            s.pop("pruned_epoch", None)
             self.ended = False
             return True
         if isinstance(e, ev.EpochEnd):
@@ -96,6 +97,8 @@ class SummaryFold:
         status = ev.TERMINAL_STATUS.get(type(e))
         if status is not None:
             s.update(status=status.value, finished_at=iso_time(e.time), error=e.error if isinstance(e, ev.RunFailed) else None)
+            if isinstance(e, ev.RunPruned):
+                s["pruned_epoch"] = e.epoch  # the epoch after which the sweep's pruner stopped it
             self.ended = True
             return True
         return False

@@ -76,6 +76,7 @@ class Trainer:
         self._resume_ckpt = resume_from
         self._stop_now = threading.Event()
         self._stop_after_epoch = threading.Event()
+        self._prune = threading.Event()  # a sweep's pruner: end as pruned after this epoch
         self._lr_div10 = 0
         self.finishing = False  # the final event is being emitted: the run is ending anyway
         self.history: list[dict[str, float]] = list(resume_from.get("history", [])) if resume_from else []
@@ -289,6 +290,8 @@ class Trainer:
             self._end_epoch(epoch, metrics, t_start)
             # requests sent during validation count for this epoch, not the next one
             self._poll_controls(epoch, steps)
+            if self._prune.is_set() and epoch + 1 < cfg.train.epochs:
+                return self._finish(ev.RunStatus.PRUNED, reason="stopped by the sweep's pruner")
             stop = self._stop_after_epoch.is_set() or self._stop_now.is_set()
             if stop and epoch + 1 < cfg.train.epochs:
                 return self._finish(ev.RunStatus.STOPPED, reason="stopped after epoch")
@@ -460,6 +463,9 @@ class Trainer:
                 self._stop_now.set()
             elif action is ev.ControlAction.STOP_AFTER_EPOCH:
                 self._stop_after_epoch.set()
+            elif action is ev.ControlAction.PRUNE:
+                self._prune.set()  # applied after the epoch, recorded by RunPruned
+                continue
             else:
                 self._lr_div10 += 1
                 continue
@@ -482,6 +488,8 @@ class Trainer:
         n = len(self.history)
         if status is ev.RunStatus.COMPLETED:
             self.emit(ev.RunFinished(epochs_completed=n, best_val_acc=self.best_val_acc, final_val_acc=_last(self.history, "val_acc"), train_seconds=self.elapsed))
+        elif status is ev.RunStatus.PRUNED:
+            self.emit(ev.RunPruned(epoch=n, reason=reason))
         else:
             self.emit(ev.RunStopped(epoch=n, reason=reason))
         return status

@@ -30,6 +30,7 @@ class RunStatus(str, Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     STOPPED = "stopped"
+    PRUNED = "pruned"  # a sweep's pruner stopped the trial at an epoch boundary
 
     def __str__(self) -> str:
         return self.value
@@ -41,6 +42,7 @@ class ControlAction(str, Enum):
     STOP_NOW = "stop_now"
     STOP_AFTER_EPOCH = "stop_after_epoch"
     LR_DIV10 = "lr_div10"
+    PRUNE = "prune"  # a sweep trial's pruner: stop at the end of this epoch, as pruned
 
     def __str__(self) -> str:
         return self.value
@@ -50,7 +52,12 @@ class ControlAction(str, Enum):
         return _ACTION_LABELS[self]
 
 
-_ACTION_LABELS = {ControlAction.STOP_NOW: "stop now", ControlAction.STOP_AFTER_EPOCH: "stop after this epoch", ControlAction.LR_DIV10: "lr / 10"}
+_ACTION_LABELS = {
+    ControlAction.STOP_NOW: "stop now",
+    ControlAction.STOP_AFTER_EPOCH: "stop after this epoch",
+    ControlAction.LR_DIV10: "lr / 10",
+    ControlAction.PRUNE: "prune",
+}
 
 
 # The per-epoch metrics of EpochEnd (timm's summary.csv prefixes), in the order tables show them.
@@ -206,14 +213,27 @@ class RunStopped(Event):
     reason: str
 
 
+@dataclass(frozen=True)
+class RunPruned(Event):
+    """A sweep's pruner stopped the trial after ``epoch`` (epochs completed): its accuracy there was not
+    promising enough to go on."""
+
+    epoch: int
+    reason: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (RunStarted, BatchEnd, EpochEnd, Checkpointed, PhaseChanged, ControlApplied, RunWarning, RunFinished, RunFailed, RunStopped)
-}
+    for cls in (
+        RunStarted, BatchEnd, EpochEnd, Checkpointed, PhaseChanged, ControlApplied, RunWarning, RunFinished, RunFailed, RunStopped,
+        RunPruned,
+    )
+}  # fmt: skip
 TERMINAL_STATUS: dict[type[Event], RunStatus] = {
     RunFinished: RunStatus.COMPLETED,
     RunStopped: RunStatus.STOPPED,
     RunFailed: RunStatus.FAILED,
+    RunPruned: RunStatus.PRUNED,
 }
 """The events that end a process's run, and the status each leaves."""
 TERMINAL_EVENTS = tuple(TERMINAL_STATUS)
@@ -361,6 +381,8 @@ def event_line(e: Event) -> tuple[str, str] | None:
         )
     if isinstance(e, RunStopped):
         return "warning", f"stopped after {_plural(e.epoch, 'epoch')} ({e.reason})"
+    if isinstance(e, RunPruned):
+        return "warning", f"pruned after {_plural(e.epoch, 'epoch')} ({e.reason})"
     if isinstance(e, RunFailed):
         return "error", f"failed at epoch {e.epoch} ({e.kind}): {e.error}"
     return None

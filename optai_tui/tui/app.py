@@ -24,7 +24,7 @@ from ..locations import crash_log_path
 from ..runs import launch
 from ..runs.store import RunDir, resolve_run
 from .commands import OptaiCommands
-from .messages import LoadConfig, LoadPreset, OpenDashboard, ProcessExited, ResumeRun, StartRun, TransferFrom
+from .messages import LoadConfig, LoadPreset, OpenDashboard, OpenSweep, ProcessExited, ResumeRun, StartRun, StartSweep, TransferFrom
 from .screens.attach import AttachScreen, running_runs
 from .screens.dashboard import DashboardScreen
 from .screens.help import HelpScreen
@@ -223,6 +223,36 @@ class OptaiApp(App):
 
     def on_load_preset(self, message: LoadPreset) -> None:
         self.load_preset_by_name(message.name)
+
+    # -- sweeps -------------------------------------------------------------------------------
+    def on_open_sweep(self, message: OpenSweep) -> None:
+        self.open_sweep(message.name)
+
+    @guarded
+    def open_sweep(self, name: str) -> None:
+        """The live view of a sweep, reusing one already open."""
+        from .screens.sweep_view import SweepViewScreen
+
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, SweepViewScreen) and screen.name_ == name:
+                while self.screen is not screen:
+                    self.pop_screen()
+                return
+        self.push_screen(SweepViewScreen(self.runs_dir, name))
+
+    def on_start_sweep(self, message: StartSweep) -> None:
+        self.start_sweep(message.spec_path, message.name, message.gpus)
+
+    @guarded
+    def start_sweep(self, spec_path: Path, name: str, gpus: str | None = None) -> None:
+        """Run the sweep in a detached process (its own session: the app and the SSH session may go), then
+        show its live view."""
+        from ..sweep.runner import spawn_detached
+
+        proc = spawn_detached(spec_path, self.runs_dir, name=name, gpus=gpus)
+        self.processes[f"sweep:{name}"] = proc
+        self.notify(f"sweep {name} started (pid {proc.pid}); its log: {self.runs_dir / 'sweeps' / name / 'sweep.log'}", title="sweep")
+        self.open_sweep(name)
 
 
 def _change_messages() -> tuple:

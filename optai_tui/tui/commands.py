@@ -1,4 +1,4 @@
-"""Command palette (ctrl+p): screens, presets and runs (a preset or a run is a request posted to the app)."""
+"""Command palette (ctrl+p): screens, presets, sweeps and runs (a preset, a sweep or a run is a request posted to the app)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 
-from .messages import LoadPreset, OpenDashboard
+from .messages import LoadPreset, OpenDashboard, OpenSweep
 
 if TYPE_CHECKING:
     from .app import OptaiApp
@@ -37,6 +37,14 @@ def palette_items(app: OptaiApp) -> list[Item]:
     try:
         for ref in list_presets():
             items.append((f"Preset: {ref.name}", f"[{ref.source}] {ref.description}", partial(_post, app, LoadPreset, ref.name)))
+    except OSError:
+        pass
+    from ..sweep.store import list_sweeps
+
+    try:
+        for sw in list_sweeps(app.runs_dir):
+            running = "running" if sw.running_pid() else "not running here"
+            items.append((f"Sweep: {sw.name}", f"{running}: open its live view (trials, best so far, importances)", partial(_post, app, OpenSweep, sw.name)))
     except OSError:
         pass
     try:

@@ -155,7 +155,7 @@ class RunModel:
         self.version = 0  # bumps on every applied event
         self.step_version = 0
         self.epoch_version = 0
-        self.status = "waiting"  # waiting | running | completed | stopped | failed
+        self.status = "waiting"  # waiting | running | completed | stopped | failed | pruned
         self.error: str | None = None
         self.info: dict[str, Any] = {}  # RunStarted fields
         self.summary: dict[str, Any] | None = None  # summary.json once the run ended
@@ -300,6 +300,9 @@ class RunModel:
     def _on_run_stopped(self, e: ev.RunStopped) -> None:
         self.status = "stopped"
 
+    def _on_run_pruned(self, e: ev.RunPruned) -> None:
+        self.status = "pruned"
+
     def _on_run_failed(self, e: ev.RunFailed) -> None:
         self.status = "failed"
         self.error = e.error
@@ -315,7 +318,7 @@ class RunModel:
     # -- reading --------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
-        return self.status in ("completed", "stopped", "failed")
+        return self.status in ("completed", "stopped", "failed", "pruned")
 
     def throughput(self) -> tuple[float | None, str]:
         """(images per second, what it is): the smoothed recent rate while training, the run's overall rate
@@ -362,6 +365,7 @@ _HANDLERS: dict[type[ev.Event], Callable[[RunModel, Any], None]] = {
     ev.RunFinished: RunModel._on_run_finished,
     ev.RunStopped: RunModel._on_run_stopped,
     ev.RunFailed: RunModel._on_run_failed,
+    ev.RunPruned: RunModel._on_run_pruned,
 }
 
 

@@ -7,6 +7,7 @@ handlers do the work, so a screen never calls the app by name and works under an
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
@@ -99,3 +100,37 @@ class LoadPreset(Message):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+
+class SweepLoaded(Message):
+    """A thread worker read a sweep's study: its results, or the error that prevented it."""
+
+    def __init__(self, name: str, results: Any = None, error: str | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.results = results
+        self.error = error
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SweepLoaded) and message.name == self.name
+
+
+class OpenSweep(Message):
+    """Show the live view of the sweep ``name``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+class StartSweep(Message):
+    """Start the sweep of the spec file ``spec_path`` detached (``gpus``: one worker per GPU, e.g. "0,1")."""
+
+    def __init__(self, spec_path: Path, name: str, gpus: str | None = None) -> None:
+        super().__init__()
+        self.spec_path = spec_path
+        self.name = name
+        self.gpus = gpus

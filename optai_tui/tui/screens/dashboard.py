@@ -38,6 +38,7 @@ STATUS_STYLE = {
     "running": "bold green",
     "completed": "bold green",
     "stopped": "bold yellow",
+    "pruned": "bold magenta",
     "failed": "bold red",
     "waiting": "dim",
 }
@@ -229,7 +230,7 @@ class DashboardScreen(Screen):
             parts.pop()  # lr, then memory: whole items go rather than a cut number (the lr chart has the lr)
         self._set("#run-stats", " | ".join(parts))
         box = self.query_one("#run-summary", Static)
-        if status in ("completed", "stopped", "failed"):
+        if status in ("completed", "stopped", "failed", "pruned"):
             text = self.summary_text(status, summary, error)
             if self._shown.get("#run-summary") != text.plain:
                 self._shown["#run-summary"] = text.plain

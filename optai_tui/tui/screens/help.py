@@ -51,6 +51,8 @@ def help_sections(app_bindings: Iterable[BindingLike]) -> list[tuple[str, list[t
     from .dashboard import DashboardScreen
     from .runs import RunsScreen
     from .setup import SetupScreen
+    from .sweep_setup import SweepSetupScreen
+    from .sweep_view import SweepViewScreen
 
     everywhere = binding_rows(app_bindings)
     return [
@@ -59,6 +61,8 @@ def help_sections(app_bindings: Iterable[BindingLike]) -> list[tuple[str, list[t
         ("Dashboard", binding_rows(DashboardScreen.BINDINGS)),
         ("Runs screen", binding_rows(RunsScreen.BINDINGS)),
         ("Compare screen", binding_rows(CompareScreen.BINDINGS)),
+        ("Sweep screen", binding_rows(SweepSetupScreen.BINDINGS)),
+        ("Sweep view", binding_rows(SweepViewScreen.BINDINGS)),
         ("Dialogs", [("enter", "choose / confirm"), ("esc", "close")]),
     ]
 

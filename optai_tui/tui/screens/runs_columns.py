@@ -11,7 +11,7 @@ from rich.text import Text
 from ...fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds
 from ...runs.compare import RunRecord, fmt_epochs
 
-STATUS_STYLES = {"running": "bold green", "completed": "green", "failed": "bold red", "stopped": "yellow"}
+STATUS_STYLES = {"running": "bold green", "completed": "green", "failed": "bold red", "stopped": "yellow", "pruned": "magenta"}
 
 
 def status_text(status: str) -> Text:

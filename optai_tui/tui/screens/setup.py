@@ -59,6 +59,8 @@ class SetupScreen(Screen):
         Binding("ctrl+l,f6", "app.runs", "Runs", tooltip="every run: compare, export, resume, use as a backbone"),
         Binding("ctrl+g,f7", "app.attach", "Live", tooltip="runs training now: attach a dashboard"),
         Binding("ctrl+b,f8", "dashboard", "Run", tooltip="back to the dashboard of the last run", priority=True),
+        # not in the footer (80 columns hold the others and help); the side panel names it
+        Binding("ctrl+w,f9", "sweep", "Sweep", tooltip="search hyperparameters around the form's settings (Optuna)", priority=True, show=False),
     ]
 
     def __init__(self, runs_dir: Path) -> None:
@@ -199,6 +201,15 @@ class SetupScreen(Screen):
         if result is not None:
             self.post_message(StartRun(result.config))
 
+    def action_sweep(self) -> None:
+        """The sweep screen, on the form's settings as the base of every trial."""
+        from .sweep_setup import SweepSetupScreen
+
+        result = self.refuse_if_invalid("cannot search around this form")
+        if result is not None:
+            preset = self.loaded_preset[0] if self.loaded_preset else None
+            self.app.push_screen(SweepSetupScreen(self.runs_dir, result.config, preset))
+
     def action_load_preset(self) -> None:
         self.app.push_screen(PresetPicker(), self._preset_chosen)
 
@@ -278,6 +289,7 @@ class SetupScreen(Screen):
         t.append("Preset ", style="bold")
         t.append(self.loaded_preset[0] if self.loaded_preset else "(none)")
         t.append("\nctrl+o load  ctrl+s save  ctrl+t diff", style="dim")
+        t.append("\nctrl+w sweep around this form", style="dim")
         if note:
             t.append(f"\n{note}", style="cyan")
         if error:
