@@ -67,8 +67,8 @@ def test_two_objectives_default_to_nsga2_without_pruning_and_grid_needs_choices(
 
 BAD = [
     ({"space": {"optim.lrr": {"float": [0.001, 0.1]}}}, "space.optim.lrr: unknown setting", "did you mean 'optim.lr'"),
-    ({"space": {"optim.lr": {"float": [0.001, 50]}}}, "space.optim.lr: the high end 50 is not allowed: Input should be less than or equal to 10", None),
-    ({"space": {"optim.momentum": {"float": [0.5, 1.0]}}}, "space.optim.momentum: the high end 1 is not allowed: Input should be less than 1", None),
+    ({"space": {"optim.lr": {"float": [0.001, 50]}}}, "space.optim.lr: the high end 50 is not allowed: must be greater than 0 and at most 10 (got 50.0)", None),
+    ({"space": {"optim.momentum": {"float": [0.5, 1.0]}}}, "space.optim.momentum: the high end 1 is not allowed: must be at least 0 and less than 1 (got 1.0)", None),
     ({"space": {"train.batch_size": {"int": [0, 64]}}}, "space.train.batch_size: the low end 0 is not allowed", None),
     ({"space": {"optim.name": {"choice": []}}}, "space.optim.name: empty choice list", None),
     ({"space": {"optim.lr": {"float": [0, 0.1], "log": True}}}, "space.optim.lr: a log range needs a low end above 0 (got 0)", None),
@@ -92,7 +92,7 @@ BAD = [
     ({"n_trials": 0}, "n_trials: Input should be greater than or equal to 1", None),
     ({"n_trials": None}, "n_trials: give n_trials or a timeout", None),
     ({"base": "nope"}, "base: unknown preset 'nope'", None),
-    ({"set": {"optim.lr": -1}}, "set.optim.lr: Input should be greater than 0", None),
+    ({"set": {"optim.lr": -1}}, "set.optim.lr: must be greater than 0 and at most 10 (got -1)", None),
     ({"set": {"optim.lrr": 1}}, "set.optim.lrr: unknown setting 'optim.lrr'", None),
     ({"name": "a b"}, "name: 'a b': use letters, digits", None),
     ({"colour": 1}, "colour: unknown key (a sweep spec has name,", None),
@@ -127,7 +127,7 @@ def test_a_spec_file_names_its_base_relative_to_itself_and_errors_name_the_file(
     f.write_text(yaml.safe_dump({"base": "b.yaml", "space": {"optim.lr": {"float": [0.01, 20]}}, "n_trials": 3}))
     with pytest.raises(ConfigError) as info:
         load_spec(str(f))
-    assert info.value.headline() == f"space.optim.lr: the high end 20 is not allowed: Input should be less than or equal to 10 (in {f})"
+    assert info.value.headline() == f"space.optim.lr: the high end 20 is not allowed: must be greater than 0 and at most 10 (got 20.0) (in {f})"
 
 
 def test_the_shipped_example_specs_are_valid():
