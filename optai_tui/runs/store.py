@@ -339,7 +339,7 @@ class RunDir:
 
     def _local_pid(self, summary: dict[str, Any]) -> int | None:
         """The pid of the run's training process when it ran on this host (pid file, else summary)."""
-        if summary.get("host") != socket.gethostname():
+        if summary.get("host") not in (None, socket.gethostname()):
             return None
         return self.read_pid() or summary.get("pid")
 
