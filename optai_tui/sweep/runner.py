@@ -20,7 +20,6 @@ A trial lost with its worker, or stopped by the user, does not count: another ta
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import signal
 import socket
@@ -666,7 +665,3 @@ def stop_sweep(folder: SweepDir) -> int | None:
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGTERM)
     return pid
-
-
-def copy_spec(spec: SweepSpec) -> SweepSpec:
-    return copy.deepcopy(spec)

@@ -84,6 +84,7 @@ class SweepForm:
     warmup: str = "1"
     n_trials: str = "20"
     timeout: str = ""
+    kept: dict[str, Any] = field(default_factory=dict)  # what a loaded spec had and the screen does not edit: kept as it was
 
     def spec_data(self) -> dict[str, Any]:
         """The spec mapping (base and set: as the saved file has them). ValueError for a field whose text
@@ -104,6 +105,11 @@ class SweepForm:
             d["n_trials"] = int(_number(self.n_trials, "trials", whole=True))
         if self.timeout.strip():
             d["timeout"] = float(_number(self.timeout, "timeout"))
+        for key in ("description", "retry_lost", "enqueue"):
+            if key in self.kept:
+                d[key] = self.kept[key]
+        if isinstance(d["pruner"], dict) and self.kept.get("pruner_name") == self.pruner:
+            d["pruner"].update(self.kept.get("pruner_rest", {}))
         return d
 
     def base_and_set(self) -> tuple[str, dict[str, Any]]:
@@ -133,6 +139,11 @@ class SweepForm:
         """The form of a spec read from a file (its base resolved: the base preset and its set:)."""
         base = validate_config(spec.base_config)
         obj = spec.objectives[0] if not spec.multi else f"{spec.objectives[0]} vs {spec.objectives[1]}"
+        full = spec.to_dict()
+        kept = {k: full[k] for k in ("description", "retry_lost", "enqueue") if k in full}
+        if isinstance(full.get("pruner"), dict):
+            kept["pruner_name"] = spec.pruner.name
+            kept["pruner_rest"] = {k: v for k, v in full["pruner"].items() if k in ("startup_trials", "reduction_factor")}
         return cls(
             base=base,
             preset=spec.base if "/" not in spec.base and not spec.base.endswith((".yaml", ".yml")) else None,
@@ -145,6 +156,7 @@ class SweepForm:
             warmup=str(spec.pruner.warmup_epochs),
             n_trials="" if spec.n_trials is None else str(spec.n_trials),
             timeout="" if spec.timeout is None else f"{spec.timeout:g}",
+            kept=kept,
         )
 
 

@@ -175,3 +175,19 @@ async def test_the_view_of_a_two_objective_sweep_shows_the_pareto_front(runs_dir
             await pilot.press("p")
         assert plot.mode == "pareto" and plot.points == 2
         assert "params" in screen_text(app)  # the second objective's column
+
+
+def test_a_loaded_spec_keeps_what_the_screen_does_not_edit(tmp_path):
+    """enqueue, retry_lost, the pruner's start-up trials: loaded from a file and saved back unchanged."""
+    from optai_tui.sweep.spec import parse_spec
+    from optai_tui.tui.sweep_form import SweepForm
+
+    data = {
+        "name": "k", "base": "default", "description": "keep me", "space": {"optim.lr": {"float": [0.001, 0.1], "log": True}},
+        "pruner": {"name": "median", "warmup_epochs": 2, "startup_trials": 7}, "n_trials": 5, "retry_lost": 2,
+        "enqueue": [{"optim.lr": 0.05}],
+    }  # fmt: skip
+    form = SweepForm.from_spec(parse_spec(data))
+    again = parse_spec(yaml.safe_load(form.to_yaml()))
+    assert again.to_dict() == parse_spec(data).to_dict()
+    assert again.pruner.startup_trials == 7 and again.retry_lost == 2 and again.enqueue == [{"optim.lr": 0.05}]
