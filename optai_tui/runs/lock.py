@@ -24,7 +24,7 @@ import os
 import time
 from pathlib import Path
 
-from ..fsio import fault_point
+from ..fsio import fault_point, storage
 
 try:
     import fcntl
@@ -84,7 +84,11 @@ def try_acquire(run_path: Path | str, *, patience: float = 0.5) -> RunLock | Non
     if mine is not None:
         return mine
     path = Path(run_path) / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError:  # a read-only folder: an existing lock file can still be locked (flock needs no write)
+        with storage(path, "lock"):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     if fcntl is not None:
         deadline = time.monotonic() + patience
         while True:
