@@ -192,14 +192,12 @@ async def test_form_is_usable_at_80x24(runs_dir):
         # tab walks the fields; every row can scroll into view
         form = _form(app)
         form.focus_field("train.progress_every")
-        await pilot.pause()
-        assert "progress every" in screen_text(app)
+        await wait_for(pilot, lambda: "progress every" in screen_text(app), 30, "the focused row scrolled into view")
         assert isinstance(form._rows["train.progress_every"], FieldRow)
         # the side panel scrolls: its Start button can be brought into view at 80x24
         button = app.screen.query_one("#start-button")
         app.screen.query_one("#side").scroll_to_widget(button, animate=False)
-        await pilot.pause()
-        assert "Start (ctrl+r)" in screen_text(app)
+        await wait_for(pilot, lambda: "Start (ctrl+r)" in screen_text(app), 30, "the Start button scrolled into view")
 
 
 async def test_a_run_ending_while_the_setup_screen_is_torn_down_is_no_crash(runs_dir):
