@@ -40,5 +40,8 @@ def user_presets_dir() -> Path:
 
 
 def crash_log_path() -> Path:
-    """Where the traceback of an internal error is kept (``~/.cache/optai-tui/last-error.log``)."""
-    return Path.home() / ".cache" / "optai-tui" / "last-error.log"
+    """Where the traceback of an internal error is kept: ``$XDG_CACHE_HOME/optai-tui/last-error.log``,
+    else ``~/.cache/optai-tui/last-error.log``."""
+    cache = os.environ.get("XDG_CACHE_HOME")
+    base = Path(cache).expanduser() if cache else Path.home() / ".cache"
+    return base / "optai-tui" / "last-error.log"

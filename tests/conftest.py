@@ -22,6 +22,7 @@ def _isolate(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("OPTAI_DATA_ROOT", str(home / "data"))
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
     monkeypatch.setenv("OPTAI_RUNS_DIR", str(home / "runs"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))  # crash logs stay out of the real ~/.cache
 
 
 def tiny(**sections) -> dict:

@@ -153,6 +153,15 @@ def test_default_data_root(monkeypatch, tmp_path):
     assert default_data_root() == Path.home() / ".cache" / "optai-tui" / "data"
 
 
+def test_crash_log_follows_xdg_cache_home(monkeypatch, tmp_path):
+    from optai_tui.locations import crash_log_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert crash_log_path() == tmp_path / "xdg" / "optai-tui" / "last-error.log"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert crash_log_path() == Path.home() / ".cache" / "optai-tui" / "last-error.log"
+
+
 # ---------------------------------------------------------------- torchvision datasets from real files
 
 def test_cifar10_from_its_pickle_layout(tmp_path, monkeypatch, no_network):

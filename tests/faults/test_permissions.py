@@ -63,6 +63,7 @@ def test_the_crash_log_is_private_whatever_the_umask(tmp_path, monkeypatch, caps
     from optai_tui.locations import crash_log_path
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CACHE_HOME")
     log = crash_log_path()
     assert str(log).startswith(str(tmp_path / "home"))
 
