@@ -39,6 +39,7 @@ from .compare import (
     config_diff,
     curves,
     fmt_epochs,
+    dataset_note,
     pareto_runs,
     run_labels,
     tradeoff_points,
@@ -254,6 +255,9 @@ def build_document(
                 "accuracy) and at most as costly, and strictly better on one of the two."
             )
         )
+        note = dataset_note(records)
+        if note:
+            blocks.append(P(note))
         items = []
         for cost in TRADEOFF_AXES:
             front = pareto_runs(records, cost)

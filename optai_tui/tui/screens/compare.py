@@ -29,6 +29,7 @@ from ...runs.compare import (
     config_table,
     curves,
     load_record,
+    dataset_note,
     pareto_flags,
     run_labels,
     tradeoff_points,
@@ -136,6 +137,9 @@ class CompareScreen(Screen):
             color = self.run_colors[r.run_id]
             t.append("● ", style=RICH_COLORS.get(color, color))
             t.append(self.label_of[r.run_id] + (" (running)" if r.is_running else "") + "  ")
+        note = dataset_note(self.records)
+        if note:
+            t.append("\n" + note, style="yellow")
         return t
 
     def _redraw_all(self) -> None:
