@@ -13,9 +13,15 @@ from PIL import Image
 
 from optai_tui.config import validate_config
 from optai_tui.data import load_arrays
-from optai_tui.data.imagefolder import IgnoredFilesWarning, load_imagefolder
+from optai_tui.data.imagefolder import load_imagefolder
 from optai_tui.errors import ConfigError, DataError
-from optai_tui.runs.preflight import data_notes, data_problems, preflight
+from optai_tui.runs.preflight import data_problems, preflight
+
+
+def data_notes(cfg) -> list[str]:
+    from optai_tui.runs.preflight import data_notes as notes
+
+    return notes(cfg)
 
 BLUE, RED = (20, 40, 230), (230, 30, 20)
 
@@ -116,6 +122,8 @@ def test_gifs_are_loaded_and_other_files_are_named_with_their_count(tmp_path):
     (root / "train" / "ants" / "notes.txt").write_text("not a photo")
     (root / "train" / "bees" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
     (root / "train" / "bees" / "broken.jpg").write_bytes(b"not a jpeg")
+    from optai_tui.data.imagefolder import IgnoredFilesWarning
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         train_x, train_y, *_ = load_imagefolder(root, 16)
@@ -213,3 +221,63 @@ def test_the_data_layer_refuses_a_train_only_folder_with_the_fix(tmp_path):
     with pytest.raises(DataError) as e:
         load_arrays("imagefolder", path=root)
     assert e.value.field == "data.val_split" and "data.val_split" in e.value.hint
+
+
+# -- which folder: names, records, compare -------------------------------------------------------------
+def test_runs_on_two_folders_are_told_apart_and_ranked_separately(tmp_path):
+    from optai_tui.runs.compare import dataset_note, filter_records, load_records, pareto_flags, run_labels, tradeoff_points
+    from optai_tui.runs.estimate import estimate_epoch_seconds
+    from optai_tui.runs.export import to_csv, to_json
+    from optai_tui.runs.launch import new_session
+
+    runs = tmp_path / "runs"
+    ants = photo_folder(tmp_path / "ants_bees", classes=("ants", "bees"), per_class=3)
+    flowers = photo_folder(tmp_path / "flowers", classes=("daisy", "iris", "lily", "rose", "tulip"), per_class=2)
+    a = new_session(_cfg(ants), runs).run()
+    f = new_session(_cfg(flowers), runs).run()
+    assert (a["dataset"], f["dataset"]) == ("ants_bees", "flowers")
+    assert f["classes"] == ["daisy", "iris", "lily", "rose", "tulip"] and f["class_counts"] == [2] * 5
+    assert f["val_class_counts"] == [2] * 5 and f["val_source"] == "val"
+    assert f["dataset_path"] == str(flowers.resolve()) and f["run_id"].endswith("vgg11-flowers")
+
+    records = load_records(runs_dir=runs)
+    assert [r.dataset for r in records] == ["ants_bees", "flowers"]
+    assert [r.run_id for r in filter_records(records, "flowers")] == [f["run_id"]]
+    assert len(filter_records(records, "imagefolder")) == 2  # the kind of dataset still matches
+    # the same costs, whatever the accuracies: each run is on its own dataset's front, never dominated
+    records[0].summary["best_val_acc"], records[1].summary["best_val_acc"] = 0.9, 0.3
+    records[1].summary["params"] = records[0].summary["params"]
+    assert all(all(flags.values()) for flags in pareto_flags(records).values())
+    assert all(p.on_front for p in tradeoff_points(records, "params"))
+    labels = run_labels(records)
+    assert labels[a["run_id"]].endswith("[ants_bees, 2 cl]") and labels[f["run_id"]].endswith("[flowers, 5 cl]")
+    note = dataset_note(records)
+    assert note and "2 different datasets" in note and "flowers (1 run, 5 classes)" in note
+    assert dataset_note(records[:1]) is None
+    assert [r["dataset"] for r in to_json(records)["runs"]] == ["ants_bees", "flowers"]
+    assert "daisy|iris|lily|rose|tulip" in to_csv(records)
+    # a past run on another folder does not stand in for this one's seconds per epoch
+    assert estimate_epoch_seconds(_cfg(flowers), runs, None).measured_in == f["run_id"]
+    other = photo_folder(tmp_path / "moths", classes=("a", "b"), per_class=3)
+    assert estimate_epoch_seconds(_cfg(other), runs, None) is None
+
+
+def test_a_run_recorded_before_folders_were_named_shows_its_folder(tmp_path):
+    from optai_tui.runs.compare import RunRecord
+
+    r = RunRecord("x", tmp_path, "completed", {"run_id": "x", "dataset": "imagefolder"}, {},
+                  {"data": {"dataset": "imagefolder", "path": str(tmp_path / "flowers")}})
+    assert r.dataset == "flowers" and r.classes is None
+
+
+def test_val_split_keeps_every_class_s_share_for_any_seed():
+    import torch
+
+    from optai_tui.data.splits import hold_out
+
+    y = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)
+    x = torch.arange(100).view(100, 1, 1, 1).to(torch.uint8)
+    for seed in range(8):
+        tx, ty, vx, vy = hold_out(x, y, 0.2, seed)
+        assert vy.bincount().tolist() == [12, 6, 2] and ty.bincount().tolist() == [48, 24, 8]
+        assert sorted(tx.flatten().tolist() + vx.flatten().tolist()) == list(range(100))
