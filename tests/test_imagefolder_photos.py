@@ -84,7 +84,8 @@ def test_an_image_folder_defaults_to_the_architecture_s_size(tmp_path):
     assert tv.data_image_size() == 224
     sized = _cfg(root, image_size=48)
     assert sized.data_image_size() == 48
-    assert any("32x32 keeping their aspect ratio" in n and "vgg11's default" in n for n in data_notes(cfg))
+    assert "size: 32px, centre-cropped" in data_notes(cfg)
+    assert "size: 48px, centre-cropped" in data_notes(sized)
 
 
 def test_a_run_on_mixed_photos_trains_at_the_size_the_preview_promised(tmp_path):
@@ -141,7 +142,7 @@ def test_a_run_records_the_ignored_files_as_a_warning(tmp_path):
     root = photo_folder(tmp_path / "bugs", classes=("ants", "bees"), per_class=3)
     (root / "train" / "ants" / "Thumbs.db").write_bytes(b"x")
     cfg = _cfg(root)
-    assert any("1 file not loaded" in n for n in data_notes(cfg))
+    assert data_notes(cfg)[:3] == ["bugs: 2 classes, 6 img", "2 GIF, 1 other file ignored", "val: val/, 4 img"]
     t = new_session(cfg, tmp_path / "runs")
     t.run()
     events = [json.loads(line) for line in (t.run_dir.path / "events.jsonl").read_text().splitlines()]
@@ -163,7 +164,8 @@ def test_a_train_only_folder_holds_out_a_stratified_seeded_split(tmp_path):
     assert (a.val_x == b.val_x).all() and (a.train_x == b.train_x).all()  # the same seed, the same split
     c = load_arrays("imagefolder", path=root, val_split=0.2, seed=4, image_size=16)
     assert not (a.val_x == c.val_x).all()
-    assert any("20% of train/ held out (~10 images, stratified" in n for n in data_notes(_cfg(root, val_split=0.2)))
+    assert data_notes(_cfg(root, val_split=0.2)) == [
+        "bugs: 2 classes, 50 img", "val: 20% held out, stratified", "size: 32px, centre-cropped"]
 
 
 def test_a_train_only_folder_without_val_split_is_refused_before_any_run_folder(tmp_path):
@@ -252,7 +254,7 @@ def test_runs_on_two_folders_are_told_apart_and_ranked_separately(tmp_path):
     labels = run_labels(records)
     assert labels[a["run_id"]].endswith("[ants_bees, 2 cl]") and labels[f["run_id"]].endswith("[flowers, 5 cl]")
     note = dataset_note(records)
-    assert note and "2 different datasets" in note and "flowers (1 run, 5 classes)" in note
+    assert note and note.startswith("2 datasets: ") and "flowers (5 classes, 1 run)" in note
     assert dataset_note(records[:1]) is None
     assert [r["dataset"] for r in to_json(records)["runs"]] == ["ants_bees", "flowers"]
     assert "daisy|iris|lily|rose|tulip" in to_csv(records)

@@ -287,10 +287,10 @@ def dataset_note(records: Sequence[RunRecord]) -> str | None:
     parts = []
     for g in groups:
         classes = g[0].classes
-        n = f", {len(classes)} classes" if classes is not None else ""
-        parts.append(f"{g[0].dataset} ({len(g)} run{'s' if len(g) != 1 else ''}{n})")
-    return (f"These runs are on {len(groups)} different datasets or class sets: {'; '.join(parts)}. Each has its "
-            f"own Pareto front; accuracies across them are not comparable.")
+        n = f"{len(classes)} classes, " if classes is not None else ""
+        parts.append(f"{g[0].dataset} ({n}{len(g)} run{'s' if len(g) != 1 else ''})")
+    return (f"{len(groups)} datasets: {', '.join(parts)}: a Pareto front each; accuracies across datasets are "
+            f"not comparable.")
 
 
 def pareto_runs(records: Sequence[RunRecord], cost: str, acc: str = ACCURACY_KEY) -> list[RunRecord]:
@@ -320,6 +320,9 @@ class TradeoffPoint:
     y: float
     on_front: bool
     run_id: str
+    front_group: str = ""
+    """Which Pareto front the point belongs to: a front line joins only the points of one group (runs on
+    different datasets each have their own)."""
 
 
 def tradeoff_points(
@@ -329,7 +332,18 @@ def tradeoff_points(
     labels = labels or run_labels(records)
     usable = [r for r in records if _num(r.get(cost)) is not None and _num(r.get(acc)) is not None]
     front = {r.run_id for r in pareto_runs(usable, cost, acc)}  # each dataset's own front
-    return [TradeoffPoint(labels[r.run_id], float(r.get(cost)), float(r.get(acc)), r.run_id in front, r.run_id) for r in usable]
+    group = {r.run_id: str(i) for i, g in enumerate(dataset_groups(usable)) for r in g}
+    return [TradeoffPoint(labels[r.run_id], float(r.get(cost)), float(r.get(acc)), r.run_id in front, r.run_id, group[r.run_id])
+            for r in usable]
+
+
+def front_lines(points: Sequence[TradeoffPoint]) -> list[list[TradeoffPoint]]:
+    """The Pareto front lines to draw: the front points of each group, by cost (lines of 2 points or more)."""
+    groups: dict[str, list[TradeoffPoint]] = {}
+    for p in points:
+        if p.on_front:
+            groups.setdefault(p.front_group, []).append(p)
+    return [sorted(g, key=lambda p: (p.x, -p.y)) for g in groups.values() if len(g) > 1]
 
 
 # ---------------------------------------------------------------------------------------------

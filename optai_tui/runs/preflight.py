@@ -120,25 +120,19 @@ def data_notes(cfg) -> list[str]:
         plan = folder_plan(cfg)
     except (OptaiError, OSError):
         return []
-    train = plan.train
+    train = plan.train  # short lines: the form's side panel is 30 columns wide
     n = len(train.samples)
+    notes = [f"{cfg.dataset_label()}: {len(train.classes)} classes, {n:,} img"]
     gifs = sum(1 for f, _ in train.samples if f.lower().endswith(".gif"))
-    extra = f" ({gifs} GIF{'s' if gifs != 1 else ''}: first frame)" if gifs else ""
-    notes = [f"{cfg.dataset_label()}: {len(train.classes)} classes, {n:,} images in train/{extra}"]
     ignored = len(train.ignored) + (len(plan.val.ignored) if plan.val is not None else 0)
-    if ignored:
-        notes.append(f"{ignored} file{'s' if ignored != 1 else ''} not loaded (not an image by the extension): "
-                     f"named in a warning when the run starts")
+    extra = ([f"{gifs} GIF"] if gifs else []) + ([f"{ignored} other file{'s' if ignored != 1 else ''} ignored"] if ignored else [])
+    if extra:
+        notes.append(", ".join(extra))
     if plan.val is None:
-        held = round(n * cfg.data.val_split)
-        notes.append(f"validation: {cfg.data.val_split:.0%} of train/ held out (~{held:,} images, stratified per "
-                     f"class, seed {cfg.train.seed})")
+        notes.append(f"val: {cfg.data.val_split:.0%} held out, stratified")
     else:
-        notes.append(f"validation: {plan.val_name}/ ({len(plan.val.samples):,} images)")
-    size = cfg.data_image_size()
-    why = "data.image_size" if cfg.data.image_size else (
-        "transfer.resize_to" if cfg.transfer.resize_to else f"{cfg.model.arch}'s default; set data.image_size to change")
-    notes.append(f"images resized to {size}x{size} keeping their aspect ratio (centre crop), {why}")
+        notes.append(f"val: {plan.val_name}/, {len(plan.val.samples):,} img")
+    notes.append(f"size: {cfg.data_image_size()}px, centre-cropped")
     return notes
 
 
