@@ -228,6 +228,8 @@ def cmd_presets(args) -> int:
         err = _preset_error(n)
         if err is None:
             console.print(Text.assemble(("ok", "green"), f"      {n}"))
+            for line in _preset_notes(n):  # what a run of it will do with its image folder
+                console.print(Text(f"        {line}", style="dim"), soft_wrap=True)
             continue
         bad += 1
         console.print(Text.assemble(("invalid", "red"), f" {n}: {err}"))
@@ -235,6 +237,17 @@ def cmd_presets(args) -> int:
             for p in err.problems:
                 console.print(Text(f"        {p.field}: {p.message}" if p.field else f"        {p.message}"))
     return EXIT_INVALID if bad else EXIT_OK
+
+
+def _preset_notes(name: str) -> list[str]:
+    """What a run of a valid preset will do with its image folder (classes, validation, image size)."""
+    from .presets import load_preset
+    from .runs.preflight import data_notes
+
+    try:
+        return data_notes(load_preset(name))
+    except (ConfigError, OSError):
+        return []
 
 
 def _preset_error(name: str) -> ConfigError | None:

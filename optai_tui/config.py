@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from .data.registry import dataset_info
+from .data.registry import dataset_info, dataset_label
 from .errors import ConfigError, Problem, UnknownNameError
 from .models.catalog import ARCHITECTURES, architecture_info, imagenet_pretrained
 
@@ -97,13 +97,15 @@ class DataConfig(_Section):
     """Download the dataset when it is not in the data root yet."""
 
     image_size: int | None = Field(default=None, ge=8, le=1024)
-    """Training image size in pixels (default: the dataset's own, 32 for CIFAR)."""
+    """Training image size in pixels (default: the dataset's own, 32 for CIFAR; an image folder: the
+    architecture's, 32 or 224). Photos are resized keeping their aspect ratio, then centre-cropped."""
 
     subset: int | None = Field(default=None, ge=1, le=MAX_IMAGES)
     """Train on N images drawn with a fixed seed (e.g. 15000 for the course lab); empty = all."""
 
     val_split: float = Field(default=0.0, ge=0.0, lt=1.0)
-    """Fraction of the training set held out for validation; 0 = validate on the test split."""
+    """Fraction of the training set held out for validation (stratified, by the seed); 0 = the test split
+    (an image folder's val/ or test/; one with only train/ needs e.g. 0.2)."""
 
     augment: bool = True
     """Random crop and horizontal flip on training images."""
@@ -422,15 +424,27 @@ class RunConfig(_Section):
         return self.schedule.name == "onecycle" and self.schedule.onecycle_cycle_momentum
 
     def effective_image_size(self) -> int | None:
-        """The size the model sees: transfer.resize_to, else data.image_size, else the dataset's own."""
+        """The size the model sees: transfer.resize_to, else the size the images are decoded at."""
         if self.transfer.resize_to:
             return self.transfer.resize_to
+        return self.data_image_size() or dataset_info(self.data.dataset).image_size
+
+    def data_image_size(self) -> int | None:
+        """The size the images are decoded at: data.image_size; an image folder's photos have no size of
+        their own, so without it transfer.resize_to, else the architecture's default (32 for the CIFAR
+        families, 224 for torchvision's); None: the dataset's native size."""
         if self.data.image_size:
             return self.data.image_size
-        return dataset_info(self.data.dataset).image_size
+        if self.data.dataset == "imagefolder":
+            return self.transfer.resize_to or architecture_info(self.model.arch).default_image_size
+        return None
+
+    def dataset_label(self) -> str:
+        """The dataset's name in tables and reports: an image folder is named after its folder."""
+        return dataset_label(self.data.dataset, self.data.path)
 
     def display_name(self) -> str:
-        return self.name or f"{self.model.arch}-{self.data.dataset}"
+        return self.name or f"{self.model.arch}-{self.dataset_label()}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -87,6 +87,28 @@ def test_presets_validate_reports_every_problem_and_the_dataset_folder(tmp_path,
     assert "ok default" in flat(out)
 
 
+def test_a_train_only_folder_is_refused_then_validated_with_val_split(tmp_path, capsys):
+    """The common layout (train/ alone): `train` refuses it with the fix, before any run folder, and
+    `presets validate` says what a run will do once data.val_split is set."""
+    from PIL import Image
+
+    folder = tmp_path / "bugs"
+    for c in ("ants", "bees"):
+        (folder / "train" / c).mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (120 + i, 80)).save(folder / "train" / c / f"{i}.jpg")
+    runs = tmp_path / "runs"
+    assert main(["train", "--runs-dir", str(runs), "--set", "data.dataset=imagefolder", "--set", f"data.path={folder}"]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "data.val_split:" in err and "has train/ but no val/ (or test/) folder" in err and "data.val_split (e.g. 0.2)" in err
+    assert not runs.exists()
+    pets = tmp_path / "bugs.yaml"
+    pets.write_text(f"data:\n  dataset: imagefolder\n  path: {folder}\n  val_split: 0.2\nmodel:\n  arch: resnet18\n")
+    assert main(["presets", "validate", str(pets)]) == 0
+    out = flat(capsys.readouterr().out)
+    assert "bugs: 2 classes, 10 img val: 20% held out, stratified size: 32px, centre-cropped" in out
+
+
 def test_unknown_preset_and_usage_errors(capsys):
     assert main(["train", "--preset", "defualt"]) == 2
     assert "did you mean 'default'" in flat(capsys.readouterr().err)

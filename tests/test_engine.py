@@ -252,7 +252,7 @@ def test_vgg11_on_real_cifar_imagefolder(cifar_sub, tmp_path):
     )
     t = new_session(cfg, tmp_path)
     s = t.run()
-    assert s["status"] == "completed" and s["epochs_completed"] == 3 and s["dataset"] == "imagefolder"
+    assert s["status"] == "completed" and s["epochs_completed"] == 3 and s["dataset"] == "cifar10-sub"
     assert s["num_train"] == 5000 and s["num_val"] == 1000 and s["num_classes"] == 10
     assert s["image_size"] == 32 and s["macs"] > 0 and s["checkpoint_mb"] > 0
     assert s["final_val_acc"] == t.trainer.history[-1]["val_acc"] and s["best_val_acc"] == max(h["val_acc"] for h in t.trainer.history)

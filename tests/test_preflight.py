@@ -22,6 +22,13 @@ def test_the_imagefolder_folder_must_exist_hold_train_and_two_classes(tmp_path):
     [p] = data_problems(_imagefolder(tmp_path))
     assert p.message == f"needs at least 2 classes (a folder each under train/), found 1 (cat) in {tmp_path / 'train'}"
     (tmp_path / "train" / "dog").mkdir()
+    [p] = data_problems(_imagefolder(tmp_path))  # class folders without a photo: the run would fail on them
+    assert p.field == "data.path" and "found no image file for the classes cat, dog" in p.message
+    from PIL import Image
+
+    for split, c in (("train", "cat"), ("train", "dog"), ("val", "cat")):
+        (tmp_path / split / c).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / split / c / "x.png")
     assert list(data_problems(_imagefolder(tmp_path))) == []
 
 

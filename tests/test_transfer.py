@@ -401,7 +401,7 @@ def test_imagenet_weights_load_from_the_hub_cache(tmp_path, _offline):
     assert trainer.trainer.model.get_classifier().out_features == 10
 
 
-def test_imagenet_weights_absent_offline_is_one_clear_line(tmp_path, _offline):
+def test_imagenet_weights_absent_offline_is_one_clear_line(tmp_path, _offline, monkeypatch):
     url, fname, folder = imagenet_weights_file("tv_resnet18")
     with pytest.raises(CheckpointError) as info:
         load_imagenet_backbone(create_model("tv_resnet18", 10, 3), "tv_resnet18")
@@ -409,17 +409,18 @@ def test_imagenet_weights_absent_offline_is_one_clear_line(tmp_path, _offline):
     assert fname in msg and url in msg and str(folder) in msg and "URLError" in msg
     assert "\n" not in msg
     assert _offline == [url]
-    # through a run: RunFailed carries the same message
+    # through a run: refused before any run folder exists (preflight), naming the same file, url and folder
     cfg = validate_config({
         "model": {"arch": "tv_resnet18"},
         "data": {"dataset": "shapes", "subset": 16, "normalize": "imagenet"},
         "transfer": {"mode": "linear_probe", "backbone": "imagenet", "resize_to": 64},
         "train": {"epochs": 1, "device": "cpu"},
     })
-    trainer = new_session(cfg, tmp_path / "runs")
-    with pytest.raises(CheckpointError):
-        trainer.run()
-    assert fname in events(trainer, "RunFailed")[0]["error"]
+    monkeypatch.setenv("OPTAI_OFFLINE", "1")  # preflight: this machine's network need not be down
+    with pytest.raises(ConfigError) as refused:
+        new_session(cfg, tmp_path / "runs")
+    assert refused.value.field == "transfer.backbone" and fname in refused.value.message and url in refused.value.message
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     # a corrupt cached file is named as such
     (folder / fname).write_bytes(b"truncated")
     with pytest.raises(CheckpointError, match="cannot read the cached ImageNet weights.*delete the file"):

@@ -13,6 +13,7 @@ from optai_tui.data.registry import (
     IMAGENET_MEAN_STD,
     DatasetInfo,
     dataset_info,
+    dataset_label,
     default_data_root,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "choose_loader",
     "crop_flip",
     "dataset_info",
+    "dataset_label",
     "default_data_root",
     "load_arrays",
     "load_imagefolder",

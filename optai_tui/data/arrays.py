@@ -52,9 +52,11 @@ def load_arrays(
     - ``root``: where the standard datasets live (default :func:`default_data_root`); ``path``: the
       folder of an ``imagefolder`` dataset.
     - ``subset``: keep that many training images, drawn with ``seed``.
-    - ``val_split``: hold that fraction of the (subset) training images out as validation, instead of
-      the test split (``val_name == "split"``).
-    - ``image_size``: resize once here (antialiased) when it differs from the native size.
+    - ``val_split``: hold that fraction of the (subset) training images out as validation (stratified:
+      every class in proportion), instead of the test split (``val_name == "split"``); an image folder
+      then needs no val/ folder (one that is there is not read).
+    - ``image_size``: resize once here (antialiased) when it differs from the native size; an image
+      folder's images are decoded at that size, keeping their aspect ratio (then centre-cropped).
     - ``cancel``: polled while an image folder is decoded; once true, ``LoadCancelled`` is raised.
 
     The built-in ``shapes`` dataset is always the same 5,000 / 1,000 images: ``seed`` picks the subset
@@ -72,7 +74,9 @@ def load_arrays(
         val_x, val_y = _shapes(SHAPES_TEST_SIZE, SHAPES_TEST_SEED)
         classes, val_name = list(SHAPE_CLASSES), "test"
     elif dataset == "imagefolder":
-        train_x, train_y, val_x, val_y, classes, val_name = load_imagefolder(path, image_size, cancel=cancel)
+        train_x, train_y, val_x, val_y, classes, folder_val = load_imagefolder(path, image_size, val_split=val_split,
+                                                                               cancel=cancel)
+        val_name = folder_val or "split"
     else:
         data_root = Path(root).expanduser() if root else default_data_root()
         train_x, train_y, val_x, val_y, classes = load_torchvision(dataset, data_root, download)

@@ -1,13 +1,16 @@
 """Your own images: ``<path>/train/<class>/*`` and ``<path>/val/`` (or ``test/``), decoded once.
 
-The classes and files are found as torchvision's ImageFolder finds them (one sub-folder a class, files by
-their image extension, in sorted order), but every folder is entered once: a symlink back to a folder
-already walked (a loop, or another class's folder) is not followed again. The images are then decoded by
-a thread pool (PIL releases the GIL while decoding) straight into one uint8 array at a single size.
-Grayscale, palette and RGBA images become RGB. Only regular files are read (a FIFO or a device named
-``x.png`` is never opened for reading, so it cannot hang the run), and an image of more pixels than
-Pillow's decompression-bomb limit is not decoded. The files that cannot be read are skipped with one
-``UnreadableImagesWarning`` a folder naming them and their count. A tree needs at least 2 classes.
+The classes and files are found by ``data/folder_scan.py`` as torchvision's ImageFolder finds them (one
+sub-folder a class, files by their image extension, in sorted order), plus GIF files (their first frame);
+a file of another extension is named in one ``IgnoredFilesWarning`` a folder, with the count. Without a
+val/ folder, ``val_split`` holds validation images out of train/ (``data/splits.py``). The images are
+decoded by a thread pool (PIL releases the GIL while decoding) straight into one uint8 array at a single
+size: an image of another size is resized so that it covers that size, keeping its aspect ratio (its short
+side, for a square size), then centre-cropped to it, as torchvision's reference evaluation transforms do;
+it is never squashed. Grayscale, palette and RGBA images become RGB. Only regular files are read (a FIFO
+or a device named ``x.png`` is never opened for reading, so it cannot hang the run), and an image of more
+pixels than Pillow's decompression-bomb limit is not decoded. The files that cannot be read are skipped
+with one ``UnreadableImagesWarning`` a folder naming them and their count. A tree needs at least 2 classes.
 
 Decoding can be cancelled (``cancel``, polled between images: the trainer passes its stop flag, so a
 SIGTERM while a large folder is decoded stops the run promptly): it then raises :class:`LoadCancelled`.
@@ -21,20 +24,19 @@ import stat
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from optai_tui.data.folder_scan import IMG_EXTENSIONS, ignored_message, plan_folder  # noqa: F401 - re-exported
 from optai_tui.errors import DataError
 
 MAX_NAMED_WARNINGS = 10
 MAX_SIDE = 1024
 """The largest image side decoded at the images' own size (the limit of ``data.image_size``): larger
 images need ``data.image_size`` set."""
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 
 # Pillow warns (DecompressionBombWarning) about an image over its limit and decodes it anyway; we refuse it
 # ourselves (``load_rgb``) and say so in the skipped-images warning, so its own warning would only repeat it.
@@ -72,8 +74,9 @@ def _open_regular(path: str):
         raise
 
 
-def load_rgb(path: str) -> Image.Image:
-    """Open any image PIL reads as an RGB image; only a regular file, and only up to ``max_pixels()``."""
+def load_rgb(path: str, fit: tuple[int, int] | None = None) -> Image.Image:
+    """Open any image PIL reads as an RGB image (a GIF's first frame); only a regular file, and only up to
+    ``max_pixels()``. ``fit`` (height, width): a JPEG may be decoded at a reduced scale that still covers it."""
     with _open_regular(path) as f:
         img = Image.open(f)
         limit = max_pixels()
@@ -82,6 +85,8 @@ def load_rgb(path: str) -> Image.Image:
                 f"{img.width}x{img.height} is {img.width * img.height:,} pixels, more than the {limit:,} "
                 f"allowed for one image"
             )
+        if fit is not None and img.format == "JPEG":
+            img.draft("RGB", (fit[1], fit[0]))  # DCT scaling: at least that size, much faster for big photos
         img.load()
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
@@ -92,12 +97,25 @@ def load_rgb(path: str) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
+def fit_crop(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``img`` at ``size`` (height, width) keeping its aspect ratio: scaled (antialiased) so that it covers
+    ``size``, i.e. its short side to the size for a square one, then the centre cut out."""
+    h, w = size
+    if (img.height, img.width) == (h, w):
+        return img
+    scale = max(h / img.height, w / img.width)
+    rh, rw = max(h, round(img.height * scale)), max(w, round(img.width * scale))
+    img = img.resize((rw, rh), Image.BILINEAR)  # Pillow's resize filters antialias when shrinking
+    top, left = (rh - h) // 2, (rw - w) // 2
+    return img.crop((left, top, left + w, top + h))
+
+
 def _decode(path: str, size: tuple[int, int] | None) -> np.ndarray | str:
     """HxWx3 uint8, or the reason the file could not be read."""
     try:
-        img = load_rgb(path)
-        if size is not None and (img.height, img.width) != size:
-            img = img.resize((size[1], size[0]), Image.BILINEAR)
+        img = load_rgb(path, size)
+        if size is not None:
+            img = fit_crop(img, size)
         return np.asarray(img, dtype=np.uint8)
     except RefusedImage as exc:
         return str(exc)
@@ -139,8 +157,8 @@ def decode_images(paths: Sequence[str], labels: Sequence[int], image_size: int |
     """Decode ``paths`` into (uint8 [N, 3, H, W], int64 [N]); unreadable files are skipped with one warning
     (an ``UnreadableImagesWarning`` naming them, relative to ``folder`` when given, and their count).
 
-    Without ``image_size`` every image is resized to the size of the first readable one, which must be
-    at most MAX_SIDE pixels a side. ``cancel`` is polled between images: once true, decoding stops and
+    Every image is resized to ``image_size`` keeping its aspect ratio, then centre-cropped (:func:`fit_crop`);
+    without it, to the size of the first readable one, which must be at most MAX_SIDE pixels a side. ``cancel`` is polled between images: once true, decoding stops and
     :class:`LoadCancelled` is raised.
     """
     what = f"images in {folder}" if folder is not None else "images"
@@ -211,6 +229,10 @@ class UnreadableImagesWarning(UserWarning):
     """Images skipped because they could not be read; the message names them, their folder and the count."""
 
 
+class IgnoredFilesWarning(UserWarning):
+    """Files of a class folder that are not images by their extension; the message names them and the count."""
+
+
 def _reason(path: str, reason: str) -> str:
     """The decode error without the file name PIL repeats in it."""
     for noise in (f" <_io.BufferedReader name={path!r}>", f": {path!r}", f" {path!r}"):
@@ -242,116 +264,29 @@ def _warn_skipped(skipped: list[tuple[str, str]], total: int, folder: str | os.P
         warnings.warn(skipped_message(skipped, total, folder), UnreadableImagesWarning, stacklevel=3)
 
 
-@dataclass
-class _Found:
-    """The classes of a split folder and its image files, as torchvision's ImageFolder would list them."""
-
-    classes: list[str]
-    class_to_idx: dict[str, int]
-    samples: list[tuple[str, int]]
-
-
-def _dir_key(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)  # follows a symlink: the folder it leads to
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
-
-
-def _walk_files(top: str, visited: set[tuple[int, int]]) -> list[str]:
-    """The image files under ``top`` in ``sorted(os.walk(top))`` order. Symlinked folders are followed,
-    but no folder is entered twice (``visited`` holds the (device, inode) of those already entered or
-    claimed), so a symlink loop ends at once and a link into another class's folder adds nothing."""
-    found: list[tuple[str, list[str]]] = []
-    stack = [top]
-    while stack:
-        d = stack.pop()
-        try:
-            entries = list(os.scandir(d))
-        except OSError:  # unreadable: os.walk skips it too
-            continue
-        files = []
-        for e in entries:
-            key = _dir_key(e.path) if _is_dir(e) else None
-            if key is not None:
-                if key not in visited:
-                    visited.add(key)
-                    stack.append(e.path)
-            elif not _is_dir(e) and e.name.lower().endswith(IMG_EXTENSIONS):
-                files.append(e.name)  # a FIFO or a device too: refused, and named, when it is read
-        found.append((d, sorted(files)))
-    found.sort(key=lambda t: t[0])
-    return [os.path.join(d, f) for d, names in found for f in names]
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-def _scan(folder: Path, allow_empty: bool) -> _Found:
-    try:
-        classes = sorted(e.name for e in os.scandir(folder) if _is_dir(e))
-    except OSError as exc:
-        raise DataError(f"{folder}: cannot be read ({exc.strerror or exc})", field="data.path") from None
-    if not classes:
-        raise DataError(f"{folder}: couldn't find any class folder",
-                        hint="expected one sub-folder per class with the images inside", field="data.path")
-    visited = {k for k in [_dir_key(str(folder))] + [_dir_key(str(folder / c)) for c in classes] if k is not None}
-    class_to_idx = {c: i for i, c in enumerate(classes)}
-    samples: list[tuple[str, int]] = []
-    empty = []
-    for c in classes:
-        files = _walk_files(str(folder / c), visited)
-        if not files:
-            empty.append(c)
-        samples += [(f, class_to_idx[c]) for f in files]
-    if empty and not allow_empty:
-        raise DataError(f"{folder}: found no valid file for the classes {', '.join(empty)}. "
-                        f"Supported extensions are: {', '.join(IMG_EXTENSIONS)}",
-                        hint="expected one sub-folder per class with the images inside", field="data.path")
-    return _Found(classes, class_to_idx, samples)
-
-
 def load_imagefolder(path: str | os.PathLike | None, image_size: int | tuple[int, int] | None = None,
-                     *, workers: int | None = None, cancel: Callable[[], bool] | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str], str]:
+                     *, val_split: float = 0.0, workers: int | None = None, cancel: Callable[[], bool] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str], str | None]:
     """(train_x, train_y, val_x, val_y, classes, val_name) of an image folder tree (``cancel``: see
-    :func:`decode_images`)."""
-    if path is None or str(path) == "":
-        raise DataError("the imagefolder dataset needs a folder", hint="set data.path to a folder with train/ and val/",
-                        field="data.path")
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist", field="data.path")
-    train_dir = root / "train"
-    val_name = next((n for n in ("val", "test") if (root / n).is_dir()), None)
-    missing = [name for name, there in (("train/", train_dir.is_dir()), ("val/ (or test/)", val_name is not None))
-               if not there]
-    if missing:
-        raise DataError(f"{root} has no {' and no '.join(missing)} folder",
-                        hint=f"expected {root}/train/<class>/<image> and {root}/val/<class>/<image>",
-                        field="data.path")
-    assert val_name is not None
-    train = _scan(train_dir, allow_empty=False)
-    if len(train.classes) < 2:
-        raise DataError(f"needs at least 2 classes, found {len(train.classes)} ({', '.join(train.classes)}) in {train_dir}",
-                        hint=f"put each class in its own folder: {train_dir}/<class>/<image>", field="data.path")
-    val = _scan(root / val_name, allow_empty=True)
-    extra = sorted(set(val.classes) - set(train.classes))
-    if extra:
-        raise DataError(f"{root / val_name} has classes that {train_dir} does not: {', '.join(extra[:5])}"
-                        + (", ..." if len(extra) > 5 else ""),
-                        hint="the class folders of val/ must match those of train/", field="data.path")
-    remap = [train.class_to_idx[c] for c in val.classes]
+    :func:`decode_images`). With ``val_split`` no val/ folder is read (nor needed): val_x and val_y are
+    empty and val_name is None, the caller holds the validation images out of train/. Files that are not
+    images by their extension are named in one :class:`IgnoredFilesWarning` a split folder."""
+    plan = plan_folder(path, val_split)
+    train = plan.train
+    if train.ignored:
+        warnings.warn(ignored_message(train.ignored, len(train.ignored) + len(train.samples), train.folder),
+                      IgnoredFilesWarning, stacklevel=2)
     train_x, train_y = decode_images([p for p, _ in train.samples], [t for _, t in train.samples], image_size,
-                                     workers=workers, folder=train_dir, cancel=cancel)
+                                     workers=workers, folder=train.folder, cancel=cancel)
+    val = plan.val
+    if val is None:
+        empty = torch.empty((0, *train_x.shape[1:]), dtype=torch.uint8)
+        return train_x, train_y, empty, torch.empty(0, dtype=torch.int64), list(train.classes), None
+    if val.ignored:
+        warnings.warn(ignored_message(val.ignored, len(val.ignored) + len(val.samples), val.folder),
+                      IgnoredFilesWarning, stacklevel=2)
+    remap = [train.class_to_idx[c] for c in val.classes]
     size = image_size or (int(train_x.shape[-2]), int(train_x.shape[-1]))
-    if not val.samples:
-        raise DataError(f"{root / val_name} has no images", field="data.path")
     val_x, val_y = decode_images([p for p, _ in val.samples], [remap[t] for _, t in val.samples], size,
-                                 workers=workers, folder=root / val_name, cancel=cancel)
-    return train_x, train_y, val_x, val_y, list(train.classes), val_name
+                                 workers=workers, folder=val.folder, cancel=cancel)
+    return train_x, train_y, val_x, val_y, list(train.classes), plan.val_name

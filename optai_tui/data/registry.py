@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from optai_tui.errors import UnknownNameError
@@ -73,3 +74,13 @@ def dataset_info(name: str) -> DatasetInfo:
         raise UnknownNameError("dataset", name, DATASETS, field="data.dataset") from None
 
 
+
+
+def dataset_label(dataset: str, path: str | os.PathLike | None = None) -> str:
+    """The name runs show for their dataset: the dataset's, and for an image folder the folder's own name
+    (``~/data/flowers`` -> ``flowers``; ``cifar10 (folder)`` where a folder's name is a dataset's)."""
+    if dataset != "imagefolder" or not path:
+        return dataset
+    p = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    name = os.path.basename(p.rstrip(os.sep)) or p
+    return f"{name} (folder)" if name in DATASETS else name

@@ -54,7 +54,12 @@ def take_subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int) -> t
 
 def hold_out(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split ``fraction`` of the samples off as validation: (train_x, train_y, val_x, val_y)."""
+    """Split ``fraction`` of the samples off as validation: (train_x, train_y, val_x, val_y).
+
+    Stratified and seeded: each class gives the same fraction of its images (rounded so the total is
+    ``round(n * fraction)``; a class of 2 or more images keeps at least one for training), drawn with
+    ``seed``, so the validation set has the class balance of the whole and the same seed holds out the
+    same images. Both parts keep the original order."""
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"val_split must be between 0 and 1 (exclusive), got {fraction}",
                           field="data.val_split")
@@ -64,8 +69,22 @@ def hold_out(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int
         raise DataError(f"val_split={fraction} of {n} training images leaves an empty split",
                         hint="use a larger subset or a val_split closer to 0.5", field="data.val_split")
     perm = torch.randperm(n, generator=_generator(seed, 2))
-    val_idx = perm[:n_val].sort().values
-    train_idx = perm[n_val:].sort().values
+    labels = y[perm].to(torch.int64)
+    classes, counts = torch.unique(labels, return_counts=True)
+    exact = counts.to(torch.float64) * (n_val / n)
+    quota = exact.floor().to(torch.int64)
+    # the rest goes to the classes with the largest remainders (ties: the class seen first)
+    order = torch.argsort(exact - quota.to(torch.float64), descending=True, stable=True)
+    quota[order[: n_val - int(quota.sum())]] += 1
+    quota = torch.where(counts > 1, torch.minimum(quota, counts - 1), quota)
+    picked = [perm[labels == c][: int(q)] for c, q in zip(classes.tolist(), quota.tolist(), strict=True)]
+    val_mask = torch.zeros(n, dtype=torch.bool)
+    val_mask[torch.cat(picked)] = True
+    if not val_mask.any() or val_mask.all():
+        raise DataError(f"val_split={fraction} of {n} training images leaves an empty split",
+                        hint="use a larger subset or a val_split closer to 0.5", field="data.val_split")
+    val_idx = val_mask.nonzero().flatten()
+    train_idx = (~val_mask).nonzero().flatten()
     return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
 

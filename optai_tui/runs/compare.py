@@ -68,9 +68,33 @@ class RunRecord:
 
     name = property(lambda self: _text(self.summary.get("name")) or _text(self.config.get("name")) or self.run_id)
     arch = property(lambda self: _text(self.summary.get("arch")) or _text(_section(self.config, "model").get("arch")) or "?")
-    dataset = property(lambda self: _text(self.summary.get("dataset")) or _text(_section(self.config, "data").get("dataset")) or "?")
     tags = property(lambda self: list(self.meta.get("tags", [])))
     note = property(lambda self: str(self.meta.get("note", "")))
+
+    @property
+    def dataset(self) -> str:
+        """The dataset's name: an image folder's is its folder's (also for a run recorded before runs
+        named them, from its config's data.path)."""
+        name = _text(self.summary.get("dataset")) or _text(_section(self.config, "data").get("dataset")) or "?"
+        path = _section(self.config, "data").get("path")
+        if name == "imagefolder" and isinstance(path, str) and path:
+            from ..data.registry import dataset_label
+
+            return dataset_label(name, path)
+        return name
+
+    @property
+    def classes(self) -> list[str] | None:
+        """The class names the run was trained on (None for a run recorded before runs kept them)."""
+        v = self.summary.get("classes")
+        return list(v) if isinstance(v, list) and all(isinstance(c, str) for c in v) else None
+
+    @property
+    def dataset_key(self) -> tuple[str, tuple[str, ...] | None]:
+        """What the run's accuracy is measured on: the dataset and its classes. Runs with different keys
+        are not ranked against each other (a 2-class accuracy is not a 5-class one)."""
+        classes = self.classes
+        return self.dataset, tuple(classes) if classes is not None else None
 
     @property
     def width(self) -> float | None:
@@ -90,6 +114,7 @@ class RunRecord:
             self.run_id,
             self.arch,
             self.dataset,
+            _text(_section(self.config, "data").get("dataset")) or "",
             str(self.summary.get("transfer_mode") or ""),
             self.status,
             "damaged" if self.damaged else "",
@@ -239,10 +264,43 @@ def pareto_front(points: Sequence[tuple[float | None, float | None]]) -> list[in
     return front
 
 
+def dataset_groups(records: Sequence[RunRecord]) -> list[list[RunRecord]]:
+    """The records by what their accuracy is measured on (``RunRecord.dataset_key``), in order of first
+    appearance. A run that does not record its classes joins the group of its dataset's name that does
+    when there is exactly one such group."""
+    groups: dict[tuple, list[RunRecord]] = {}
+    for r in records:
+        groups.setdefault(r.dataset_key, []).append(r)
+    for key in [k for k in groups if k[1] is None]:
+        known = [k for k in groups if k[0] == key[0] and k[1] is not None]
+        if len(known) == 1:
+            groups[known[0]] += groups.pop(key)
+    return list(groups.values())
+
+
+def dataset_note(records: Sequence[RunRecord]) -> str | None:
+    """A sentence when the runs were trained on different datasets or classes (None when they share one):
+    each has its own Pareto front, and their accuracies are not ranked against each other."""
+    groups = dataset_groups(records)
+    if len(groups) < 2:
+        return None
+    parts = []
+    for g in groups:
+        classes = g[0].classes
+        n = f"{len(classes)} classes, " if classes is not None else ""
+        parts.append(f"{g[0].dataset} ({n}{len(g)} run{'s' if len(g) != 1 else ''})")
+    return (f"{len(groups)} datasets: {', '.join(parts)}: a Pareto front each; accuracies across datasets are "
+            f"not comparable.")
+
+
 def pareto_runs(records: Sequence[RunRecord], cost: str, acc: str = ACCURACY_KEY) -> list[RunRecord]:
-    """The records on the Pareto front of ``acc`` (maximised) against ``cost`` (minimised)."""
-    idx = pareto_front([(_num(r.get(cost)), _num(r.get(acc))) for r in records])
-    return [records[i] for i in idx]
+    """The records on the Pareto front of ``acc`` (maximised) against ``cost`` (minimised), a front for
+    each dataset (``dataset_groups``), one after the other."""
+    out: list[RunRecord] = []
+    for group in dataset_groups(records):
+        idx = pareto_front([(_num(r.get(cost)), _num(r.get(acc))) for r in group])
+        out += [group[i] for i in idx]
+    return out
 
 
 def pareto_flags(records: Sequence[RunRecord], acc: str = ACCURACY_KEY) -> dict[str, dict[str, bool]]:
@@ -262,6 +320,9 @@ class TradeoffPoint:
     y: float
     on_front: bool
     run_id: str
+    front_group: str = ""
+    """Which Pareto front the point belongs to: a front line joins only the points of one group (runs on
+    different datasets each have their own)."""
 
 
 def tradeoff_points(
@@ -270,8 +331,19 @@ def tradeoff_points(
     """Points of one trade-off plot (runs without both values are left out), front flags set."""
     labels = labels or run_labels(records)
     usable = [r for r in records if _num(r.get(cost)) is not None and _num(r.get(acc)) is not None]
-    front = {usable[i].run_id for i in pareto_front([(_num(r.get(cost)), _num(r.get(acc))) for r in usable])}
-    return [TradeoffPoint(labels[r.run_id], float(r.get(cost)), float(r.get(acc)), r.run_id in front, r.run_id) for r in usable]
+    front = {r.run_id for r in pareto_runs(usable, cost, acc)}  # each dataset's own front
+    group = {r.run_id: str(i) for i, g in enumerate(dataset_groups(usable)) for r in g}
+    return [TradeoffPoint(labels[r.run_id], float(r.get(cost)), float(r.get(acc)), r.run_id in front, r.run_id, group[r.run_id])
+            for r in usable]
+
+
+def front_lines(points: Sequence[TradeoffPoint]) -> list[list[TradeoffPoint]]:
+    """The Pareto front lines to draw: the front points of each group, by cost (lines of 2 points or more)."""
+    groups: dict[str, list[TradeoffPoint]] = {}
+    for p in points:
+        if p.on_front:
+            groups.setdefault(p.front_group, []).append(p)
+    return [sorted(g, key=lambda p: (p.x, -p.y)) for g in groups.values() if len(g) > 1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,6 +408,11 @@ def run_labels(records: Sequence[RunRecord]) -> dict[str, str]:
     for r in records:
         if seen[labels[r.run_id]] > 1:
             labels[r.run_id] = f"{labels[r.run_id]} @{r.run_id[:15]}"
+    if len(dataset_groups(records)) > 1:  # runs on different data: every label says which
+        for r in records:
+            classes = r.classes
+            tag = f"{r.dataset}, {len(classes)} cl" if classes is not None else r.dataset
+            labels[r.run_id] = f"{labels[r.run_id]} [{tag}]"
     return labels
 
 

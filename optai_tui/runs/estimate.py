@@ -53,6 +53,7 @@ def same_setup(a: RunConfig, b: RunConfig) -> bool:
         a.model.arch == b.model.arch
         and a.model.width == b.model.width
         and a.data.dataset == b.data.dataset
+        and a.dataset_label() == b.dataset_label()  # image folders: the same folder's name
         and a.transfer.mode == b.transfer.mode
         and features_cached(a) == features_cached(b)
         and a.effective_image_size() == b.effective_image_size()
@@ -104,14 +105,17 @@ def _config(run: RunDir) -> RunConfig | None:
         return None
 
 
-def full_train_size(runs: Sequence[RunDir], dataset: str) -> int | None:
-    """The size of ``dataset``'s whole training set, from any run that trained on all of it."""
+def full_train_size(runs: Sequence[RunDir], dataset: str | RunConfig) -> int | None:
+    """The size of a dataset's whole training set (a name, or a config's dataset: an image folder is
+    told apart by its folder), from any run that trained on all of it."""
+    cfg = None if isinstance(dataset, str) else dataset
+    names = (cfg.dataset_label(), cfg.data.dataset) if cfg is not None else (dataset,)
     for run in runs:
         s = run.read_summary()
-        if s.get("dataset") != dataset or not s.get("num_train"):
+        if s.get("dataset") not in names or not s.get("num_train"):
             continue
         past = _config(run)
-        if past is None:
+        if past is None or (cfg is not None and past.dataset_label() != cfg.dataset_label()):
             continue
         n0, whole = pool_size(int(s["num_train"]), past.data.subset, past.data.val_split)
         if whole:
@@ -134,7 +138,7 @@ def estimate_epoch_seconds(cfg: RunConfig, runs_dir: Path | str, device: str | N
             and spe
             and used
             and s.get("arch") == cfg.model.arch
-            and s.get("dataset") == cfg.data.dataset
+            and s.get("dataset") in (cfg.dataset_label(), cfg.data.dataset)  # same_setup tells folders apart
             and (device is None or s.get("device") == device)
         ):
             continue
@@ -149,7 +153,7 @@ def estimate_epoch_seconds(cfg: RunConfig, runs_dir: Path | str, device: str | N
         elif scaled is None:
             scaled = _scaled(run, spe, int(used), images)
     if scaled is None and unsized:
-        full = full_train_size(runs, cfg.data.dataset)
+        full = full_train_size(runs, cfg)
         for run, past, used, spe in unsized:
             images = expected_train_images(cfg, past, used, full)
             if images:

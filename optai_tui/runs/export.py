@@ -71,6 +71,8 @@ RUN_FIELDS = (
     "device_name",
     "host",
     "num_classes",
+    "classes",
+    "dataset_path",
     "image_size",
     "num_train",
     "num_val",
@@ -203,6 +205,8 @@ def run_row(r: RunRecord, pareto: dict[str, bool] | None = None) -> dict[str, An
             row[k] = r.width
         elif k == "damaged":
             row[k] = r.damaged
+        elif k == "classes":  # a CSV cell: the names joined with "|"; JSON: the list
+            row[k] = r.classes
         else:
             row[k] = r.summary.get(k)
     row["tags"] = r.tags
@@ -268,7 +272,7 @@ def to_csv(records: Sequence[RunRecord], *, per_epoch: bool = False) -> str:
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for row in rows:
-        w.writerow({k: _cell(row.get(k)) for k in cols})
+        w.writerow({k: "|".join(row[k]) if k == "classes" and row.get(k) else _cell(row.get(k)) for k in cols})
     return buf.getvalue()
 
 

@@ -14,8 +14,11 @@ the rule involves (``related``), so a form can show it at each of them.
 from __future__ import annotations
 
 import os
+import socket
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 from ..errors import ConfigError, OptaiError, Problem
 
@@ -58,6 +61,79 @@ def data_problems(cfg) -> Iterator[Problem]:
             "data.path",
             f"needs at least 2 classes (a folder each under train/), found {len(classes)}{found} in {p / 'train'}",
         )
+        return
+    try:  # the rest of the layout, as the run will read it: images in every class, a validation source
+        folder_plan(cfg)
+    except OptaiError as e:
+        related = ("data.path",) if e.field == "data.val_split" else ()
+        yield Problem(e.field or "data.path", f"{e.message}{f'; {e.hint}' if e.hint else ''}", related)
+
+
+_PLANS: dict[tuple, tuple[float, object]] = {}
+PLAN_TTL_S = 2.0  # the form checks on every key: a folder is listed again at most this often
+
+
+def _folder_stamp(path: str) -> tuple:
+    """The modification times of an image folder's split and class folders: a file added to or removed
+    from a class folder changes its time, so a cached scan is not used after it."""
+    root = Path(path).expanduser()
+    out = []
+    for d in (root, root / "train", root / "val", root / "test"):
+        try:
+            out.append(d.stat().st_mtime_ns)
+            if d is not root:
+                out += [e.stat().st_mtime_ns for e in os.scandir(d) if e.is_dir()]
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def folder_plan(cfg):
+    """``data/folder_scan.plan_folder`` of the config's image folder (a DataError for a layout a run
+    would fail on), cached for a moment."""
+    from ..data.folder_scan import plan_folder
+
+    key = (os.path.abspath(os.path.expanduser(cfg.data.path)), bool(cfg.data.val_split), _folder_stamp(cfg.data.path))
+    hit = _PLANS.get(key)
+    if hit is not None and time.monotonic() - hit[0] < PLAN_TTL_S:
+        if isinstance(hit[1], OptaiError):
+            raise hit[1]
+        return hit[1]
+    try:
+        plan = plan_folder(cfg.data.path, cfg.data.val_split)
+    except OptaiError as e:
+        _PLANS[key] = (time.monotonic(), e)
+        raise
+    if len(_PLANS) > 16:
+        _PLANS.clear()
+    _PLANS[key] = (time.monotonic(), plan)
+    return plan
+
+
+def data_notes(cfg) -> list[str]:
+    """What a run of ``cfg`` will do with an image folder, a line each (the form and ``presets validate``
+    show them): the classes and images found, the files it will not load, where validation comes from, the
+    size the images are decoded at. Empty for the other datasets and for a folder with problems."""
+    if cfg.data.dataset != "imagefolder" or not cfg.data.path:
+        return []
+    try:
+        plan = folder_plan(cfg)
+    except (OptaiError, OSError):
+        return []
+    train = plan.train  # short lines: the form's side panel is 30 columns wide
+    n = len(train.samples)
+    notes = [f"{cfg.dataset_label()}: {len(train.classes)} classes, {n:,} img"]
+    gifs = sum(1 for f, _ in train.samples if f.lower().endswith(".gif"))
+    ignored = len(train.ignored) + (len(plan.val.ignored) if plan.val is not None else 0)
+    extra = ([f"{gifs} GIF"] if gifs else []) + ([f"{ignored} other file{'s' if ignored != 1 else ''} ignored"] if ignored else [])
+    if extra:
+        notes.append(", ".join(extra))
+    if plan.val is None:
+        notes.append(f"val: {cfg.data.val_split:.0%} held out, stratified")
+    else:
+        notes.append(f"val: {plan.val_name}/, {len(plan.val.samples):,} img")
+    notes.append(f"size: {cfg.data_image_size()}px, centre-cropped")
+    return notes
 
 
 # -- device and precision --------------------------------------------------------------------
@@ -91,7 +167,10 @@ def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[Probl
     from .backbones import backbone_source
 
     ref = (cfg.transfer.backbone or "").strip()
-    if cfg.transfer.mode == "scratch" or not ref or ref.lower() == IMAGENET:
+    if cfg.transfer.mode != "scratch" and ref.lower() == IMAGENET:
+        yield from imagenet_problems(cfg)
+        return
+    if cfg.transfer.mode == "scratch" or not ref:
         return
     try:
         arch, width, what = backbone_source(ref, runs_dir)
@@ -125,3 +204,46 @@ def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[Probl
             yield Problem("transfer.backbone", f"{e.message}{hint}")
         except OSError as e:
             yield Problem("transfer.backbone", f"cannot read the backbone {ref!r}: {e.strerror or e}")
+
+
+# -- ImageNet weights: in the torch hub cache, or downloadable from here -------------------------
+REACH_TIMEOUT_S = 1.5
+REACH_TTL_S = 120.0
+_REACH: dict[str, tuple[float, str | None]] = {}
+
+
+def offline_reason(url: str) -> str | None:
+    """Why ``url`` cannot be downloaded from this machine now (None when its host answers): the
+    environment says offline (``OPTAI_OFFLINE=1``), or its host cannot be reached (checked once in a while)."""
+    if os.environ.get("OPTAI_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "OPTAI_OFFLINE is set"
+    host = urlparse(url).hostname or ""
+    hit = _REACH.get(host)
+    if hit is not None and time.monotonic() - hit[0] < REACH_TTL_S:
+        return hit[1]
+    try:
+        with socket.create_connection((host, 443), timeout=REACH_TIMEOUT_S):
+            reason = None
+    except OSError as e:
+        reason = f"{host} cannot be reached: {e.strerror or e}"
+    _REACH[host] = (time.monotonic(), reason)
+    return reason
+
+
+def imagenet_problems(cfg) -> Iterator[Problem]:
+    """A transfer run from ImageNet weights needs them in the torch hub cache, or a way to download them."""
+    from ..training.backbones import imagenet_weights_file
+
+    try:
+        url, fname, folder = imagenet_weights_file(cfg.model.arch)
+    except OptaiError:
+        return  # an architecture without ImageNet weights: the schema says so at model.arch
+    if (folder / fname).is_file():
+        return
+    reason = offline_reason(url)
+    if reason is not None:
+        yield Problem(
+            "transfer.backbone",
+            f"the ImageNet weights of {cfg.model.arch} are not in the cache and cannot be downloaded ({reason}): "
+            f"download {url} and save it as {fname} in the folder {folder} (TORCH_HOME sets another cache)",
+        )

@@ -39,6 +39,7 @@ from .compare import (
     config_diff,
     curves,
     fmt_epochs,
+    dataset_note,
     pareto_runs,
     run_labels,
     tradeoff_points,
@@ -200,7 +201,9 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
         + (f"; damaged summary ({r.damaged}): numbers rebuilt from the event log" if r.damaged else ""),
         f"Architecture: {r.arch}, width x{fmt_float(r.width, 6)}, transfer mode {s.get('transfer_mode', '-')}",
         f"Dataset: {r.dataset}, {s.get('num_train', '-')} train / {s.get('num_val', '-')} validation images, "
-        f"{s.get('num_classes', '-')} classes, {s.get('image_size', '-')}px",
+        f"{s.get('num_classes', '-')} classes, {s.get('image_size', '-')}px"
+        + (f" (classes: {', '.join(r.classes[:12])}{', ...' if len(r.classes) > 12 else ''})" if r.classes else "")
+        + (f"; folder {s['dataset_path']}" if s.get("dataset_path") else ""),
         f"Parameters: {_int(s.get('params'))} ({fmt_count(s.get('params'))}), trainable {_int(s.get('trainable_params'))}",
         f"MACs per image: {_int(s.get('macs'))} ({fmt_count(s.get('macs'))})",
         f"Accuracy: best {fmt_pct(s.get('best_val_acc'), 2)}, final {fmt_pct(s.get('final_val_acc'), 2)}",
@@ -254,6 +257,9 @@ def build_document(
                 "accuracy) and at most as costly, and strictly better on one of the two."
             )
         )
+        note = dataset_note(records)
+        if note:
+            blocks.append(P(note))
         items = []
         for cost in TRADEOFF_AXES:
             front = pareto_runs(records, cost)

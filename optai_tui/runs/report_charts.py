@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 
 from ..fmt import fmt_count
 from .axes import log_ticks, nice_ticks, should_log
-from .compare import RunCurve, TradeoffPoint
+from .compare import RunCurve, TradeoffPoint, front_lines
 
 PALETTE = (
     "#1f77b4",
@@ -126,8 +126,7 @@ def scatter_svg(
     xa = _Axis(xs, ML, W - MR, log=log_x)
     ya = _Axis(ys, H - MB, MT)
     out = _svg_frame(title, x_label, y_label, xa, ya, xfmt=x_format, yfmt=pct)
-    front = sorted((p for p in points if p.on_front), key=lambda p: (p.x, -p.y))
-    if len(front) > 1 and connect_front:
+    for front in front_lines(points) if connect_front else []:  # a line for each dataset's front
         pts = " ".join(f"{xa(p.x):.1f},{ya(p.y):.1f}" for p in front)
         out.append(
             f'<polyline class="pareto" points="{pts}" fill="none" stroke="{FRONT_COLOR}" '
@@ -219,8 +218,7 @@ def scatter_png(
         log_x = should_log([p.x for p in points])
     if log_x:
         ax.set_xscale("log")
-    front = sorted((p for p in points if p.on_front), key=lambda p: (p.x, -p.y))
-    if len(front) > 1 and connect_front:
+    for front in front_lines(points) if connect_front else []:  # a line for each dataset's front
         ax.plot([p.x for p in front], [p.y for p in front], "--", color=FRONT_COLOR, lw=1.5)
     for on in (True, False):
         sel = [p for p in points if p.on_front == on]

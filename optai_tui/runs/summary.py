@@ -26,7 +26,7 @@ def summary_skeleton(run_id: str, name: str | None, cfg: Any) -> dict[str, Any]:
         "status": ev.RunStatus.RUNNING.value,
         "arch": sec("model").get("arch"),
         "width": sec("model").get("width", 1.0),
-        "dataset": sec("data").get("dataset"),
+        "dataset": _dataset_label(sec("data")),
         "transfer_mode": sec("transfer").get("mode", "scratch"),
         "epochs": sec("train").get("epochs"),
         "epochs_completed": 0,
@@ -48,9 +48,18 @@ def summary_skeleton(run_id: str, name: str | None, cfg: Any) -> dict[str, Any]:
     }
 
 
+def _dataset_label(data: dict[str, Any]) -> Any:
+    """The dataset's name as runs show it (an image folder: the folder's), from a raw config section."""
+    from ..data.registry import dataset_label
+
+    name, path = data.get("dataset"), data.get("path")
+    return dataset_label(name, path) if isinstance(name, str) and isinstance(path, str) else name
+
+
 _STARTED_FIELDS = (
     "arch", "dataset", "device", "device_name", "epochs", "params", "trainable_params",
     "num_train", "num_val", "macs", "num_classes", "image_size", "backbone",
+    "dataset_path", "classes", "class_counts", "val_class_counts", "val_source",
 )  # fmt: skip
 
 
@@ -143,7 +152,7 @@ _NUMBER_FIELDS = (
 )  # fmt: skip
 _TEXT_FIELDS = (
     "run_id", "name", "arch", "dataset", "transfer_mode", "device", "device_name", "host", "started_at",
-    "finished_at", "error", "backbone",
+    "finished_at", "error", "backbone", "dataset_path", "val_source",
 )  # fmt: skip
 _STATUSES = tuple(st.value for st in ev.RunStatus)
 
@@ -198,6 +207,12 @@ def check_summary(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             ok = lambda x: isinstance(x, int) and not isinstance(x, bool) and x > 0  # noqa: E731
             if not (ok(v) or (isinstance(v, list) and len(v) == 2 and all(ok(x) for x in v))):
                 bad = f"is {_kind(v)}, not an image size"
+        elif k == "classes":
+            if not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+                bad = f"is {_kind(v)}, not a list of class names"
+        elif k in ("class_counts", "val_class_counts"):
+            if not (isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)):
+                bad = f"is {_kind(v)}, not a list of counts"
         elif k == "rebuilt":
             if not isinstance(v, bool):
                 bad = f"is {_kind(v)}, not true or false"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import resource
 import threading
 import time
@@ -170,7 +171,7 @@ class Trainer:
                     subset=d.subset,
                     val_split=d.val_split,
                     seed=cfg.train.seed,
-                    image_size=d.image_size,
+                    image_size=cfg.data_image_size(),  # an image folder: the architecture's size by default
                     cancel=self._stop_now.is_set,  # a SIGTERM while a large image folder decodes stops it
                 )
             except LoadCancelled:
@@ -252,7 +253,7 @@ class Trainer:
             ev.RunStarted(
                 run_id=self.run_id,
                 arch=cfg.model.arch,
-                dataset=cfg.data.dataset,
+                dataset=cfg.dataset_label(),
                 device=str(self.device),
                 device_name=device_name(self.device),
                 epochs=cfg.train.epochs,
@@ -268,6 +269,7 @@ class Trainer:
                 num_classes=self.num_classes,
                 image_size=self.image_size,
                 backbone=src.describe() if src is not None else None,
+                **self._data_identity(),
             )
         )
         for message in self._setup_warnings:
@@ -296,6 +298,18 @@ class Trainer:
             if stop and epoch + 1 < cfg.train.epochs:
                 return self._finish(ev.RunStatus.STOPPED, reason="stopped after epoch")
         return self._finish(ev.RunStatus.COMPLETED)
+
+    def _data_identity(self) -> dict[str, Any]:
+        """What the run's data is, for its records: classes, images per class, where validation comes from."""
+        sp, n = self.splits, len(self.splits.classes)
+        path = self.config.data.path
+        return {
+            "dataset_path": os.path.abspath(os.path.expanduser(path)) if self.config.data.dataset == "imagefolder" and path else None,
+            "classes": list(sp.classes),
+            "class_counts": [int(c) for c in torch.bincount(sp.train_y, minlength=n)[:n].tolist()],
+            "val_class_counts": [int(c) for c in torch.bincount(sp.val_y, minlength=n)[:n].tolist()] if len(sp.val_y) else [0] * n,
+            "val_source": sp.val_name,
+        }
 
     def _phase_changed(self, epoch: int) -> None:
         secs, self._feature_cache_seconds = self._feature_cache_seconds, None

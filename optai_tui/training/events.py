@@ -130,6 +130,12 @@ class RunStarted(Event):
     num_classes: int | None = None
     image_size: int | list[int] | None = None
     backbone: str | None = None  # where a transfer run's backbone weights came from
+    # what the data is (dataset: its name, an image folder's the folder's own, e.g. "flowers")
+    dataset_path: str | None = None  # an image folder's absolute path
+    classes: list[str] | None = None
+    class_counts: list[int] | None = None  # training images per class (after subset and val_split)
+    val_class_counts: list[int] | None = None
+    val_source: str | None = None  # "test", "val" (a folder) or "split" (held out of the training images)
 
 
 @dataclass(frozen=True)
@@ -357,7 +363,8 @@ def event_line(e: Event) -> tuple[str, str] | None:
         if e.resumed:
             return "info", f"resumed at epoch {e.start_epoch + 1} on {where}, {e.precision}"
         return "info", (
-            f"started: {e.arch} on {e.dataset}, {e.num_train} train / {e.num_val} val images, "
+            f"started: {e.arch} on {e.dataset}{f' ({len(e.classes)} classes)' if e.classes else ''}, "
+            f"{e.num_train} train / {e.num_val} val images{' (held out of train)' if e.val_source == 'split' else ''}, "
             f"{e.params:,} params, {where}, {e.precision}"
         )
     if isinstance(e, EpochEnd):

@@ -589,3 +589,29 @@ async def test_tradeoffs_readable_ticks_every_run_shown_and_front_columns_at_80x
         assert "Front P M T" in text
         assert len([line for line in text.splitlines() if re.search(r"[★·] [★·] [★·]", line)]) == 7
         assert "a-much-longer-run-name" in text
+
+
+async def test_runs_on_different_classes_are_marked_and_never_ranked_together_at_80x24(runs_dir):
+    """A 2-class result must not sit unmarked on a 5-class front: each dataset has its own front, every
+    label names its dataset, and the trade-offs tab says so."""
+    ants, flowers = ["ants", "bees"], ["daisy", "iris", "lily", "rose", "tulip"]
+    runs = [("ants-small", "ants_bees", ants, 100_000, 0.95), ("ants-big", "ants_bees", ants, 400_000, 0.90),
+            ("flowers-big", "flowers", flowers, 500_000, 0.60), ("flowers-small", "flowers", flowers, 200_000, 0.50)]
+    records = []
+    for i, (name, ds, classes, params, acc) in enumerate(runs):
+        run = make_run(runs_dir, f"2026010{i}-000000-run{i}", epochs=2)
+        run.update_summary(name=name, dataset=ds, classes=classes, params=params, best_val_acc=acc)
+        records.append(load_record(RunDir(run.path)))
+    app = CompareApp(records)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "2 datasets: ants_bees (2 classes, 2 runs), flowers (5 classes, 2 runs)" in text
+        assert "[ants_bees, 2 cl]" in text and "[flowers, 5 cl]" in text
+        table = app.screen.query_one("#pareto-table")
+        front = {key.value: str(table.get_row(key)[1]).split()[0] for key in table.rows}
+        # ants-big is beaten by ants-small; both flowers runs are on the flowers front, whatever ants scored
+        assert front == {"20260100-000000-run0": "★", "20260101-000000-run1": "·",
+                         "20260102-000000-run2": "★", "20260103-000000-run3": "★"}

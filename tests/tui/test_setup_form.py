@@ -138,7 +138,40 @@ async def test_the_dataset_folder_is_checked_at_its_field_before_start(runs_dir,
         (folder / "train" / "dog").mkdir()
         form.validate()
         await pilot.pause()
-        assert _error(form, "data.path") == ""
+        # train/ alone: the form says what to set, where
+        assert "(see data.val_split)" in _error(form, "data.path")
+        assert "no val/ (or test/) folder" in _error(form, "data.val_split")
+        assert "set data.val_split (e.g. 0.2)" in _error(form, "data.val_split")
+
+
+async def test_the_form_says_what_a_run_will_do_with_a_train_only_photo_folder(runs_dir, tmp_path):
+    """Mixed-size photos in train/ alone: the size they are decoded at, the classes and the held-out
+    validation are shown before Start, and the cost preview uses them."""
+    from PIL import Image
+
+    folder = tmp_path / "bugs"
+    for c, n in (("ants", 3), ("bees", 2)):
+        (folder / "train" / c).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (300 + 40 * i, 200)).save(folder / "train" / c / f"{i}.jpg")
+    Image.new("RGB", (64, 64)).convert("P").save(folder / "train" / "bees" / "x.gif")
+    app = OptaiApp(runs_dir, check_running=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = _form(app)
+        fill(form, {"data.dataset": "imagefolder", "data.path": str(folder), "data.val_split": "0.2",
+                    "model.arch": "resnet18", "model.width": "0.125"})
+        await pilot.pause()
+        assert form.result.ok, form.result.problems
+        assert form.control("data.image_size").placeholder == "32 (resnet18's default)"
+        status = str(app.screen.query_one("#form-status").render())
+        for note in ("bugs: 2 classes, 6 img\n1 GIF\nval: 20% held out, stratified\nsize: 32px, centre-cropped",):
+            assert note in status
+        cost = app.screen.query_one(CostPreview)
+        await wait_for(pilot, lambda: cost.last is not None and cost.last_key == cost._key, what="the cost preview")
+        assert cost.last["image_size"] == 32 and cost.last["num_classes"] == 2
+        fill(form, {"model.arch": "tv_resnet18", "model.width": "1"})
+        await pilot.pause()
+        assert form.control("data.image_size").placeholder == "224 (tv_resnet18's default)"
 
 
 async def test_start_is_refused_with_focus_on_the_first_problem(runs_dir):

@@ -29,6 +29,7 @@ from ...runs.compare import (
     config_table,
     curves,
     load_record,
+    dataset_note,
     pareto_flags,
     run_labels,
     tradeoff_points,
@@ -72,6 +73,7 @@ def time_unit(seconds: float) -> tuple[float, str]:
 
 class CompareScreen(Screen):
     DEFAULT_CSS = """
+    CompareScreen #dataset-note { height: auto; color: $warning; padding: 0 1; }
     CompareScreen #compare-title { height: auto; max-height: 3; padding: 0 1; background: $primary; color: $text; }
     CompareScreen TabbedContent { height: 1fr; }
     CompareScreen TabPane { padding: 0; height: 1fr; }
@@ -118,6 +120,8 @@ class CompareScreen(Screen):
                 yield RunsCurvesPlot(id="loss-plot")
                 yield RunsCurvesPlot(id="acc-plot")
             with TabPane("2 Trade-offs", id="tradeoffs"):
+                note = dataset_note(self.records)  # runs on different data: a front each, not ranked together
+                yield Static(note or "", id="dataset-note", classes="hint", markup=False)
                 yield TradeoffPlot(id="tradeoff")
                 yield DataTable(id="pareto-table", cursor_type="row", zebra_stripes=True)
             with TabPane("3 Configs", id="configs"):
@@ -166,6 +170,10 @@ class CompareScreen(Screen):
 
     # -- trade-offs -----------------------------------------------------------------------------
     def _draw_tradeoff(self) -> None:
+        note = self.query_one("#dataset-note", Static)
+        text = dataset_note(self.records)
+        note.update(text or "")
+        note.display = bool(text)
         pts = tradeoff_points(self.records, self.axis, ACCURACY_KEY, self.label_of)
         self.query_one(TradeoffPlot).set_points(
             pts, cost=self.axis, title=f"best val accuracy vs {AXIS_NAMES[self.axis]}", x_label=TRADEOFF_AXES[self.axis]

@@ -131,8 +131,27 @@ class SetupScreen(Screen):
                 t.append("\n" + "\n".join(general), style="red")
         for w in r.warnings:
             t.append(f"\nnote: {w}", style="yellow")
+        if r.config is not None:
+            self._show_data_plan(r.config, t)
         status.update(t)
         self.query_one(CostPreview).show_for(r.config)  # None (an invalid form) blanks the preview
+
+    def _show_data_plan(self, cfg: RunConfig, t: Text) -> None:
+        """The size the images will be decoded at, in the empty image-size field, and what a run will
+        do with an image folder (classes, validation, size), under the status."""
+        from ...runs.preflight import data_notes
+
+        size = cfg.data_image_size()
+        if cfg.data.dataset == "imagefolder":
+            hint = f"{size} ({cfg.model.arch}'s default)" if not cfg.transfer.resize_to else f"{size} (transfer.resize_to)"
+        else:
+            hint = f"dataset's own ({cfg.effective_image_size() if not cfg.transfer.resize_to else 'native'})"
+        try:
+            self.form.control("data.image_size").placeholder = hint  # type: ignore[attr-defined]
+        except Exception:  # the field is not drawn (yet)
+            pass
+        for line in data_notes(cfg):
+            t.append(f"\n{line}", style="dim")
 
     def on_config_form_field_focused(self, message: ConfigForm.FieldFocused) -> None:
         self.query_one("#help-text", Static).update(self.help_for(message.spec))

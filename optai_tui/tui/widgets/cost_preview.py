@@ -25,12 +25,15 @@ def cost_key(cfg: RunConfig) -> tuple:
     return (
         cfg.model.arch,
         cfg.model.width,
-        cfg.data.dataset,
+        cfg.dataset_label(),
         cfg.effective_image_size(),
         cfg.train.batch_size,
         cfg.optim.name,
         cfg.optim.momentum > 0,
         cfg.transfer.mode,
+        cfg.transfer.head,
+        cfg.transfer.head_hidden,
+        cfg.transfer.backbone_lr_mult == 0,
         cfg.train.device,
         # the training set and the cached-features fast path decide which past runs are comparable
         cfg.data.subset,
@@ -39,25 +42,48 @@ def cost_key(cfg: RunConfig) -> tuple:
     )
 
 
+def preview_classes(cfg: RunConfig) -> int:
+    """The number of classes a run of ``cfg`` will have: the dataset's, an image folder's class folders
+    (10 while the folder cannot be read: the form says why at data.path)."""
+    from ...data import dataset_info
+
+    n = dataset_info(cfg.data.dataset).num_classes
+    if n is None and cfg.data.path:
+        from ...errors import OptaiError
+        from ...runs.preflight import folder_plan
+
+        try:
+            n = len(folder_plan(cfg).train.classes)
+        except (OptaiError, OSError):
+            n = None
+    return n or 10
+
+
 def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = None) -> dict[str, Any]:
-    """The numbers of the preview (runs on a worker thread: building a big model takes a moment)."""
+    """The numbers of the preview (runs on a worker thread: building a big model takes a moment): at the
+    size the run decodes its images at, with its number of classes, its head, and the parameters its
+    transfer mode trains (first phase: a probe trains the head alone)."""
     from ...data import dataset_info
     from ...models import create_model, get_model_info
     from ...training.profile import count_macs, count_parameters, estimate_train_memory_mb
+    from ...training.transfer import configure_phase, install_head, plan_phases
 
     info = get_model_info(cfg.model.arch)
     dinfo = dataset_info(cfg.data.dataset)
     size = cfg.effective_image_size() or info.default_image_size
     in_ch = dinfo.in_channels
-    model = create_model(cfg.model.arch, num_classes=dinfo.num_classes or 10, in_channels=in_ch, width=cfg.model.width)
-    if cfg.transfer.mode == "linear_probe":
-        for p in model.backbone_parameters():
-            p.requires_grad_(False)
+    num_classes = preview_classes(cfg)
+    model = create_model(cfg.model.arch, num_classes=num_classes, in_channels=in_ch, width=cfg.model.width)
+    if cfg.transfer.mode != "scratch":
+        install_head(model, cfg, num_classes)
+    phases = plan_phases(cfg)
+    configure_phase(model, phases[0])
     total, trainable = count_parameters(model)
     macs = count_macs(model, size, in_ch)
     states = 2 if cfg.optim.name in ("adam", "adamw") else (1 if cfg.optim.momentum > 0 else 0)
     mem = estimate_train_memory_mb(model, cfg.train.batch_size, size, in_ch, optimizer_states=states)
-    out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size}
+    out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size,
+                           "num_classes": num_classes, "then_all": len(phases) > 1}
     if runs_dir is not None:
         device = run_device(cfg.train.device, [d.spec for d in devices] if devices else None)
         estimate = estimate_epoch_seconds(cfg, runs_dir, device)
@@ -137,9 +163,10 @@ class CostPreview(Static):
             return t
         params = _num(r["params"])
         if r["trainable"] != r["params"]:
-            params += f" ({_num(r['trainable'])} trained)"
+            params += f" ({_num(r['trainable'])} trained{', then all' if r.get('then_all') else ''})"
         t.append(f"params  {params}\n")
-        t.append(f"MACs    {_num(r['macs'])} / image @{r['image_size']}px\n")
+        classes = f", {r['num_classes']} classes" if r.get("num_classes") else ""
+        t.append(f"MACs    {_num(r['macs'])} / image @{r['image_size']}px{classes}\n")
         t.append(f"memory  ~{r['memory_mb']:,.0f} MiB @ batch {batch}\n")
         if r.get("scaled_to"):
             t.append(f"epoch   ~{r['seconds_per_epoch']:.1f} s scaled from {r['measured_images']:,} img", style="green")

@@ -197,9 +197,15 @@ class TradeoffPlot(PlotextPlot):
             self.markers_drawn.setdefault(spot, []).append(self.points[i].run_id)
 
         # The front: a line through its runs' markers, under everything else.
-        front = sorted((i for i, p in enumerate(self.points) if p.on_front), key=lambda i: (xs[i], -ys[i]))
         line_cells: set[tuple[int, int]] = set()
-        if len(front) > 1:
+        groups: dict[str, list[int]] = {}  # a line for each dataset's front (runs on other data are not ranked)
+        for i, p in enumerate(self.points):
+            if p.on_front:
+                groups.setdefault(getattr(p, "front_group", ""), []).append(i)
+        for members in groups.values():
+            front = sorted(members, key=lambda i: (xs[i], -ys[i]))
+            if len(front) < 2:
+                continue
             plt.plot([at(*spots[i])[0] for i in front], [at(*spots[i])[1] for i in front], marker="braille", color=FRONT_COLOR)
             for a, b in zip(front, front[1:]):
                 (c0, r0), (c1, r1) = spots[a], spots[b]
