@@ -10,15 +10,14 @@ from ..messages import DevicesReady
 
 
 class DevicePanel(Static):
-    """Detects devices on a worker thread (CUDA initialisation can take a second) and posts DevicesReady."""
+    """Detects devices on a worker thread (loading torch and initialising CUDA take seconds) and posts
+    DevicesReady. The screen calls :meth:`detect` once it has been drawn: importing torch holds the
+    interpreter for a while, so it must not come before the first frame."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(Text("devices: detecting...", style="dim"), id=id)
         self.devices: list | None = None
         self.why_no_gpu: str | None = None
-
-    def on_mount(self) -> None:
-        self.detect()
 
     @work(thread=True, exclusive=True, group="devices")
     def detect(self) -> None:
