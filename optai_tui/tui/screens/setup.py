@@ -50,7 +50,7 @@ def _validate(path: Path, data: dict) -> RunConfig:
         return validate_config(data, source=str(path))
 
 
-TORCH_DELAY_S = 0.2  # after the first frame: the terminal has the screen before torch starts loading
+TORCH_DELAY_S = 0.5  # after the first frame: the terminal has the screen before torch starts loading
 
 
 class SetupScreen(Screen):
@@ -157,7 +157,11 @@ class SetupScreen(Screen):
     def help_for(self, spec: FieldSpec) -> Text:
         t = Text()
         t.append(spec.key, style="bold")
-        t.append(": " + spec.help_line())
+        preset = None
+        if self.loaded_preset is not None:
+            name, cfg = self.loaded_preset
+            preset = (name, flat_values(cfg).get(spec.key))
+        t.append(": " + spec.help_line(preset))
         value = self.form.raw_values().get(spec.key)
         try:
             if spec.key == "data.dataset":

@@ -33,6 +33,9 @@ PLACEHOLDERS = {
 }
 
 
+RENAMING = ("model.arch", "data.dataset")  # a run name that contains one of these follows its change
+
+
 class FieldRow(Vertical):
     """Label and control on one line, the field's problems right under it."""
 
@@ -262,7 +265,20 @@ class ConfigForm(VerticalScroll, can_focus=False):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
+        self._rename_for(event.select.id, event.value)
         self.validate()
+
+    def _rename_for(self, widget_id: str | None, value: Any) -> None:
+        """A run name that names the architecture (or dataset) just changed follows it: 'resnet18-shapes'
+        becomes 'vgg11-shapes' when model.arch goes to vgg11 (a loaded run's name must not describe another
+        model). A name without the old value is the user's and is left alone."""
+        key = next((k for k in RENAMING if self.by_key[k].widget_id == widget_id), None)
+        if key is None or self.result is None:
+            return
+        old, new = str((self.result.data or {}).get(key.split(".")[0], {}).get(key.split(".")[1], "")), str(value)
+        name = str(self.raw_values().get("name") or "")
+        if old and new != old and name and old in name:
+            self.set_value("name", name.replace(old, new))
 
     def on_switch_changed(self, event: Switch.Changed) -> None:
         event.stop()

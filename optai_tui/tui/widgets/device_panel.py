@@ -41,8 +41,8 @@ class DevicePanel(Static):
         t.append("Devices\n", style="bold")
         for d in devices:
             t.append(f"{d.spec:<7}", style="bold green" if d.spec != "cpu" else "bold")
-            name = d.name if len(d.name) <= 22 else d.name[:21] + "~"
-            t.append(f" {name}\n")
+            # the whole name (the panel wraps it): a cut CPU or GPU model no longer says which one it is
+            t.append(f" {d.name}\n" if len(d.name) <= 22 else f"\n{d.name}\n")
             if d.total_mb:
                 t.append(f"        {(d.free_mb or 0) / 1024:.1f} / {d.total_mb / 1024:.1f} GiB free\n")
         if why_no_gpu:
