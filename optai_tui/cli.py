@@ -334,9 +334,15 @@ def cmd_profile(args) -> int:
     if args.json:
         print(json.dumps(d))
         return EXIT_OK
+    from .fmt import fmt_sig
+
     table = Table(box=None, show_header=False)
+    units = {"latency_ms": "ms", "checkpoint_mb": "MiB", "throughput": "img/s"}  # a number says what it counts
     for k, v in d.items():
-        table.add_row(k, f"{v:,}" if isinstance(v, int) else (f"{v:,.3f}" if isinstance(v, float) else str(v)))
+        if k in units and isinstance(v, (int, float)):
+            table.add_row(k, f"{fmt_sig(v, 4)} {units[k]}")
+        else:
+            table.add_row(k, f"{v:,}" if isinstance(v, int) else (f"{v:,.3f}" if isinstance(v, float) else str(v)))
     _table_console().print(table)
     return EXIT_OK
 

@@ -71,6 +71,35 @@ def fmt_float(v: Any, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
 
+def fmt_sig(v: Any, digits: int = 3) -> str:
+    """A measured number to ``digits`` significant digits (whole numbers keep all theirs), never in
+    scientific notation, without trailing zeros: 27140.2 -> '27,140', 293.12 -> '293', 2.5 -> '2.5',
+    0.3 -> '0.3', 0.04123 -> '0.0412'; '-' when unknown."""
+    x = num(v)
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(x)))
+    decimals = max(0, digits - 1 - magnitude)
+    x = round(x, decimals)
+    if decimals == 0:
+        return f"{x:,.0f}"
+    return f"{x:,.{decimals}f}".rstrip("0").rstrip(".")
+
+
+def fmt_rate(v: Any, unit: str = "img/s") -> str:
+    """Images (or anything) per second with its unit: '27,140 img/s', '293 img/s', '0.3 img/s'."""
+    text = fmt_sig(v)
+    return text if text == "-" else f"{text} {unit}"
+
+
+def fmt_secs(v: Any) -> str:
+    """A short duration in seconds with its unit, small ones not rounded to nothing: '12.3 s', '0.0412 s'."""
+    text = fmt_sig(v)
+    return text if text == "-" else f"{text} s"
+
+
 def fmt_date(iso: Any) -> str:
     """'2026-11-26T12:29:30+0000' -> '2026-11-26 12:29'."""
     if not iso:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..fmt import fmt_pct
+from ..fmt import fmt_pct, fmt_rate, fmt_secs
 
 
 class RunStatus(str, Enum):
@@ -347,7 +347,7 @@ def epoch_line(e: EpochEnd) -> str:
         parts += [f"val_loss {m.val_loss:.4f}", f"val_acc {fmt_pct(m.val_acc, 2)}"]
     if m.val_top5 is not None:
         parts.append(f"val_top5 {fmt_pct(m.val_top5, 2)}")
-    parts += [f"lr {m.lr:.4g}", f"{m.images_per_second:.0f} img/s", f"{m.epoch_seconds:.1f}s"]
+    parts += [f"lr {m.lr:.4g}", fmt_rate(m.images_per_second), fmt_secs(m.epoch_seconds)]
     return "  ".join(parts)
 
 

@@ -26,10 +26,10 @@ from ..runs.store import RunDir, resolve_run
 from .commands import OptaiCommands
 from .messages import LoadConfig, LoadPreset, OpenDashboard, OpenSweep, ProcessExited, ResumeRun, StartRun, StartSweep, TransferFrom
 from .screens.attach import AttachScreen, running_runs
-from .screens.dashboard import DashboardScreen
-from .screens.help import HelpScreen
-from .screens.runs import RunsScreen
 from .screens.setup import SetupScreen
+
+# The dashboard (plotext), the runs screen and the help are imported when first opened: the first screen is
+# the form, and every module imported before it is time the user waits.
 
 
 def guarded(fn: Callable) -> Callable:
@@ -81,6 +81,8 @@ class OptaiApp(App):
 
     # -- screens ------------------------------------------------------------------------------
     def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.BINDINGS))
 
@@ -90,6 +92,8 @@ class OptaiApp(App):
 
     @guarded
     def action_runs(self) -> None:
+        from .screens.runs import RunsScreen
+
         if isinstance(self.screen, RunsScreen):
             return
         self.push_screen(RunsScreen(self.runs_dir))
@@ -109,6 +113,8 @@ class OptaiApp(App):
     @guarded
     def open_dashboard(self, run_id: str) -> None:
         """Show the dashboard of a run (id, unique prefix or folder), reusing one already open."""
+        from .screens.dashboard import DashboardScreen
+
         run = resolve_run(run_id, self.runs_dir)
         if self.setup_screen is not None:  # its ctrl+b comes back here
             self.setup_screen.last_run_id = run.run_id

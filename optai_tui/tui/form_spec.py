@@ -51,14 +51,19 @@ class FieldSpec:
     def label(self) -> str:
         return self.name.replace("_", " ")
 
-    def help_line(self) -> str:
+    def help_line(self, preset: tuple[str, Any] | None = None) -> str:
+        """The help text with the limits, the choices and the default; ``preset`` (its name and its value of
+        this field) names the value the form starts from where a preset's differs from the schema's."""
         parts = [self.help.strip().replace("\n", " ")]
         extra = []
         if self.limits:
             extra.append(self.limits)
         if self.choices and self.kind == "select" and len(self.choices) <= 8:
             extra.append("one of " + ", ".join(self.choices))
-        if self.default is not None and self.default != []:
+        if preset is not None and preset[1] != self.default:
+            schema = format_value(self, self.default) if self.default not in (None, []) else "empty"
+            extra.append(f"default {format_value(self, preset[1]) or 'empty'} (preset {preset[0]}; without a preset: {schema})")
+        elif self.default is not None and self.default != []:
             extra.append(f"default {format_value(self, self.default)}")
         elif self.optional:
             extra.append("empty = default")
@@ -124,10 +129,11 @@ def _natural(name: str) -> list:
 
 
 def arch_label(name: str) -> str:
-    """Select label of an architecture: grouped by family (the options are sorted by family)."""
+    """Select label of an architecture, short enough for one line of the dropdown at 80 columns (the options
+    are sorted by family, and the names say theirs): 'densenet161 cifar', 'resnet50 tv'."""
     info = architecture_info(name)
     tag = "tv" if info.kind == "imagenet" else "cifar"
-    return f"{info.family} / {name} ({tag})"
+    return f"{name} {tag}"
 
 
 # -- values ---------------------------------------------------------------------------------

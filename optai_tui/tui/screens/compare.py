@@ -94,7 +94,8 @@ class CompareScreen(Screen):
         Binding("a", "next_axis", "Cost axis", tooltip="trade-offs against parameters, MACs, training time"),
         Binding("f", "toggle_diff", "Diff only", tooltip="configs: only the fields that differ"),
         Binding("e", "export", "Export", tooltip="report of these runs: md, html, csv, json"),
-        Binding("escape", "back", "Back", tooltip="back to the runs screen"),
+        # not in the footer (80 columns hold the others and f1 help): esc is back everywhere
+        Binding("escape", "back", "Back", tooltip="back to the runs screen", show=False),
     ]
     REFRESH_SECONDS = 5.0
 

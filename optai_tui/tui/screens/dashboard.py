@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from ...fmt import fmt_pct
+from ...fmt import fmt_pct, fmt_rate, fmt_secs, fmt_sig
 from ...runs.follow import follow_run
 from ...runs.store import RunDir
 from ...training.events import ControlAction
@@ -219,25 +219,30 @@ class DashboardScreen(Screen):
         self._set("#run-eta", f"run ETA {fmt_duration(run_eta)}" if run_eta is not None else "")
         self._set("#epoch-eta", f"epoch ETA {fmt_duration(epoch_eta)}" if epoch_eta is not None else "")
         parts = [
-            f"{ips:,.0f} img/s {ips_kind}" if ips else f"- img/s {ips_kind}",
+            f"{fmt_rate(ips)} {ips_kind}" if ips else f"- img/s {ips_kind}",
             f"val acc {fmt_pct(val, 2)}",
             f"best {fmt_pct(best, 2)}",
             f"mem {mem:,.0f} MiB" if mem else "mem -",
             f"lr {lr:.3g}" if lr is not None else "lr -",
         ]
-        room = self.query_one("#run-stats").size.width
+        stats = self.query_one("#run-stats", Static)
+        room = stats.size.width or self.size.width - 2
         while room and len(" | ".join(parts)) > room and len(parts) > 3:
             parts.pop()  # lr, then memory: whole items go rather than a cut number (the lr chart has the lr)
         self._set("#run-stats", " | ".join(parts))
         box = self.query_one("#run-summary", Static)
         if status in ("completed", "stopped", "failed", "pruned"):
-            text = self.summary_text(status, summary, error)
+            # The summary takes the stats line's place, on one line (a failed run's error under it): the charts
+            # keep the height they had while the run trained.
+            text = self.summary_text(status, summary, error, width=room)
             if self._shown.get("#run-summary") != text.plain:
                 self._shown["#run-summary"] = text.plain
                 box.update(text)
             box.display = True
+            stats.display = False
         else:
             box.display = False
+            stats.display = True
 
     def _set(self, selector: str, content: str | Text) -> None:
         """Update a one-line, fixed-size label only when its text changed, without a layout pass."""
@@ -248,20 +253,28 @@ class DashboardScreen(Screen):
         self.query_one(selector, Static).update(content, layout=False)
 
     @staticmethod
-    def summary_text(status: str, s: dict | None, error: str | None) -> Text:
+    def summary_text(status: str, s: dict | None, error: str | None, width: int = 0) -> Text:
+        """The ended run in one line (items that do not fit ``width`` are left out whole), and a failed
+        run's error under it."""
         s = s or {}
         t = Text()
         t.append(f"{status}: ", style=STATUS_STYLE.get(status, ""))
-        t.append(
-            f"{s.get('epochs_completed', '?')}/{s.get('epochs', '?')} epochs, best val {fmt_pct(s.get('best_val_acc'), 2)}, "
-            f"final {fmt_pct(s.get('final_val_acc'), 2)}, {float(s.get('train_seconds') or 0):.1f}s"
-        )
-        if s.get("params"):
-            t.append(f", {s['params']:,} params")
+        total = s.get("epochs", "?")
+        parts = [
+            f"{s.get('epochs_completed', '?')}/{total} epoch{'' if total == 1 else 's'}",
+            f"best val {fmt_pct(s.get('best_val_acc'), 2)}",
+            f"final {fmt_pct(s.get('final_val_acc'), 2)}",
+            fmt_secs(float(s.get("train_seconds") or 0)),
+        ]
         if s.get("seconds_per_epoch"):
-            t.append(f", {s['seconds_per_epoch']:.1f} s/epoch")
+            parts.append(f"{fmt_sig(s['seconds_per_epoch'])} s/epoch")
         if s.get("images_per_second"):
-            t.append(f", {s['images_per_second']:,.0f} img/s")
+            parts.append(fmt_rate(s["images_per_second"]))
+        if s.get("params"):
+            parts.append(f"{s['params']:,} params")
+        while width and len(status) + 2 + len(", ".join(parts)) > width and len(parts) > 2:
+            parts.pop()
+        t.append(", ".join(parts))
         err = error or s.get("error")
         if status == "failed" and err:
             t.append(f"\n{err.splitlines()[0]}", style="red")

@@ -33,7 +33,7 @@ class PresetDiffScreen(ModalScreen[None]):
         with Vertical(classes="dialog"):
             n = len(self.rows)
             title = f"Form vs preset '{self.preset_name}': " + (
-                f"{n} setting{'s' if n != 1 else ''} differ" if n else "no differences"
+                f"{n} setting{'s differ' if n != 1 else ' differs'}" if n else "no differences"
             )
             yield Label(title, classes="dialog-title")
             table = DataTable(id="diff-table", zebra_stripes=True, cursor_type="row")

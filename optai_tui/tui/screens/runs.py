@@ -49,6 +49,23 @@ class CompareReady(Message):
         self.records = records
 
 
+class RunsTable(DataTable):
+    """The runs table: home and end go to the first and last run (a DataTable scrolls its columns)."""
+
+    BINDINGS = [
+        Binding("home", "first_row", "First run", show=False),
+        Binding("end", "last_row", "Last run", show=False),
+    ]
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0, animate=False)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
+
 class RunsScreen(Screen):
     """All runs of a runs directory."""
 
@@ -67,11 +84,12 @@ class RunsScreen(Screen):
     BINDINGS = [
         Binding("space", "toggle_select", "Select", key_display="␣", tooltip="select the run under the cursor (or unselect)"),
         Binding("c", "compare", "Compare", tooltip="curves, trade-offs, configs of the selected (or shown) runs"),
-        Binding("o", "open", "Open", tooltip="the run's dashboard (enter too)"),
+        # o (enter does the same) and t are not in the footer: 80 columns hold the others and f1 help
+        Binding("o", "open", "Open", tooltip="the run's dashboard (enter too)", show=False),
         Binding("l", "load_config", "Load", tooltip="load the run's config into the setup form"),
         Binding("r", "resume", "Resume", tooltip="continue a stopped or failed run from its last epoch"),
         Binding("b", "transfer", "Backbone", tooltip="a new run that transfers this run's weights"),
-        Binding("t", "edit_meta", "Tags", tooltip="edit the run's tags and note"),
+        Binding("t", "edit_meta", "Tags", tooltip="edit the run's tags and note", show=False),
         Binding("d", "delete", "Delete", tooltip="delete the run folder (asks first)"),
         Binding("e", "export", "Export", tooltip="report of the selected runs: md, html, csv, json"),
         Binding("s", "sort", "Sort", show=False, tooltip="sort by the next column"),
@@ -100,7 +118,7 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Runs in {self.runs_dir}"), id="runs-title")
         yield Input(placeholder="/ filter: name, arch, dataset, status, tag ... (enter: back to the table)", id="runs-filter")
-        table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="runs-detail")
         yield Static("", id="runs-status")
@@ -142,6 +160,7 @@ class RunsScreen(Screen):
         table = self.query_one("#runs-table", DataTable)
         current = self.current_run()
         keep = current.run_id if current else None
+        keep_row = table.cursor_row  # where the cursor stays when its run is gone (deleted): the next run
         scroll_x = table.scroll_x
         col = COLUMN_BY_KEY[self.sort_key]
         rows = filter_records(self.records, self.filter_text)
@@ -156,10 +175,11 @@ class RunsScreen(Screen):
             cells = [as_text(c.cell(r)) for c in COLUMNS]
             cells[0] = Text("✓", style="bold green") if r.run_id in self.selected else ""
             table.add_row(*cells, key=r.run_id)
-        if keep is not None:
+        if keep is not None and self.shown:
             idx = next((i for i, r in enumerate(self.shown) if r.run_id == keep), None)
-            if idx is not None:
-                table.move_cursor(row=idx, animate=False)
+            if idx is None:
+                idx = min(max(keep_row, 0), len(self.shown) - 1)
+            table.move_cursor(row=idx, animate=False)
         # a refresh must not jump back to the first column
         table.call_after_refresh(table.scroll_to, x=scroll_x, animate=False)
         self._update_status()
@@ -167,11 +187,13 @@ class RunsScreen(Screen):
     def _update_status(self) -> None:
         col = COLUMN_BY_KEY[self.sort_key]
         n = f"{len(self.shown)} of {len(self.records)}" if self.filter_text else f"{len(self.records)}"
-        status = Text(f"{n} runs")
+        status = Text(f"{n} run{'' if n == '1' else 's'}")
         if self.selected:
             status.append(f" · {len(self.selected)} selected", style="bold")
         status.append(f" · by {col.label} {'▼' if self.sort_reverse else '▲'}")
-        status.append("  s/S", style="bold").append(" sort ")
+        status.append("  enter", style="bold").append(" open ")
+        status.append(" t", style="bold").append(" tags ")
+        status.append(" s/S", style="bold").append(" sort ")
         status.append(" /", style="bold").append(" filter ")
         status.append(" a", style="bold").append(" all ")
         status.append(" esc", style="bold").append(" back")

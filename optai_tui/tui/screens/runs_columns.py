@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
-from ...fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds
+from ...fmt import fmt_count, fmt_date, fmt_pct, fmt_seconds, fmt_sig
 from ...runs.compare import RunRecord, fmt_epochs
 
 STATUS_STYLES = {"running": "bold green", "completed": "green", "failed": "bold red", "stopped": "yellow", "pruned": "magenta"}
@@ -57,8 +57,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("final", "Final", "final_val_acc", lambda r: _num(fmt_pct(r.get("final_val_acc")))),
     Column("epochs", "Ep", "epochs", lambda r: _num(fmt_epochs(r))),
     Column("time", "Time", "train_seconds", lambda r: _num(fmt_seconds(r.get("train_seconds")))),
-    Column("spe", "s/ep", "seconds_per_epoch", lambda r: _num(fmt_float(r.get("seconds_per_epoch"), 3))),
-    Column("ips", "img/s", "images_per_second", lambda r: _num(fmt_float(r.get("images_per_second"), 4))),
+    Column("spe", "s/ep", "seconds_per_epoch", lambda r: _num(fmt_sig(r.get("seconds_per_epoch")))),
+    Column("ips", "img/s", "images_per_second", lambda r: _num(fmt_sig(r.get("images_per_second")))),
     Column("dataset", "Data", "dataset", lambda r: r.dataset),
     Column("transfer", "Transfer", "transfer_mode", lambda r: str(r.get("transfer_mode", "-"))),
     Column("device", "Device", "device", lambda r: _device(r)),

@@ -50,6 +50,9 @@ def _validate(path: Path, data: dict) -> RunConfig:
         return validate_config(data, source=str(path))
 
 
+TORCH_DELAY_S = 0.5  # after the first frame: the terminal has the screen before torch starts loading
+
+
 class SetupScreen(Screen):
     BINDINGS = [
         Binding("ctrl+r,f5", "start", "Start", tooltip="start the run (refused while a field is invalid)", priority=True),
@@ -72,6 +75,7 @@ class SetupScreen(Screen):
         self.devices: list | None = None
         self.preset_error: str | None = None
         self.last_run_id: str | None = None  # the run whose dashboard was shown last (the app sets it)
+        self._torch_started = False  # device detection (the first import of torch) has been started
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -91,6 +95,19 @@ class SetupScreen(Screen):
         self.sub_title = "new run"
         self._show_preset_status()
         self.form.focus_field("data.dataset")
+
+    def on_screen_resume(self) -> None:
+        # Devices and the cost preview need torch, whose import holds the interpreter for seconds: start it
+        # once this screen has been drawn (and only if it is shown: ``attach`` covers it with a dashboard at
+        # once, and following a run needs no torch at all).
+        if not self._torch_started:
+            self.call_after_refresh(self.set_timer, TORCH_DELAY_S, self._load_torch)
+
+    def _load_torch(self) -> None:
+        if self._torch_started or not self.is_active:
+            return
+        self._torch_started = True
+        self.query_one(DevicePanel).detect()
 
     @property
     def form(self) -> ConfigForm:
@@ -159,7 +176,11 @@ class SetupScreen(Screen):
     def help_for(self, spec: FieldSpec) -> Text:
         t = Text()
         t.append(spec.key, style="bold")
-        t.append(": " + spec.help_line())
+        preset = None
+        if self.loaded_preset is not None:
+            name, cfg = self.loaded_preset
+            preset = (name, flat_values(cfg).get(spec.key))
+        t.append(": " + spec.help_line(preset))
         value = self.form.raw_values().get(spec.key)
         try:
             if spec.key == "data.dataset":
@@ -167,9 +188,9 @@ class SetupScreen(Screen):
 
                 t.append(f"\n{value}: {dataset_info(str(value)).description}", style="dim")
             elif spec.key == "model.arch":
-                from ...models import get_model_info
+                from ...models import architecture_info  # the torch-free catalogue
 
-                info = get_model_info(str(value))
+                info = architecture_info(str(value))
                 pre = f", ImageNet weights: {info.pretrained}" if info.pretrained else ""
                 t.append(f"\n{value}: {info.family}, {info.kind}, min image {info.min_image_size}px{pre}", style="dim")
         except ConfigError:
@@ -185,6 +206,7 @@ class SetupScreen(Screen):
         self.form.set_choices("train.device", choices)
         cost = self.query_one(CostPreview)
         cost.devices = message.devices
+        cost.ready = True  # torch is loaded (detection imported it)
         cost.refresh_measured()
         self.form.validate()
 

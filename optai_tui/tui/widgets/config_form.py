@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch
+from textual.css.query import NoMatches
 from textual.widgets.select import InvalidSelectValueError
 
 from ...config import RunConfig
@@ -32,6 +33,9 @@ PLACEHOLDERS = {
 }
 
 
+RENAMING = ("model.arch", "data.dataset")  # a run name that contains one of these follows its change
+
+
 class FieldRow(Vertical):
     """Label and control on one line, the field's problems right under it."""
 
@@ -39,21 +43,36 @@ class FieldRow(Vertical):
         super().__init__(classes="field-row", id=f"row-{spec.widget_id}")
         self.spec = spec
         self.control = control
+        self.error = Static("", classes="field-error", markup=False)
+        self.error.display = False
+        self._shown: list[str] = []
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field-line"):
             yield Label(self.spec.label, classes="field-label")
             yield self.control
-        yield Static("", classes="field-error", markup=False)
+        yield self.error
 
     def set_errors(self, messages: list[str]) -> None:
-        if messages == getattr(self, "_shown", []):
+        if messages == self._shown:
             return
         self._shown = list(messages)
-        err = self.query_one(".field-error", Static)
+        err = self.error
         err.update("\n".join(f"! {m}" for m in messages))
         err.display = bool(messages)
         self.set_class(bool(messages), "-invalid")
+
+
+class FormSelect(Select):
+    """A Select that tolerates the app closing while it is being mounted (the form mounts rows after its
+    first frame: a quick ctrl+q can land in between, when the select's own parts are already gone)."""
+
+    def _on_mount(self, event) -> None:
+        try:
+            super()._on_mount(event)
+        except NoMatches:
+            if not (self.app._closing or self.app._exit or self._closing or not self.is_attached):
+                raise
 
 
 class ConfigForm(VerticalScroll, can_focus=False):
@@ -85,17 +104,72 @@ class ConfigForm(VerticalScroll, can_focus=False):
         self.backbone_suggestions = backbone_suggestions or ["imagenet"]
         self.result: FormResult | None = None
         self._rows: dict[str, FieldRow] = {}
+        self._pending: dict[str, Any] = {}  # the values of the rows not mounted yet, as their controls hold them
 
     # -- building ---------------------------------------------------------------------------
+    # The form has ~55 rows (~350 widgets): mounting them all takes about a second, so the rows the first
+    # screen shows are composed first and the others are mounted after the first frame
+    # (``ready`` says when every row is there). Until then their values live in ``_pending``, as the control
+    # would hold them: reading, setting and validating the form work the same either way.
     def compose(self) -> ComposeResult:
-        section = None
+        height = max(self.app.size.height, 24)
+        used, section, eager = 0, None, True
         for spec in self.specs:
             if spec.section != section:
                 section = spec.section
-                yield Static(SECTION_TITLES.get(section, section), classes="section-title")
-            row = FieldRow(spec, self._control(spec, self._initial.get(spec.key)))
-            self._rows[spec.key] = row
-            yield row
+                eager = eager and used < height
+                if eager:
+                    used += 2
+                    yield self._title(section)
+            if eager:
+                used += 1
+                yield self._make_row(spec, self._raw(spec, self._initial.get(spec.key)))
+            else:
+                self._pending[spec.key] = self._raw(spec, self._initial.get(spec.key))
+
+    @property
+    def ready(self) -> bool:
+        """Every row is mounted."""
+        return not self._pending
+
+    def _title(self, section: str) -> Static:
+        return Static(SECTION_TITLES.get(section, section), classes="section-title")
+
+    def _make_row(self, spec: FieldSpec, raw: Any) -> FieldRow:
+        row = FieldRow(spec, self._control(spec, raw))
+        self._rows[spec.key] = row
+        if self.result is not None:
+            row.set_errors(self.result.problems.get(spec.key, []))
+        return row
+
+    def _mount_rest(self) -> None:
+        """Mount the rows not yet mounted (after the first frame)."""
+        if self._pending and self.is_attached:
+            self._mount_pending()
+
+    def _mount_pending(self, which: Callable[[FieldSpec], bool] = lambda s: True) -> None:
+        widgets: list[Widget] = []
+        for spec in self.specs:
+            if spec.key in self._pending and which(spec):
+                if not widgets or spec.section != widgets[-1].spec.section:  # type: ignore[attr-defined]
+                    widgets.append(self._title(spec.section))
+                    widgets[-1].spec = spec  # type: ignore[attr-defined]
+                widgets.append(self._make_row(spec, self._pending.pop(spec.key)))
+        if widgets:
+            self.mount_all(widgets)
+
+    def mount_all_rows(self) -> None:
+        """Mount every row now (a field must be focused, or a test wants the widgets)."""
+        self._mount_pending()
+
+    @staticmethod
+    def _raw(spec: FieldSpec, value: Any) -> Any:
+        """``value`` as the field's control holds it."""
+        if spec.kind == "switch":
+            return bool(value)
+        if spec.kind == "select":
+            return str(value)
+        return format_value(spec, value)
 
     def _options(self, spec: FieldSpec, value: Any) -> list[tuple[str, str]]:
         label = arch_label if spec.key == "model.arch" else str
@@ -104,14 +178,14 @@ class ConfigForm(VerticalScroll, can_focus=False):
             opts.append((f"{value} (not available here)", str(value)))
         return opts
 
-    def _control(self, spec: FieldSpec, value: Any) -> Widget:
+    def _control(self, spec: FieldSpec, raw: Any) -> Widget:
         if spec.kind == "switch":
-            return FlagSwitch(bool(value), id=spec.widget_id)
+            return FlagSwitch(bool(raw), id=spec.widget_id)
         if spec.kind == "select":
-            return Select(self._options(spec, value), value=str(value), allow_blank=False, compact=True, id=spec.widget_id)
+            return FormSelect(self._options(spec, raw), value=str(raw), allow_blank=False, compact=True, id=spec.widget_id)
         suggester = SuggestFromList(self.backbone_suggestions, case_sensitive=True) if spec.key == "transfer.backbone" else None
         return Input(
-            format_value(spec, value),
+            str(raw),
             placeholder=PLACEHOLDERS.get(spec.key, ""),
             compact=True,
             id=spec.widget_id,
@@ -120,20 +194,26 @@ class ConfigForm(VerticalScroll, can_focus=False):
 
     def on_mount(self) -> None:
         self.validate()
+        self.call_after_refresh(self._mount_rest)
 
     # -- values -----------------------------------------------------------------------------
     def control(self, key: str) -> Widget:
+        if key in self._pending:
+            self.mount_all_rows()
         return self._rows[key].control
 
     def raw_values(self) -> dict[str, Any]:
         out = {}
-        for key, row in self._rows.items():
-            c = row.control
-            out[key] = c.value
+        for spec in self.specs:
+            row = self._rows.get(spec.key)
+            out[spec.key] = row.control.value if row is not None else self._pending[spec.key]
         return out
 
     def set_value(self, key: str, value: Any) -> None:
         spec = self.by_key[key]
+        if key in self._pending:
+            self._pending[key] = self._raw(spec, value)
+            return
         c = self.control(key)
         if isinstance(c, Switch):
             c.value = bool(value)
@@ -151,18 +231,20 @@ class ConfigForm(VerticalScroll, can_focus=False):
         """Fill every field from ``cfg`` (one validation at the end)."""
         with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
             for key, value in flat_values(cfg).items():
-                if key in self._rows:
+                if key in self.by_key:
                     self.set_value(key, value)
         return self.validate()
 
     def set_choices(self, key: str, choices: list[str]) -> None:
         """Replace a select's choices (the detected devices), keeping its value."""
         spec = self.by_key[key]
-        c = self.control(key)
-        value = c.value
         new = FieldSpec(**{**spec.__dict__, "choices": tuple(choices)})
         self.by_key[key] = new
         self.specs[self.specs.index(spec)] = new
+        if key in self._pending:  # its select is built with these choices when it is mounted
+            return
+        c = self.control(key)
+        value = c.value
         self._rows[key].spec = new
         with self.prevent(Select.Changed):
             c.set_options(self._options(new, value))
@@ -183,7 +265,20 @@ class ConfigForm(VerticalScroll, can_focus=False):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
+        self._rename_for(event.select.id, event.value)
         self.validate()
+
+    def _rename_for(self, widget_id: str | None, value: Any) -> None:
+        """A run name that names the architecture (or dataset) just changed follows it: 'resnet18-shapes'
+        becomes 'vgg11-shapes' when model.arch goes to vgg11 (a loaded run's name must not describe another
+        model). A name without the old value is the user's and is left alone."""
+        key = next((k for k in RENAMING if self.by_key[k].widget_id == widget_id), None)
+        if key is None or self.result is None:
+            return
+        old, new = str((self.result.data or {}).get(key.split(".")[0], {}).get(key.split(".")[1], "")), str(value)
+        name = str(self.raw_values().get("name") or "")
+        if old and new != old and name and old in name:
+            self.set_value("name", name.replace(old, new))
 
     def on_switch_changed(self, event: Switch.Changed) -> None:
         event.stop()
@@ -191,11 +286,13 @@ class ConfigForm(VerticalScroll, can_focus=False):
 
     # -- focus ------------------------------------------------------------------------------
     def focus_field(self, key: str) -> None:
+        if key in self._pending:
+            self.mount_all_rows()
         row = self._rows.get(key)
         if row is None:
             return
         row.control.focus()
-        self.scroll_to_widget(row, animate=False)
+        self.call_after_refresh(self.scroll_to_widget, row, animate=False)  # once a row just mounted has a place
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:
         node = event.widget

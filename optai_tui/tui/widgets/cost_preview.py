@@ -15,6 +15,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from ...config import RunConfig
+from ...fmt import fmt_secs
 from ...runs.estimate import estimate_epoch_seconds, features_cached, run_device
 from ..messages import CostReady
 
@@ -100,7 +101,10 @@ def _num(n: float, unit: str = "") -> str:
 
 
 class CostPreview(Static):
-    """Updates (debounced, on a worker thread) when the model, input size or batch changes."""
+    """Updates (debounced, on a worker thread) when the model, input size or batch changes.
+
+    Computing needs torch: until the screen sets :attr:`ready` (once torch is loaded, after the first frame),
+    the preview keeps the latest config and says it is waiting."""
 
     def __init__(self, runs_dir: Path | None = None, *, id: str | None = None) -> None:
         super().__init__("cost: -", id=id)
@@ -110,12 +114,16 @@ class CostPreview(Static):
         self.last: dict[str, Any] | None = None
         self.last_key: tuple | None = None
         self._stale = False  # the measured seconds may have changed since ``last`` was computed
+        self.ready = False  # torch is loaded: the preview may build models
 
     def show_for(self, cfg: RunConfig | None) -> None:
         """Preview ``cfg``; None (the form does not validate) blanks it: numbers of another config would mislead."""
         if cfg is None:
             self._key = None  # a computation under way is for another config: its answer is dropped
             self.update(Text("cost: fix the form first", style="dim"))
+            return
+        if not self.ready:
+            self.update(Text(f"{cfg.model.arch} x{cfg.model.width:g}: loading torch...", style="dim"))
             return
         key = cost_key(cfg)
         if key == self._key:
@@ -169,10 +177,10 @@ class CostPreview(Static):
         t.append(f"MACs    {_num(r['macs'])} / image @{r['image_size']}px{classes}\n")
         t.append(f"memory  ~{r['memory_mb']:,.0f} MiB @ batch {batch}\n")
         if r.get("scaled_to"):
-            t.append(f"epoch   ~{r['seconds_per_epoch']:.1f} s scaled from {r['measured_images']:,} img", style="green")
+            t.append(f"epoch   ~{fmt_secs(r['seconds_per_epoch'])} scaled from {r['measured_images']:,} img", style="green")
         elif r.get("seconds_per_epoch"):
             imgs = f", {r['measured_images']:,} img" if r.get("measured_images") else ""
-            t.append(f"epoch   {r['seconds_per_epoch']:.1f} s measured{imgs}", style="green")
+            t.append(f"epoch   {fmt_secs(r['seconds_per_epoch'])} measured{imgs}", style="green")
         else:
             t.append("epoch   not measured yet", style="dim")
         return t

@@ -10,15 +10,14 @@ from ..messages import DevicesReady
 
 
 class DevicePanel(Static):
-    """Detects devices on a worker thread (CUDA initialisation can take a second) and posts DevicesReady."""
+    """Detects devices on a worker thread (loading torch and initialising CUDA take seconds) and posts
+    DevicesReady. The screen calls :meth:`detect` once it has been drawn: importing torch holds the
+    interpreter for a while, so it must not come before the first frame."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(Text("devices: detecting...", style="dim"), id=id)
         self.devices: list | None = None
         self.why_no_gpu: str | None = None
-
-    def on_mount(self) -> None:
-        self.detect()
 
     @work(thread=True, exclusive=True, group="devices")
     def detect(self) -> None:
@@ -42,8 +41,8 @@ class DevicePanel(Static):
         t.append("Devices\n", style="bold")
         for d in devices:
             t.append(f"{d.spec:<7}", style="bold green" if d.spec != "cpu" else "bold")
-            name = d.name if len(d.name) <= 22 else d.name[:21] + "~"
-            t.append(f" {name}\n")
+            # the whole name (the panel wraps it): a cut CPU or GPU model no longer says which one it is
+            t.append(f" {d.name}\n" if len(d.name) <= 22 else f"\n{d.name}\n")
             if d.total_mb:
                 t.append(f"        {(d.free_mb or 0) / 1024:.1f} / {d.total_mb / 1024:.1f} GiB free\n")
         if why_no_gpu:

@@ -15,6 +15,7 @@ from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
 
+from ...fmt import fmt_sig
 from ..history import MAX_ROWS
 
 COLUMNS = ("ep", "loss", "acc%", "v.loss", "v.acc%", "lr", "s", "img/s")
@@ -40,14 +41,14 @@ def compact_sci(v) -> str:
 
 
 def compact_count(v) -> str:
-    """1710 -> 1.7k, 193.7 -> 194, 25400 -> 25k."""
+    """1710 -> 1.7k, 193.7 -> 194, 25400 -> 25k, 0.3 -> 0.3."""
     if v is None:
         return "-"
     for div, suffix in ((1e6, "M"), (1e3, "k")):
         if abs(v) >= div:
             x = v / div
             return f"{x:.1f}{suffix}" if abs(x) < 9.95 else f"{x:.0f}{suffix}"
-    return f"{v:.0f}"
+    return fmt_sig(v, 2) if abs(v) < 10 else f"{v:.0f}"
 
 
 def _epoch(v) -> str:
@@ -62,8 +63,8 @@ FORMATS: dict[str, tuple[str, Callable, Callable]] = {
     "v.loss": ("val_loss", _f(".3f"), _f(".3f")),
     "v.acc%": ("val_acc", _pct, _pct),
     "lr": ("lr", _f(".3g"), compact_sci),
-    "s": ("epoch_seconds", _f(".1f"), _f(".0f")),
-    "img/s": ("images_per_second", _f(".0f"), compact_count),
+    "s": ("epoch_seconds", lambda v: "-" if v is None else fmt_sig(v), lambda v: "-" if v is None else fmt_sig(v, 2)),
+    "img/s": ("images_per_second", lambda v: "-" if v is None else (f"{v:.0f}" if v >= 100 else fmt_sig(v)), compact_count),
 }
 
 
