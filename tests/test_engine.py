@@ -192,6 +192,9 @@ def test_out_of_memory_fails_with_batch_advice(tiny_config, tmp_path, monkeypatc
     with pytest.raises(TrainingError) as e:
         t.run()
     assert "train.batch_size=32" in str(e.value)
+    # what the memory was and what the data takes (here host memory: the CPU's tensor loader)
+    assert "out of memory while training on cpu (" in str(e.value) and "GiB free now" in str(e.value)
+    assert "the dataset takes 0.00 GiB in host memory" in str(e.value)
     assert list(event_dicts(t.run_dir))[-1]["kind"] == "oom"
 
 
