@@ -349,3 +349,21 @@ def test_the_form_notes_what_auto_picks_and_the_panel_shows_both_numberings(monk
     assert p.field == "train.device" and "too old" in p.message and "train.device=cpu" in p.message
     text = DevicePanel.render_devices(gpus[:2] + [dv.DeviceInfo("cuda:2", "Tesla V100", usable=False, smi_index=2)], None).plain
     assert "cuda:0  NVIDIA H100\n        nvidia-smi GPU 1\n" in text and "not usable by this torch build" in text
+
+
+def test_the_makefile_installs_the_torch_build_the_cuda_knob_names():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    root = Path(__file__).resolve().parent.parent
+
+    def plan(*args):
+        out = subprocess.run(["make", "-n", "-B", "reinstall-torch", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+        return next(line for line in out.splitlines() if "pip install" in line)
+
+    assert "--index-url https://download.pytorch.org/whl/cu126 torch==" in plan("CUDA=cu126")
+    assert "--index-url https://example.org/whl torch==" in plan("TORCH_INDEX=https://example.org/whl")
+    assert "--index-url" not in plan()  # PyPI's default build

@@ -197,7 +197,7 @@ def recommended_wheel(driver: str | None, caps: Sequence[tuple[int, int] | None]
             continue
         if oldest is not None and oldest < min_cap:
             continue
-        return f"reinstall torch with `make CUDA={tag}` (the {tag} wheel; see the README)"
+        return f"reinstall torch with make CUDA={tag} reinstall-torch (the {tag} wheel; see the README)"
     if drv is not None and drv < _version(WHEELS[-1][1]):
         return f"update the NVIDIA driver to {WHEELS[-1][1]} or newer (no current torch wheel runs on {driver})"
     return "install a torch build for this GPU (see the README's GPU section)"
