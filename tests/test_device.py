@@ -341,6 +341,9 @@ def test_the_form_notes_what_auto_picks_and_the_panel_shows_both_numberings(monk
     cfg = tiny_config(train={"device": "auto", "compile": True})
     notes = machine_notes(cfg, gpus)
     assert "train.device auto is cuda:1 (the GPU with the most free memory)" in notes
+    from optai_tui.runs.estimate import run_device
+
+    assert run_device("auto", gpus) == "cuda:1"  # the cost preview looks up runs of the GPU the run will use
     assert any(n.startswith("train.compile: no C compiler") and "eager" in n for n in notes)
     cpu_notes = machine_notes(tiny_config(), [dv.DeviceInfo("cpu", "CPU")])
     assert any(n.startswith("precision auto on cpu: ") for n in cpu_notes)
@@ -367,3 +370,35 @@ def test_the_makefile_installs_the_torch_build_the_cuda_knob_names():
     assert "--index-url https://download.pytorch.org/whl/cu126 torch==" in plan("CUDA=cu126")
     assert "--index-url https://example.org/whl torch==" in plan("TORCH_INDEX=https://example.org/whl")
     assert "--index-url" not in plan()  # PyPI's default build
+
+
+def test_precision_auto_on_a_cpu_with_native_bf16_learns_as_fp32_does(cifar_sub, tmp_path):
+    """On a CPU with AMX / AVX512-BF16, auto trains in bf16 with channels-last; a short real-data run (1,000
+    CIFAR-10 JPEGs, 2 epochs, slim VGG-11) reaches the accuracy of the same run in fp32, within noise."""
+    from optai_tui.config import validate_config
+    from optai_tui.runs.launch import new_session
+
+    if not dv.cpu_native_bf16(dv.cpu_flags()):
+        pytest.skip("this CPU has no native bf16 (no amx_bf16 / avx512_bf16 flag): auto stays fp32 here")
+
+    def run(precision):
+        cfg = validate_config({
+            "data": {"dataset": "imagefolder", "path": str(cifar_sub), "subset": 1000},
+            "model": {"arch": "vgg11", "width": 0.25}, "optim": {"lr": 0.02},
+            "train": {"epochs": 2, "batch_size": 64, "device": "cpu", "precision": precision, "checkpoint": False},
+        })
+        t = new_session(cfg, tmp_path / precision)
+        s = t.run()
+        return t, s
+
+    auto, s_auto = run("auto")
+    assert auto.trainer.amp_dtype is torch.bfloat16 and auto.trainer.channels_last
+    assert event_started(auto)["precision"] == "bfloat16"
+    _, s_fp32 = run("fp32")
+    assert s_auto["status"] == s_fp32["status"] == "completed"
+    assert s_fp32["final_val_acc"] > 0.2  # it learned (chance is 0.1)
+    assert abs(s_auto["final_val_acc"] - s_fp32["final_val_acc"]) <= 0.06  # 1,000 val images: noise ~ +-3%
+
+
+def event_started(t) -> dict:
+    return next(e.to_dict() for e in t.run_dir.iter_events() if type(e).__name__ == "RunStarted")
