@@ -345,8 +345,11 @@ def test_the_form_notes_what_auto_picks_and_the_panel_shows_both_numberings(monk
 
     assert run_device("auto", gpus) == "cuda:1"  # the cost preview looks up runs of the GPU the run will use
     assert any(n.startswith("train.compile: no C compiler") and "eager" in n for n in notes)
+    monkeypatch.setattr(dv, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
     cpu_notes = machine_notes(tiny_config(), [dv.DeviceInfo("cpu", "CPU")])
-    assert any(n.startswith("precision auto on cpu: ") for n in cpu_notes)
+    assert "precision auto on cpu: bf16 autocast + channels-last (this CPU has native bf16: AMX/AVX512-BF16)" in cpu_notes
+    monkeypatch.setattr(dv, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert machine_notes(tiny_config(), [dv.DeviceInfo("cpu", "CPU")]) == []  # fp32 goes without saying
     assert list(device_problems(cfg, gpus, probe=GpuProbe())) == []
     (p,) = device_problems(cfg, [dv.DeviceInfo("cpu", "CPU")], probe=OLD_DRIVER)
     assert p.field == "train.device" and "too old" in p.message and "train.device=cpu" in p.message

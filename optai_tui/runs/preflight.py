@@ -69,7 +69,7 @@ def device_problems(cfg, devices: Iterable | None = None, probe=None) -> Iterato
 
     from ..training.device import auto_refusal, current_probe, detect_devices, device_spec, resolve_precision, why_no_gpu
 
-    present = list(devices) if devices is not None else detect_devices(probe=probe)
+    present = list(devices) if devices is not None else (detect_devices(probe=probe) if probe is not None else detect_devices())
     if not present:
         return
     want = cfg.train.device.strip().lower()
@@ -80,7 +80,7 @@ def device_problems(cfg, devices: Iterable | None = None, probe=None) -> Iterato
     spec = device_spec(want, present)
     info = next((d for d in present if getattr(d, "spec", d) == spec), None)
     if info is None or not getattr(info, "usable", True):
-        why = why_no_gpu(probe) if spec.startswith("cuda") else None
+        why = (why_no_gpu(probe) if probe is not None else why_no_gpu()) if spec.startswith("cuda") else None
         specs = [getattr(d, "spec", d) for d in present if getattr(d, "usable", True)]
         yield Problem("train.device", f"{want!r} is not available on this machine{f' ({why})' if why else ''}; present: {', '.join(specs)}")
         return
@@ -111,7 +111,7 @@ def machine_notes(cfg, devices: Iterable | None = None) -> list[str]:
     except (ConfigError, RuntimeError, AssertionError):
         choice = None
     if choice is not None:
-        if cfg.train.precision == "auto" and choice.note:
+        if cfg.train.precision == "auto" and choice.dtype is not None and choice.note:  # fp32 goes without saying
             notes.append(f"precision auto on {spec}: {choice.note}")
         if choice.warning:
             notes.append(choice.warning)
