@@ -95,8 +95,12 @@ def main() -> None:
     cl, wall_cl = ours(data, a.arch, a.width, a.images, a.batch, a.seed, channels_last=True)
     print(f"optai-tui Trainer (tensor loader, train.channels_last=true):   {cl:8.1f} img/s  (whole run: {wall_cl:.1f}s)")
     print(f"ratio ours / baseline: {mine / base:.2f}x   with channels_last: {cl / base:.2f}x")
-    from optai_tui.training.device import cpu_supports_bf16
+    from optai_tui.training.device import cpu_supports_bf16, precision_for
 
+    choice = precision_for("auto", torch.device("cpu"))
+    au, wall_au = ours(data, a.arch, a.width, a.images, a.batch, a.seed, precision="auto")
+    print(f"optai-tui Trainer (train.precision=auto: {choice.note}): {au:8.1f} img/s  (whole run: {wall_au:.1f}s)")
+    print(f"ratio ours (precision auto, as a user gets it) / baseline (fp32): {au / base:.2f}x")
     if cpu_supports_bf16():
         bf, wall_bf = ours(data, a.arch, a.width, a.images, a.batch, a.seed, channels_last=True, precision="bf16")
         print(f"optai-tui Trainer (channels_last + train.precision=bf16):      {bf:8.1f} img/s  (whole run: {wall_bf:.1f}s)")

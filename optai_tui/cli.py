@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .errors import ConfigError, OptaiError
+from .errors import ConfigError, OptaiError, TrainingError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_STOPPED = 0, 1, 2, 130
 
@@ -329,7 +329,14 @@ def cmd_profile(args) -> int:
         dev = resolve_device(args.device)
     except OptaiError as e:
         raise type(e)(e.message, hint=e.hint, field="--device") from None
-    prof = profile_model(args.arch, num_classes=args.num_classes, in_channels=args.in_channels, image_size=size, width=args.width, device=str(dev))
+    try:
+        prof = profile_model(args.arch, num_classes=args.num_classes, in_channels=args.in_channels, image_size=size, width=args.width, device=str(dev))
+    except Exception as e:  # out of memory is the user's to fix (a smaller model or image), not a bug
+        from .training.device import is_oom, memory_state, oom_message
+
+        if not is_oom(e):
+            raise
+        raise TrainingError(oom_message(f"profiling {args.arch} at {size}px", dev, memory_state(dev)), kind="oom") from None
     d = prof.to_dict()
     if args.json:
         print(json.dumps(d))
@@ -353,16 +360,39 @@ def cmd_doctor(args) -> int:
     import torch
 
     from .data import default_data_root
-    from .training.device import detect_devices, why_no_gpu
+    from .training.device import (
+        compile_problem,
+        cpu_flags,
+        cpu_native_bf16,
+        current_probe,
+        detect_devices,
+        precision_for,
+        why_no_gpu,
+    )
 
     console = Console(highlight=False)
-    console.print(f"optai-tui {__version__}, Python {platform.python_version()}, torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}")
-    for d in detect_devices(cuda_context=True):
+    probe = current_probe(cuda_context=True)
+    arch = f" ({', '.join(probe.arch_list)})" if probe.arch_list else ""
+    console.print(f"optai-tui {__version__}, Python {platform.python_version()}, torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}{arch}", markup=False)
+    for g in probe.smi:
+        cap = f", sm_{g.capability[0]}{g.capability[1]}" if g.capability else ""
+        console.print(f"  nvidia-smi GPU {g.index}: {g.name}{cap}, driver {g.driver or '?'}, {g.uuid}", markup=False)
+    for d in detect_devices(probe=probe):
         mem = f", {d.free_mb / 1024:.1f} / {d.total_mb / 1024:.1f} GiB free" if d.total_mb else ""
-        console.print(f"  device {d.spec}: {d.name}{mem}", markup=False)
-    reason = why_no_gpu()
+        smi = f" (nvidia-smi GPU {d.smi_index})" if d.smi_index is not None and f"cuda:{d.smi_index}" != d.spec else ""
+        bad = ", NOT USABLE by this torch build" if not d.usable else ""
+        precision = ""
+        if d.usable and d.spec != "mps":
+            choice = precision_for("auto", torch.device(d.spec))
+            precision = f"; precision auto: {choice.note or choice.name}"
+        console.print(f"  device {d.spec}{smi}: {d.name}{mem}{bad}{precision}", markup=False)
+    reason = why_no_gpu(probe)
     if reason:
         console.print(f"  no GPU: {reason}", markup=False)
+    native = "native bf16 (AMX/AVX512-BF16)" if cpu_native_bf16(cpu_flags()) else "no native bf16"
+    console.print(f"  cpu: {native}, capability {torch.backends.cpu.get_cpu_capability()}", markup=False)
+    why = compile_problem()
+    console.print(f"  torch.compile: {'available (C compiler and Python headers found)' if why is None else 'unavailable: ' + why + '; runs with train.compile fall back to eager'}", markup=False)
     mps = getattr(torch.backends, "mps", None)
     console.print(f"  MPS (Apple GPU): {'available' if mps is not None and mps.is_available() else 'not available'}", markup=False)
     root = default_data_root()

@@ -297,10 +297,10 @@ class TrainConfig(_Section):
     """Images per training step."""
 
     device: str = "auto"
-    """auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."""
+    """auto (the usable GPU with the most free memory, then MPS, then CPU; refused when nvidia-smi sees GPUs this torch cannot use), cpu, cuda (the GPU with the most free memory), cuda:N (CUDA's numbering) or mps."""
 
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """Mixed precision: auto = bf16 on GPUs that support it, else fp16; fp32 on the CPU (bf16 there on request)."""
+    """Mixed precision: auto = bf16 on GPUs of compute capability 8.0+, else fp16 with a GradScaler; on a CPU with native bf16 (AMX/AVX512-BF16) bf16 with channels-last, else fp32."""
 
     channels_last: bool = False
     """Channels-last memory format (faster convolutions on recent GPUs)."""

@@ -175,6 +175,9 @@ class TensorLoader(EpochLoader):
     augments (crop with ``crop_padding`` zero padding, or reflection padding ``translate``; random
     horizontal ``flip``); ``train=False`` keeps the order and only normalises.
 
+    ``storage``: where the images live (device, pinned, host), decided by ``build_loaders``'s budget;
+    None: on a GPU when they fit ``memory_fraction`` of its free memory, else pinned host memory.
+
     ``cpu_threads``: intra-op threads for the batch ops when ``device`` is the CPU (default 1, see
     ``_intra_op_threads``; ``None`` leaves torch's setting alone). The model's own ops are unaffected.
 
@@ -202,6 +205,7 @@ class TensorLoader(EpochLoader):
         dtype: torch.dtype = torch.float32,
         memory_fraction: float = 0.5,
         cpu_threads: int | None = 1,
+        storage: str | None = None,
     ) -> None:
         self._init_common(x, y, batch_size=batch_size, device=device, train=train, drop_last=drop_last, seed=seed,
                           resize_to=resize_to, channels_last=channels_last, dtype=dtype)
@@ -218,12 +222,10 @@ class TensorLoader(EpochLoader):
             raise DataError(f"translate={self.pad} is too large for {self.height}x{self.width} images",
                             field="data.translate")
 
-        self.storage = self._place(x, memory_fraction)
+        self.storage = storage or self._place(x, memory_fraction)
         self.x = x.to(self.device) if self.storage == "device" else x
         if self.storage == "pinned":  # batches are gathered into two pinned buffers, taken in turn
-            self._buffers = [torch.empty((self.batch_size, *x.shape[1:]), dtype=torch.uint8).pin_memory()
-                             for _ in range(2)]
-            self._events: list[torch.cuda.Event | None] = [None, None]
+            self._staging = PinnedStaging((self.batch_size, *x.shape[1:]), self.device)
         self.y = y.to(device=self.device, dtype=torch.int64)
         self._mean, self._inv_std = _norm_tensors(mean, std, self.channels, self.device, dtype)
         # intra-op threads for the batch ops when they run on the CPU (None: leave torch's setting)
@@ -280,17 +282,7 @@ class TensorLoader(EpochLoader):
     def _fetch(self, idx: torch.Tensor, k: int) -> torch.Tensor:
         if self.storage != "pinned":
             return self.x.index_select(0, idx)
-        slot = k % 2
-        event = self._events[slot]
-        if event is not None:
-            event.synchronize()  # the copy that last read this buffer has finished
-        buf = self._buffers[slot][: len(idx)]
-        torch.index_select(self.x, 0, idx, out=buf)
-        xb = buf.to(self.device, non_blocking=True)
-        event = torch.cuda.Event()
-        event.record()
-        self._events[slot] = event
-        return xb
+        return self._staging.fetch(self.x, idx, k)
 
     def _normalise(self, xb: torch.Tensor) -> torch.Tensor:
         return xb.to(torch.float32).sub_(self._mean).mul_(self._inv_std)
@@ -308,3 +300,38 @@ class TensorLoader(EpochLoader):
     def __repr__(self) -> str:
         return (f"TensorLoader({self.num_samples} samples, batch_size={self.batch_size}, train={self.train}, "
                 f"device={self.device}, storage={self.storage})")
+
+
+class PinnedStaging:
+    """Batches of host images copied to a CUDA device through two pinned buffers, taken in turn.
+
+    The copy of batch ``k`` is asynchronous; buffer ``k % 2`` is refilled only after the event recorded
+    behind its previous copy has completed. Both the copy and the event go to the *current stream of the
+    loader's device* (under ``cuda.device(device)``): an event recorded on another GPU's stream (GPU 0's,
+    when the process never called set_device) says nothing about this copy, and the buffer could be
+    overwritten while it is read (wrong images for the labels). ``cuda``: ``torch.cuda`` or a test's fake
+    (``device``, ``current_stream``, ``Event``); ``pin`` and ``copy`` likewise.
+    """
+
+    def __init__(self, shape: tuple[int, ...], device: torch.device, *, cuda=None, pin=None, copy=None) -> None:
+        self.device = torch.device(device)
+        self.cuda = cuda if cuda is not None else torch.cuda
+        pin = pin or (lambda t: t.pin_memory())
+        self._copy = copy or (lambda buf: buf.to(self.device, non_blocking=True))
+        self.buffers = [pin(torch.empty(shape, dtype=torch.uint8)) for _ in range(2)]
+        self.events: list = [None, None]
+
+    def fetch(self, x: torch.Tensor, idx: torch.Tensor, k: int) -> torch.Tensor:
+        slot = k % 2
+        event = self.events[slot]
+        if event is not None:
+            event.synchronize()  # the copy that last read this buffer has finished
+        buf = self.buffers[slot][: len(idx)]
+        torch.index_select(x, 0, idx, out=buf)
+        with self.cuda.device(self.device):
+            stream = self.cuda.current_stream(self.device)
+            xb = self._copy(buf)
+            event = self.cuda.Event()
+            event.record(stream)
+        self.events[slot] = event
+        return xb

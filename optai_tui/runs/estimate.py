@@ -61,13 +61,16 @@ def same_setup(a: RunConfig, b: RunConfig) -> bool:
     )
 
 
-def run_device(spec: str, detected: Sequence[str] | None) -> str | None:
-    """The device a config's ``train.device`` trains on, as run summaries name it: 'auto' is the first
-    detected device (None while unknown), 'cuda' is 'cuda:0'."""
-    if spec == "auto":
-        return detected[0] if detected else None
-    if spec == "cuda":
-        return "cuda:0"
+def run_device(spec: str, detected: Sequence | None) -> str | None:
+    """The device a config's ``train.device`` trains on, as run summaries name it: 'auto' and 'cuda' as
+    the trainer resolves them among the ``detected`` devices (DeviceInfo or specs: the GPU with the most free
+    memory; 'auto' is None while unknown)."""
+    if spec in ("auto", "cuda"):
+        if not detected:
+            return None if spec == "auto" else "cuda:0"
+        from ..training.device import device_spec
+
+        return device_spec(spec, detected)
     return spec
 
 

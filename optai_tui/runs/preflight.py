@@ -137,19 +137,28 @@ def data_notes(cfg) -> list[str]:
 
 
 # -- device and precision --------------------------------------------------------------------
-def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[Problem]:
+def device_problems(cfg, devices: Iterable | None = None, probe=None) -> Iterator[Problem]:
+    """The device exists and can train here, and the precision runs on it. ``devices``: DeviceInfo or
+    specs (detected when not given); ``probe``: the GPU probe (training/device.py) the refusal of ``auto``
+    with unusable GPUs reads (this process's last one when not given)."""
     import torch
 
-    from ..training.device import detect_devices, device_spec, resolve_precision, why_no_gpu
+    from ..training.device import auto_refusal, current_probe, detect_devices, device_spec, resolve_precision, why_no_gpu
 
-    present = list(devices) if devices is not None else [d.spec for d in detect_devices()]
+    present = list(devices) if devices is not None else (detect_devices(probe=probe) if probe is not None else detect_devices())
     if not present:
         return
     want = cfg.train.device.strip().lower()
+    refusal = auto_refusal(want, probe or current_probe())
+    if refusal:
+        yield Problem("train.device", f"{want}: {refusal}")
+        return
     spec = device_spec(want, present)
-    if spec not in present:
-        why = why_no_gpu() if spec.startswith("cuda") else None
-        yield Problem("train.device", f"{want!r} is not available on this machine{f' ({why})' if why else ''}; present: {', '.join(present)}")
+    info = next((d for d in present if getattr(d, "spec", d) == spec), None)
+    if info is None or not getattr(info, "usable", True):
+        why = (why_no_gpu(probe) if probe is not None else why_no_gpu()) if spec.startswith("cuda") else None
+        specs = [getattr(d, "spec", d) for d in present if getattr(d, "usable", True)]
+        yield Problem("train.device", f"{want!r} is not available on this machine{f' ({why})' if why else ''}; present: {', '.join(specs)}")
         return
     try:
         resolve_precision(cfg.train.precision, torch.device(spec))
@@ -158,6 +167,35 @@ def device_problems(cfg, devices: Iterable[str] | None = None) -> Iterator[Probl
             yield Problem(e.field or "train.precision", f"{e.message} (train.device auto is {spec} here)", ("train.device",))
         else:
             yield Problem(e.field or "train.precision", e.message)
+
+
+def machine_notes(cfg, devices: Iterable | None = None) -> list[str]:
+    """What the machine decides for ``cfg`` that the user should see before Start (the form shows these):
+    the device auto picks, the precision auto picks (and channels-last with it), a forced precision that
+    will be slow, and torch.compile falling back to eager."""
+    import torch
+
+    from ..training.device import compile_problem, detect_devices, device_spec, precision_for
+
+    present = list(devices) if devices is not None else detect_devices()
+    notes = []
+    spec = device_spec(cfg.train.device, present) if present else "cpu"
+    if cfg.train.device in ("auto", "cuda") and spec.startswith("cuda"):
+        notes.append(f"train.device {cfg.train.device} is {spec} (the GPU with the most free memory)")
+    try:
+        choice = precision_for(cfg.train.precision, torch.device(spec))
+    except (ConfigError, RuntimeError, AssertionError):
+        choice = None
+    if choice is not None:
+        if cfg.train.precision == "auto" and choice.dtype is not None and choice.note:  # fp32 goes without saying
+            notes.append(f"precision auto on {spec}: {choice.note}")
+        if choice.warning:
+            notes.append(choice.warning)
+    if cfg.train.compile:
+        why = compile_problem()
+        if why:
+            notes.append(f"train.compile: {why}; the run trains without compile (eager)")
+    return notes
 
 
 # -- the backbone of a transfer run -------------------------------------------------------------

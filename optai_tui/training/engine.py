@@ -35,7 +35,7 @@ from ..fsio import atomic_copy, atomic_write_bytes
 from . import events as ev
 from .backbone_file import BackboneFile
 from .checkpoint import save_checkpoint, serialize_checkpoint
-from .device import device_name, resolve_device, resolve_precision
+from .device import activate, compile_problem, device_name, is_oom, memory_state, oom_message, precision_for, resolve_device
 from .optim import LRSchedule, build_optimizer
 from .profile import count_macs, count_parameters
 from .transfer import Phase, build_model, configure_phase, phase_at, plan_phases, prepare_phase, set_train_mode
@@ -126,11 +126,8 @@ class Trainer:
             self._emit_failure(ev.RunFailed(epoch=len(self.history), error=str(e), kind=e.kind if isinstance(e, TrainingError) else "error"))
             raise
         except Exception as e:  # an unexpected bug: record it, keep the traceback for the log
-            if _is_oom(e):
-                msg = (
-                    f"out of memory at batch size {self.config.train.batch_size}; "
-                    f"try train.batch_size={max(1, self.config.train.batch_size // 2)} or a smaller model"
-                )
+            if is_oom(e):
+                msg = self._oom_message()
                 self._emit_failure(ev.RunFailed(epoch=len(self.history), error=msg, kind="oom"))
                 raise TrainingError(msg, kind="oom") from None
             self._emit_failure(ev.RunFailed(epoch=len(self.history), error=f"{type(e).__name__}: {e}", kind="error"))
@@ -148,7 +145,11 @@ class Trainer:
     def _setup(self) -> None:
         cfg = self.config
         self.device = resolve_device(cfg.train.device)
-        self.amp_dtype = resolve_precision(cfg.train.precision, self.device)
+        activate(self.device)  # streams, events and stray allocations on this GPU, not GPU 0
+        self.precision = precision_for(cfg.train.precision, self.device)
+        self.amp_dtype = self.precision.dtype
+        self.channels_last = cfg.train.channels_last or self.precision.channels_last
+        machine_warnings = [self.precision.warning] if self.precision.warning else []
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -176,10 +177,14 @@ class Trainer:
                 )
             except LoadCancelled:
                 raise _StopNow from None
-        self._setup_warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+        self._setup_warnings = machine_warnings + list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
         if d.normalize == "imagenet":
             splits = dataclasses.replace(splits, mean=IMAGENET_MEAN_STD[0], std=IMAGENET_MEAN_STD[1])
         self.splits = splits
+        self.num_classes = len(splits.classes)
+        # A resumed run takes every weight from its own checkpoint, not from the backbone source again
+        # (which may be gone, or whose name may now point at a newer run).
+        model = build_model(cfg, self.num_classes, splits.in_channels, backbone=self.backbone, load_weights=self._resume_ckpt is None)
         self.train_loader, self.val_loader = build_loaders(
             splits,
             batch_size=cfg.train.batch_size,
@@ -189,21 +194,42 @@ class Trainer:
             crop_padding=d.crop_padding,
             flip=d.hflip,
             resize_to=cfg.transfer.resize_to,
-            channels_last=cfg.train.channels_last,
+            channels_last=self.channels_last,
             loader=d.loader,
             workers=cfg.train.workers,
+            model_bytes=self._model_bytes(model) if self.device.type == "cuda" and d.loader == "auto" else 0,
         )
-        self.num_classes = len(splits.classes)
-        # A resumed run takes every weight from its own checkpoint, not from the backbone source again
-        # (which may be gone, or whose name may now point at a newer run).
-        self.model = build_model(cfg, self.num_classes, splits.in_channels, backbone=self.backbone, load_weights=self._resume_ckpt is None).to(self.device)
-        if cfg.train.channels_last:
+        self.model = model.to(self.device)
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.step_model = torch.compile(self.model) if cfg.train.compile else self.model
+        no_compile = compile_problem() if cfg.train.compile else None
+        if no_compile:
+            self._setup_warnings.insert(0, f"train.compile: {no_compile}; training without compile (eager)")
+        self.step_model = torch.compile(self.model) if cfg.train.compile and not no_compile else self.model
         self._base = (self.train_loader, self.val_loader, self.step_model)
         self.phases = plan_phases(cfg)
         h, w = splits.image_size
         self.image_size = cfg.transfer.resize_to or (h if h == w else [h, w])
+
+    def _model_bytes(self, model: torch.nn.Module) -> int:
+        """The model's estimated training memory (weights, gradients, optimizer state, activations)."""
+        from .profile import estimate_train_memory_mb
+
+        h, w = self.splits.image_size
+        size = self.config.transfer.resize_to or (h, w)
+        states = 2 if self.config.optim.name in ("adam", "adamw") else 1
+        try:
+            return int(estimate_train_memory_mb(model, self.config.train.batch_size, size, self.splits.in_channels, states) * 2**20)
+        except Exception:  # informative: an estimate that fails leaves the old rule
+            return 0
+
+    def _oom_message(self) -> str:
+        device = getattr(self, "device", None) or torch.device("cpu")
+        loader = getattr(self, "train_loader", None)
+        storage = getattr(loader, "storage", None)
+        splits = getattr(self, "splits", None)
+        return oom_message("while training", device, memory_state(device), data_bytes=splits.nbytes if splits is not None else None,
+                           data_on=storage, batch_size=self.config.train.batch_size)
 
     def _start_phase(self, phase: Phase, start_step: int, *, prepare: bool = True) -> None:
         cfg = self.config
@@ -214,7 +240,7 @@ class Trainer:
         if prepare:
             self._feature_cache_seconds = prepare_phase(self, phase)
         self.optimizer = build_optimizer(groups, cfg.optim)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler)
         steps = len(self.train_loader)
         self.schedule = LRSchedule(
             cfg.schedule,
@@ -240,6 +266,8 @@ class Trainer:
         if ckpt is not None and ckpt.get("phase") == phase.name:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.schedule.load_state_dict(ckpt["schedule"])
+            if ckpt.get("scaler"):  # an fp16 run's loss scale continues where it was
+                self.scaler.load_state_dict(ckpt["scaler"])
         elif ckpt is not None and start_epoch > 0:
             self.schedule.scale = float(ckpt.get("schedule", {}).get("scale", 1.0))
         total, trainable = count_parameters(self.model)
@@ -456,6 +484,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),  # {} unless fp16
             "best_val_acc": self.best_val_acc,
             "history": self.history,
             "train_seconds": elapsed,
@@ -526,6 +555,3 @@ def _peak_memory_mb(device: torch.device) -> float:
             return 0.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
-
-def _is_oom(e: BaseException) -> bool:
-    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()

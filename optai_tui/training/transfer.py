@@ -230,7 +230,7 @@ def cache_features(trainer: Any) -> tuple[FeatureLoader, FeatureLoader | None]:
         mean=splits.mean,
         std=splits.std,
         resize_to=cfg.transfer.resize_to,
-        channels_last=cfg.train.channels_last,
+        channels_last=getattr(trainer, "channels_last", cfg.train.channels_last),
     )
     train_x, train_y = extract_features(trainer.model, in_order, autocast)
     del in_order

@@ -30,3 +30,4 @@ def _fixed_devices(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(device, "detect_devices", lambda: [device.DeviceInfo("cpu", "Test CPU")])
     monkeypatch.setattr(device, "why_no_gpu", lambda: "this torch build has no CUDA support (CPU-only wheel)")
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset())  # precision auto: fp32, as on a CPU without bf16

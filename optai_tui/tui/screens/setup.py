@@ -130,7 +130,7 @@ class SetupScreen(Screen):
 
         yield from data_problems(cfg)
         if self.devices is not None:
-            yield from device_problems(cfg, [d.spec for d in self.devices])
+            yield from device_problems(cfg, self.devices)
         yield from backbone_problems(cfg, self.runs_dir)
 
     def on_config_form_validated(self, message: ConfigForm.Validated) -> None:
@@ -146,7 +146,12 @@ class SetupScreen(Screen):
             general = r.problems.get("")
             if general:
                 t.append("\n" + "\n".join(general), style="red")
-        for w in r.warnings:
+        notes = list(r.warnings)
+        if r.config is not None and self.devices is not None:
+            from ...runs.preflight import machine_notes
+
+            notes += machine_notes(r.config, self.devices)  # what auto picks here, a slow or eager fallback
+        for w in notes:
             t.append(f"\nnote: {w}", style="yellow")
         if r.config is not None:
             self._show_data_plan(r.config, t)

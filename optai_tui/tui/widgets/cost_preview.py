@@ -86,7 +86,7 @@ def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = N
     out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size,
                            "num_classes": num_classes, "then_all": len(phases) > 1}
     if runs_dir is not None:
-        device = run_device(cfg.train.device, [d.spec for d in devices] if devices else None)
+        device = run_device(cfg.train.device, list(devices) if devices else None)
         estimate = estimate_epoch_seconds(cfg, runs_dir, device)
         if estimate is not None:
             out.update(estimate.as_dict())

@@ -43,6 +43,11 @@ class DevicePanel(Static):
             t.append(f"{d.spec:<7}", style="bold green" if d.spec != "cpu" else "bold")
             # the whole name (the panel wraps it): a cut CPU or GPU model no longer says which one it is
             t.append(f" {d.name}\n" if len(d.name) <= 22 else f"\n{d.name}\n")
+            smi = getattr(d, "smi_index", None)
+            if smi is not None and f"cuda:{smi}" != d.spec:  # the run's numbering first, nvidia-smi's beside it
+                t.append(f"        nvidia-smi GPU {smi}\n", style="dim")
+            if not getattr(d, "usable", True):
+                t.append("        not usable by this torch build\n", style="yellow")
             if d.total_mb:
                 t.append(f"        {(d.free_mb or 0) / 1024:.1f} / {d.total_mb / 1024:.1f} GiB free\n")
         if why_no_gpu:
