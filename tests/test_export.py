@@ -580,3 +580,54 @@ def test_html_report_renders_in_a_real_browser(runs_dir, ids, tmp_path, image_fo
     assert all(u == page.resolve().as_uri() or u.startswith("data:") for u in report.requests), report.requests
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     assert sorted(f.name for f in tmp_path.iterdir()) == ["report.html", "report.png"]
+
+
+# ---------------------------------------------------------------------------------------------
+# What was done to a run on the way: the config alone is not the recipe
+
+
+def test_reports_list_the_controls_applied_stops_and_resumes(tmp_path):
+    """Issue 13: a run whose lr was divided by 10 mid-run, stopped and resumed was reported with its starting
+    config alone. Markdown, HTML and JSON list each control (epoch and step), the stop and the resume."""
+    from optai_tui.config import validate_config
+    from optai_tui.runs.launch import new_session, resume_session
+    from optai_tui.training import events as ev
+
+    from .conftest import tiny
+
+    runs = tmp_path / "runs"
+    holder = {}
+
+    def on_event(e):
+        if isinstance(e, ev.EpochEnd) and e.epoch == 1:
+            holder["s"].run_dir.send_control("lr_div10")
+        if isinstance(e, ev.ControlApplied) and e.action == ev.ControlAction.LR_DIV10:
+            holder["s"].request_stop(after_epoch=True)
+
+    cfg = validate_config(tiny(schedule={"name": "constant"}, train={"epochs": 3}))
+    holder["s"] = s = new_session(cfg, runs, sinks=[on_event])
+    assert s.run()["status"] == "stopped"
+    plain = new_session(validate_config(tiny(name="plain", train={"epochs": 1})), runs)
+    plain.run()
+    assert resume_session(s.run_dir).run()["status"] == "completed"
+    applied = [e for e in s.run_dir.iter_events(kinds=(ev.ControlApplied,))]
+    epoch, step = applied[0].epoch, applied[0].step  # a request sent as epoch 1 is validated applies to epoch 1
+    assert epoch == 1 and len(applied) == 1
+    expected = [
+        f"lr / 10 at epoch 1, step {step} (lr now 0.005)",
+        "stopped after 1 epoch",
+        "resumed at epoch 2",
+    ]
+    md = export_runs([s.run_dir.run_id, plain.run_dir.run_id], "md", tmp_path / "r.md", runs).read_text()
+    section = md.split("#### Controls applied during the run", 1)[1].split("####", 1)[0]
+    assert [ln[2:] for ln in section.splitlines() if ln.startswith("- ")] == expected
+    assert "it alone does not reproduce the run" in section
+    plain_section = md.split("#### Controls applied during the run")[2].split("####", 1)[0]
+    assert "None: the run trained with the config below from its start." in plain_section
+    html_text = export_runs([s.run_dir.run_id], "html", tmp_path / "r.html", runs).read_text()
+    assert all(f"<li>{line}</li>" in html_text for line in expected)
+    j = json.loads(export_runs([s.run_dir.run_id, plain.run_dir.run_id], "json", tmp_path / "r.json", runs).read_text())
+    by_name = {r["name"]: r for r in j["runs"]}
+    assert [c["text"] for c in by_name["tiny"]["controls"]] == expected
+    assert [(c["action"], c["epoch"], c["step"]) for c in by_name["tiny"]["controls"]] == [("lr_div10", 1, step), ("stopped", 1, None), ("resumed", 2, None)]
+    assert by_name["plain"]["controls"] == []

@@ -29,6 +29,7 @@ import yaml
 
 from ..errors import ConfigError
 from . import report_charts
+from .interventions import read_interventions
 from ..fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds, now_iso, num
 from ..fsio import atomic_write_bytes
 from .outfile import OutputGuard, is_stream, plan_output, replaceable, resolve_path, write_output, write_target  # noqa: F401 (is_stream, write_output: re-exported)
@@ -224,6 +225,13 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
         blocks.append(T([c[0] for c in cols], rows))
     else:
         blocks.append(P("No epoch finished yet."))
+    blocks.append(H(4, "Controls applied during the run"))
+    done = read_interventions(r.path)
+    if done:
+        blocks.append(L([i.text for i in done]))
+        blocks.append(P("The config below is the one the run started with: with these changes on the way, it alone does not reproduce the run."))
+    else:
+        blocks.append(P("None: the run trained with the config below from its start."))
     blocks.append(H(4, "Config"))
     blocks.append(Block("code", text=yaml.safe_dump(r.config, sort_keys=False).rstrip(), lang="yaml"))
     return blocks
