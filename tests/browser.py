@@ -6,6 +6,7 @@ nothing beyond the standard library and Debian's ``chromium`` package (``.ci/run
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -26,6 +27,12 @@ def find_chromium() -> str | None:
     return None
 
 
+def _high(fd: int) -> int:
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return new
+
+
 @dataclass
 class PageReport:
     images: list[dict]  # alt, complete, naturalWidth, naturalHeight, src scheme
@@ -39,8 +46,9 @@ class Chromium:
     def __init__(self, binary: str, timeout: float = 60.0):
         self.timeout = timeout
         self.profile = tempfile.mkdtemp(prefix="optai-chromium-")
-        to_child_r, self._to_child = os.pipe()
-        self._from_child, from_child_w = os.pipe()
+        # every end above fd 9, so that dup2 onto 3 and 4 in the child never meets one of them (dup2 of an fd
+        # onto itself would keep its close-on-exec flag)
+        to_child_r, self._to_child, self._from_child, from_child_w = (_high(fd) for fd in (*os.pipe(), *os.pipe()))
         # the child reads commands on fd 3 and writes answers on fd 4
         def fds() -> None:
             os.dup2(to_child_r, 3)
