@@ -15,7 +15,7 @@ Refused whatever ``force`` says:
 
 - a path inside a run folder, once resolved (symlinks followed, ``..`` included): one of the runs
   directory, one of the runs exported, or any folder that holds a run's records (``config.yaml`` with
-  ``events.jsonl`` or ``summary.json``), whatever runs directory it belongs to: an export never writes
+  ``events.jsonl``, or with ``summary.json`` and ``checkpoints/``), whatever runs directory it belongs to: an export never writes
   into a run;
 - a symlink met on the way that sits in a shared sticky folder (``/tmp``: world-writable, mode 1777) and
   is owned by neither this user nor the folder's owner: the kernel's ``protected_symlinks`` rule, applied
@@ -188,9 +188,12 @@ def _is_run_folder(p: Path) -> bool:
 
 
 def _holds_run_records(p: Path) -> bool:
-    """A run folder of any runs directory: its config beside its event log or its summary."""
+    """A run folder of any runs directory: its config beside its event log, or beside its summary and its
+    checkpoints (a project folder with a config.yaml and a summary.json of its own is not one)."""
     try:
-        return (p / "config.yaml").is_file() and ((p / "events.jsonl").is_file() or (p / "summary.json").is_file())
+        if not (p / "config.yaml").is_file():
+            return False
+        return (p / "events.jsonl").is_file() or ((p / "summary.json").is_file() and (p / "checkpoints").is_dir())
     except OSError:
         return False
 

@@ -124,6 +124,11 @@ def test_a_run_folder_of_another_runs_directory_is_refused(runs, ids, tmp_path, 
             assert "inside run folder their-run" in err and "internal error" not in err
     assert digest(other) == before
     assert cli(runs, ids[0], "-o", str(other / "beside-the-runs.md")) == 0  # its runs directory itself is fine
+    project = tmp_path / "project"  # a folder of the user's with a config.yaml and a summary.json is not a run
+    project.mkdir()
+    (project / "config.yaml").write_text("lr: 0.1\n")
+    (project / "summary.json").write_text("{}\n")
+    assert cli(runs, ids[0], "-o", str(project / "report.md")) == 0
 
 
 # ---------------------------------------------------------------------------------------------
