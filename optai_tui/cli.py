@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -211,10 +212,7 @@ def cmd_presets(args) -> int:
 
     console = Console(highlight=False)
     if args.action in (None, "list"):
-        table = Table("name", "source", "description", box=None)
-        for r in list_presets():
-            table.add_row(r.name, r.source, r.description)
-        console.print(table)
+        _print_presets(_table_console(), list_presets())
         return EXIT_OK
     if args.action == "show":
         cfg = load_preset(args.name)
@@ -250,18 +248,38 @@ def _preset_notes(name: str) -> list[str]:
         return []
 
 
+def _print_presets(console: Console, presets) -> None:
+    """The presets' names whole (they are what one types), whatever the width: beside them their source and
+    description, wrapped; on a terminal too narrow for that, each description on its own lines below."""
+    name_w = max([len("name"), *(len(r.name) for r in presets)])
+    if console.width - name_w - len("shipped") - 4 >= 40:
+        table = Table(box=None, pad_edge=False)
+        table.add_column("name", no_wrap=True, min_width=name_w)
+        table.add_column("source", no_wrap=True)
+        table.add_column("description")
+        for r in presets:
+            table.add_row(Text(r.name), r.source, Text(r.description))
+        console.print(table)
+        return
+    for r in presets:
+        console.print(Text(f"{r.name}  ({r.source})"), soft_wrap=True)  # never cut: a long name runs on
+        if r.description:
+            console.print(Padding(Text(r.description, style="dim"), (0, 0, 0, 4)))  # wrapped lines indented too
+
+
 def _preset_error(name: str) -> ConfigError | None:
-    """What is wrong with a preset, as one error carrying every problem (None when it is valid): the
-    schema's rules, then the dataset folder it names (the checks ``train`` makes before a run that do
+    """What is wrong with a preset, as one error carrying every problem (None when it is valid): every
+    field and every rule of the schema, then the dataset folder it names (the checks ``train`` makes before a run that do
     not depend on this machine's devices or runs)."""
-    from .presets import find_preset, load_preset
+    from .presets import find_preset, preset_problems
     from .runs.preflight import data_problems
 
     try:
-        cfg = load_preset(name)
+        problems, cfg = preset_problems(name)  # every field and rule at once, not the first layer's alone
     except ConfigError as e:
         return e
-    problems = list(data_problems(cfg))
+    if cfg is not None:
+        problems += [p for p in data_problems(cfg) if p not in problems]
     return ConfigError.from_problems(problems, where=f" (in {find_preset(name).path})") if problems else None
 
 

@@ -17,7 +17,9 @@ import yaml
 
 from .config import RunConfig, config_to_dict, validate_config
 from .configio import apply_overrides, parse_override, read_yaml_file
-from .errors import ConfigError, UnknownNameError
+import copy
+
+from .errors import ConfigError, Problem, UnknownNameError
 from .locations import shipped_presets_dir, user_presets_dir
 
 DEFAULT_PRESET = "default"
@@ -120,6 +122,43 @@ def load_preset(name_or_path: str, overrides: list[str] | None = None) -> RunCon
         data = apply_overrides(data, overrides)
         sources = {".".join(parse_override(o)[0]): f"--set {o.strip()}" for o in overrides}
     return validate_config(data, source=str(ref.path), field_sources=sources)
+
+
+def preset_problems(name_or_path: str) -> tuple[list[Problem], RunConfig | None]:
+    """Every problem of a preset at once (``presets validate``), and the config it gives once they are set
+    aside (None when one cannot be). The schema stops at the first layer that fails (a rule across fields
+    runs only once every field it reads is valid), so each pass sets aside the fields found bad (their
+    defaults stand in) and validates again; a rule that then fails is reported unless it reads a field set
+    aside (it would be judging a default, not the file). A file that cannot be read raises its ConfigError."""
+    ref = find_preset(name_or_path)
+    data = _read_yaml(ref.path)
+    data.pop("description", None)
+    data = copy.deepcopy(data)
+    found: list[Problem] = []
+    dropped: set[str] = set()
+    for _ in range(8):  # each pass sets aside at least one field; a rule rarely hides more than a layer
+        try:
+            return found, validate_config(data, source=str(ref.path))
+        except ConfigError as e:
+            new = [p for p in e.problems if p not in found and not ({p.field, *p.related} & dropped)]
+            found += new
+            removed = [p.field for p in e.problems if _drop(data, p.field)]
+            if not removed:
+                return found, None
+            dropped.update(removed)
+    return found, None
+
+
+def _drop(data: dict[str, Any], dotted: str) -> bool:
+    """Remove the key ``a.b`` from nested ``data``; whether it was there."""
+    *parents, last = dotted.split(".") if dotted else [""]
+    node: Any = data
+    for k in parents:
+        node = node.get(k) if isinstance(node, dict) else None
+    if isinstance(node, dict) and last in node:
+        del node[last]
+        return True
+    return False
 
 
 def save_preset(name: str, cfg: RunConfig, *, description: str = "", folder: Path | None = None) -> Path:

@@ -109,6 +109,34 @@ def test_a_train_only_folder_is_refused_then_validated_with_val_split(tmp_path, 
     assert "bugs: 2 classes, 10 img val: 20% held out, stratified size: 32px, centre-cropped" in out
 
 
+def test_presets_validate_reports_every_layer_of_problems_at_once(tmp_path, capsys, monkeypatch):
+    """Issue 13: a field error hid the rules across fields (they run only on valid fields) and the dataset
+    folder check; one validate lists them all, and a rule that reads a field found bad is not judged on
+    that field's default."""
+    monkeypatch.setenv("COLUMNS", "2000")
+    bad = tmp_path / "bad.yaml"
+    folder = tmp_path / "flowers"
+    bad.write_text(
+        "optim:\n  lr: 50\n  momentum: 0\n  nesterov: true\ntrain:\n  epochs: 0\n"
+        f"data:\n  dataset: imagefolder\n  path: {folder}\n"
+    )
+    assert main(["presets", "validate", str(bad)]) == 2
+    out = capsys.readouterr().out
+    lines = [ln.strip() for ln in out.splitlines()]
+    assert "optim.lr: must be greater than 0 and at most 10 (got 50)" in lines
+    assert "train.epochs: must be between 1 and 100000 (got 0)" in lines
+    assert any(ln.startswith("optim.nesterov: Nesterov needs momentum > 0") for ln in lines), out
+    assert f"data.path: folder {str(folder)!r} does not exist" in lines
+    assert "(and 3 more)" in out
+    # the rule "step needs a milestone" is not judged on the default (none) of the milestones found bad
+    bad.write_text("schedule:\n  name: step\n  milestones: [0, -5]\n")
+    assert main(["presets", "validate", str(bad)]) == 2
+    lines = [ln.strip() for ln in capsys.readouterr().out.splitlines()]
+    assert [ln for ln in lines if ln.startswith("invalid")] == [
+        f"invalid {bad}: schedule.milestones: must be increasing positive epoch numbers, e.g. [100, 150] (in {bad})"
+    ]
+
+
 def test_unknown_preset_and_usage_errors(capsys):
     assert main(["train", "--preset", "defualt"]) == 2
     assert "did you mean 'default'" in flat(capsys.readouterr().err)
@@ -175,6 +203,36 @@ def test_presets_commands(capsys, tmp_path):
     bad.write_text("optim:\n  lr: -3\n")
     assert main(["presets", "validate", str(bad)]) == 2
     assert "optim.lr" in capsys.readouterr().out
+
+
+def test_presets_list_never_cuts_the_names_one_types(capsys, monkeypatch):
+    """Issue 13: at 80 columns the names were cut ("transfer-imagenet-resnet18-finet…"). In a pipe every row
+    is whole; on a terminal of any width every name is whole and no line is wider than the terminal."""
+    import io
+
+    from rich.console import Console
+
+    from optai_tui.cli import _print_presets
+    from optai_tui.presets import list_presets
+
+    user = Path(os.environ["OPTAI_PRESETS_DIR"])
+    user.mkdir(parents=True, exist_ok=True)
+    long_name = "my-very-long-preset-name-for-the-resnet18-lr-sweep-of-week-3"
+    (user / f"{long_name}.yaml").write_text("description: mine, with a long name\noptim:\n  lr: 0.05\n")
+    names = [r.name for r in list_presets()]
+    assert long_name in names and "transfer-imagenet-resnet18-probe-finetune" in names
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["presets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert {ln.split()[0] for ln in out.splitlines()[1:] if ln.strip()} == set(names)  # one whole row each
+    for width in (80, 100, 160):
+        buf = io.StringIO()
+        _print_presets(Console(file=buf, width=width, highlight=False), list_presets())
+        lines = buf.getvalue().splitlines()
+        assert max(len(ln.rstrip()) for ln in lines) <= width, width
+        starts = [ln.split()[0] for ln in lines if ln.strip() and not ln.startswith(" ")]
+        assert set(names) <= set(starts) and "…" not in buf.getvalue(), (width, buf.getvalue())
 
 
 def test_a_preset_file_that_is_not_utf8_is_reported_not_fatal(capsys, monkeypatch):

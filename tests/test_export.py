@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
@@ -146,8 +147,13 @@ def test_html_report_is_self_contained_and_holds_the_plots(runs_dir, ids, tmp_pa
     p.feed(text)
     p.close()
     assert text.startswith("<!DOCTYPE html>")
-    assert p.count("svg") == 4 and p.count("figure") == 4
-    assert p.count("polyline") >= 3  # the curves (and any Pareto front of 2+ runs)
+    imgs = [a for t, a in p.tags if t == "img"]
+    assert len(imgs) == 4 and p.count("figure") == 4
+    assert all(a["src"].startswith("data:image/svg+xml;base64,") for a in imgs)
+    svgs = [base64.b64decode(a["src"].split(",", 1)[1]).decode() for a in imgs]
+    for svg in svgs:
+        ET.fromstring(svg)  # each a well-formed SVG
+    assert sum(svg.count("<polyline") for svg in svgs) >= 3  # the curves (and any Pareto front of 2+ runs)
     # nothing is loaded from outside the file
     for tag, attrs in p.tags:
         for key in ("src", "href"):
@@ -160,13 +166,8 @@ def test_html_report_is_self_contained_and_holds_the_plots(runs_dir, ids, tmp_pa
     assert p.count("table") == 1 + 1 + 3  # comparison, config differences, one per-epoch table per run
     diff_rows = [a for t, a in p.tags if t == "tr" and a.get("class") == "diff"]
     assert len(diff_rows) == 2
-    # the images are written next to the report as well
-    assert sorted(f.name for f in (tmp_path / "report_files").iterdir()) == [
-        "tradeoff-macs.svg",
-        "tradeoff-params.svg",
-        "tradeoff-train-seconds.svg",
-        "val-acc-by-epoch.svg",
-    ]
+    # one file: nothing is written beside it (issue 13: a report_files/ folder was)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["report.html"]
 
 
 def test_html_embeds_png_when_matplotlib_is_installed(runs_dir, ids, tmp_path):
@@ -176,7 +177,8 @@ def test_html_embeds_png_when_matplotlib_is_installed(runs_dir, ids, tmp_path):
     p.feed(text)
     imgs = [a for t, a in p.tags if t == "img"]
     assert len(imgs) == 4 and all(a["src"].startswith("data:image/png;base64,") for a in imgs)
-    assert (tmp_path / "r_files" / "tradeoff-params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert base64.b64decode(imgs[0]["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["r.html"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,12 +447,12 @@ def test_export_into_a_character_device_keeps_it(runs_dir, ids, tmp_path):
 
 def test_report_plots_folder_blocked_by_a_file(runs_dir, ids, tmp_path):
     (tmp_path / "q_files").write_text("not a folder")
-    for fmt in ("md", "html"):
-        with pytest.raises(ConfigError) as e:
-            export_runs(ids, fmt, tmp_path / f"q.{fmt}", runs_dir)
-        assert str(tmp_path / "q_files") in str(e.value) and "not a folder" in str(e.value)
-        assert e.value.field == "output"
-        assert not (tmp_path / f"q.{fmt}").exists()
+    with pytest.raises(ConfigError) as e:
+        export_runs(ids, "md", tmp_path / "q.md", runs_dir)
+    assert str(tmp_path / "q_files") in str(e.value) and "not a folder" in str(e.value)
+    assert e.value.field == "output"
+    assert not (tmp_path / "q.md").exists()
+    assert export_runs(ids, "html", tmp_path / "q.html", runs_dir).is_file()  # HTML embeds its plots: no folder needed
     assert (tmp_path / "q_files").read_text() == "not a folder"
     # a single run has no plots: the file in the way does not matter
     assert export_runs(ids[:1], "md", tmp_path / "q.md", runs_dir).read_text().startswith("# Run report")
@@ -549,3 +551,83 @@ def test_tick_helpers():
     assert axes.nice_ticks(1, 2, integer=True) == [1, 2]
     assert axes.log_ticks(176e3, 11e6) == [1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 2e7]
     assert axes.should_log([1e5, 1e7]) and not axes.should_log([1.0, 3.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTML report is a web page: opened in a real headless browser
+
+
+@pytest.mark.parametrize("image_format", ["svg", "png"])
+def test_html_report_renders_in_a_real_browser(runs_dir, ids, tmp_path, image_format):
+    """Issue 13: every plot of the HTML report loads in Chromium with a non-zero natural size, the page logs
+    no error and asks for nothing but itself and its data: URLs; a screenshot is kept beside it."""
+    from .browser import Chromium, find_chromium
+
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package when it can)")
+    if image_format == "png":
+        pytest.importorskip("matplotlib")
+    page = export_runs(ids, "html", tmp_path / "report.html", runs_dir, image_format=image_format)
+    shot = tmp_path / "report.png"
+    with Chromium(binary) as browser:
+        report = browser.open(page, screenshot=shot)
+    assert len(report.images) == 4, report.images  # the three trade-off plots and the curves
+    for img in report.images:
+        assert img["complete"] and img["naturalWidth"] > 0 and img["naturalHeight"] > 0, img
+        assert img["scheme"] == "data", img
+    assert report.errors == []
+    assert all(u == page.resolve().as_uri() or u.startswith("data:") for u in report.requests), report.requests
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["report.html", "report.png"]
+
+
+# ---------------------------------------------------------------------------------------------
+# What was done to a run on the way: the config alone is not the recipe
+
+
+def test_reports_list_the_controls_applied_stops_and_resumes(tmp_path):
+    """Issue 13: a run whose lr was divided by 10 mid-run, stopped and resumed was reported with its starting
+    config alone. Markdown, HTML and JSON list each control (epoch and step), the stop and the resume."""
+    from optai_tui.config import validate_config
+    from optai_tui.runs.launch import new_session, resume_session
+    from optai_tui.training import events as ev
+
+    from .conftest import tiny
+
+    runs = tmp_path / "runs"
+    holder = {}
+
+    def on_event(e):
+        if isinstance(e, ev.EpochEnd) and e.epoch == 1:
+            holder["s"].run_dir.send_control("lr_div10")
+        if isinstance(e, ev.ControlApplied) and e.action == ev.ControlAction.LR_DIV10:
+            holder["s"].request_stop(after_epoch=True)
+
+    cfg = validate_config(tiny(schedule={"name": "constant"}, train={"epochs": 3}))
+    holder["s"] = s = new_session(cfg, runs, sinks=[on_event])
+    assert s.run()["status"] == "stopped"
+    plain = new_session(validate_config(tiny(name="plain", train={"epochs": 1})), runs)
+    plain.run()
+    assert resume_session(s.run_dir).run()["status"] == "completed"
+    applied = [e for e in s.run_dir.iter_events(kinds=(ev.ControlApplied,))]
+    epoch, step = applied[0].epoch, applied[0].step  # a request sent as epoch 1 is validated applies to epoch 1
+    assert epoch == 1 and len(applied) == 1
+    expected = [
+        f"lr / 10 at epoch 1, step {step} (lr now 0.005)",
+        "stopped after 1 epoch",
+        "resumed at epoch 2",
+    ]
+    md = export_runs([s.run_dir.run_id, plain.run_dir.run_id], "md", tmp_path / "r.md", runs).read_text()
+    section = md.split("#### Controls applied during the run", 1)[1].split("####", 1)[0]
+    assert [ln[2:] for ln in section.splitlines() if ln.startswith("- ")] == expected
+    assert "it alone does not reproduce the run" in section
+    plain_section = md.split("#### Controls applied during the run")[2].split("####", 1)[0]
+    assert "None: the run trained with the config below from its start." in plain_section
+    html_text = export_runs([s.run_dir.run_id], "html", tmp_path / "r.html", runs).read_text()
+    assert all(f"<li>{line}</li>" in html_text for line in expected)
+    j = json.loads(export_runs([s.run_dir.run_id, plain.run_dir.run_id], "json", tmp_path / "r.json", runs).read_text())
+    by_name = {r["name"]: r for r in j["runs"]}
+    assert [c["text"] for c in by_name["tiny"]["controls"]] == expected
+    assert [(c["action"], c["epoch"], c["step"]) for c in by_name["tiny"]["controls"]] == [("lr_div10", 1, step), ("stopped", 1, None), ("resumed", 2, None)]
+    assert by_name["plain"]["controls"] == []

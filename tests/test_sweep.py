@@ -212,7 +212,7 @@ def test_sweep_export_md_html_csv_json(sweep4, tmp_path, capsys):
         assert part in md, part
     assert sorted(p.stem for p in (out / "s4_files").iterdir()) == ["history", "slice-model-width", "slice-optim-lr"]
     html = (out / "s4.html").read_text()
-    assert html.count("<svg") == 3 and "Sweep report: s4" in html
+    assert html.count('src="data:image/svg+xml;base64,') == 3 and "Sweep report: s4" in html
     rows = (out / "s4.csv").read_text().splitlines()
     assert len(rows) == 5 and rows[0].startswith("number,state,value") and rows[0].endswith("param.optim.lr,param.model.width")
     j = json.loads((out / "s4.json").read_text())

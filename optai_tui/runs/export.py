@@ -35,6 +35,7 @@ from .compare import (
     load_record,
     pareto_flags,
 )
+from .interventions import read_interventions
 from .outfile import OutputGuard, plan_output, write_target
 from .store import resolve_run
 
@@ -240,6 +241,7 @@ def to_json(records: Sequence[RunRecord], *, per_epoch: bool = False) -> dict[st
     for r in records:
         row = run_row(r, flags[r.run_id])
         row["config"] = r.config
+        row["controls"] = [i.to_json() for i in read_interventions(r.path)]  # what changed on the way: see the config
         if per_epoch:
             row["history"] = [
                 {k: v for k, v in e.items() if k not in ("run_id", "name", "status", "arch", "width", "dataset")}

@@ -13,8 +13,10 @@ An export is written *into* the path the user names:
 
 Refused whatever ``force`` says:
 
-- a path inside a run folder of the runs directory, once resolved (symlinks followed, ``..`` included):
-  an export never writes into a run;
+- a path inside a run folder, once resolved (symlinks followed, ``..`` included): one of the runs
+  directory, one of the runs exported, or any folder that holds a run's records (``config.yaml`` with
+  ``events.jsonl``, or with ``summary.json`` and ``checkpoints/``), whatever runs directory it belongs to: an export never writes
+  into a run;
 - a symlink met on the way that sits in a shared sticky folder (``/tmp``: world-writable, mode 1777) and
   is owned by neither this user nor the folder's owner: the kernel's ``protected_symlinks`` rule, applied
   here too because the export is renamed over its target and rename never asks the kernel to follow
@@ -185,6 +187,22 @@ def _is_run_folder(p: Path) -> bool:
         return False
 
 
+def _holds_run_records(p: Path) -> bool:
+    """A run folder of any runs directory: its config beside its event log, or beside its summary and its
+    checkpoints (a project folder with a config.yaml and a summary.json of its own is not one)."""
+    try:
+        if not (p / "config.yaml").is_file():
+            return False
+        return (p / "events.jsonl").is_file() or ((p / "summary.json").is_file() and (p / "checkpoints").is_dir())
+    except OSError:
+        return False
+
+
+def _run_folders_above(real: Path) -> list[Path]:
+    """The run folders ``real`` (resolved) is in or is, wherever they are (another runs directory too)."""
+    return [p for p in (real, *real.parents) if _holds_run_records(p)]
+
+
 @dataclass(frozen=True)
 class OutputGuard:
     """What an export must not touch: the run folders of ``runs_dirs`` and the folders ``runs`` (wherever
@@ -211,7 +229,7 @@ class OutputGuard:
     def check_outside_runs(self, given: Path | str, *resolved: Path | str) -> None:
         for real in resolved:
             real = Path(real)
-            for folder in self.run_folders():
+            for folder in [*self.run_folders(), *_run_folders_above(real)]:
                 if real == folder or real.is_relative_to(folder):
                     via = f" (it leads to {str(real)!r})" if str(real) != os.path.abspath(given) else ""
                     raise ConfigError(

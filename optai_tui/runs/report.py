@@ -4,12 +4,13 @@ The report is first built as a small document model (headings, paragraphs, table
 figures), then rendered to Markdown or HTML, so both formats say the same thing:
 
 - for a set of runs: the comparison table, the Pareto-optimal runs for accuracy against parameters,
-  MACs and training time, the trade-off plots and validation curves as image files next to the report
-  (``<stem>_files/``), and the config fields that differ;
+  MACs and training time, the trade-off plots and validation curves (Markdown: image files next to the
+  report, ``<stem>_files/``; HTML: embedded), and the config fields that differ;
 - a short description of each architecture family used, written from the model registry;
 - per run: its config, hardware, wall time, parameters, MACs and the per-epoch accuracy table.
 
-The HTML embeds its images (inline SVG or data: URIs) so it can be mailed as one file.
+The HTML embeds its images (SVG or PNG in data: URLs) and writes nothing beside itself, so it can be
+mailed as one file.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import yaml
 
 from ..errors import ConfigError
 from . import report_charts
+from .interventions import read_interventions
 from ..fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds, now_iso, num
 from ..fsio import atomic_write_bytes
 from .outfile import OutputGuard, is_stream, plan_output, replaceable, resolve_path, write_output, write_target  # noqa: F401 (is_stream, write_output: re-exported)
@@ -226,6 +228,13 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
         blocks.append(T([c[0] for c in cols], rows))
     else:
         blocks.append(P("No epoch finished yet."))
+    blocks.append(H(4, "Controls applied during the run"))
+    done = read_interventions(r.path)
+    if done:
+        blocks.append(L([i.text for i in done]))
+        blocks.append(P("The config below is the one the run started with: with these changes on the way, it alone does not reproduce the run."))
+    else:
+        blocks.append(P("None: the run trained with the config below from its start."))
     blocks.append(H(4, "Config"))
     blocks.append(Block("code", text=yaml.safe_dump(r.config, sort_keys=False).rstrip(), lang="yaml"))
     return blocks
@@ -391,11 +400,10 @@ def render_html(title: str, blocks: list[Block]) -> str:
             out.append("</tbody></table>")
         elif b.kind == "figure" and b.figure is not None:
             f = b.figure
-            if f.fmt == "svg":
-                body = f.data.decode("utf-8")
-            else:
-                data = base64.b64encode(f.data).decode("ascii")
-                body = f'<img alt="{e(f.title)}" src="data:image/png;base64,{data}">'
+            # an image in a data: URL, SVG too (inline SVGs would share one id space): nothing outside the file
+            mime = "image/svg+xml" if f.fmt == "svg" else "image/png"
+            data = base64.b64encode(f.data).decode("ascii")
+            body = f'<img alt="{e(f.title)}" src="data:{mime};base64,{data}">'
             out.append(f'<figure id="{e(f.key)}">{body}<figcaption>{e(f.title)}</figcaption></figure>')
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"
@@ -410,7 +418,8 @@ def report_files_dir(output: Path) -> Path:
 def write_report(
     records: Sequence[RunRecord], output: Path, fmt: str, *, image_format: str = "auto", guard: OutputGuard | None = None
 ) -> Path:
-    """Write a Markdown (``md``) or HTML report, and its images into ``<stem>_files/`` beside it.
+    """Write a Markdown (``md``) report and its images into ``<stem>_files/`` beside it, or an HTML report
+    with its images embedded (one file, nothing beside it).
 
     Where it goes is checked first (``outfile.plan_output``: never into a run folder, never over a file
     that is not a previous export unless ``guard.force``), and so is each plot file: a report is written
@@ -428,8 +437,9 @@ def write_report(
     labels = run_labels(records)
     figures = make_figures(records, labels, image_format) if len(records) > 1 else []
     title, blocks = build_document(records, figures)
-    files_dir: Path | None = report_files_dir(output)
-    if figures and target.kind in ("fd", "stream"):
+    # an HTML report embeds its images (one file to mail or open anywhere): no folder beside it
+    files_dir: Path | None = report_files_dir(output) if fmt == "md" else None
+    if figures and fmt == "md" and target.kind in ("fd", "stream"):
         # /dev/stdout, a FIFO, a device: no folder beside it to hold the images ("/dev/stdout_files"?)
         if fmt == "md":
             raise ConfigError(

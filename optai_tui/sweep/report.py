@@ -230,8 +230,8 @@ def write_results(res: SweepResults, output: Path, fmt: str, *, image_format: st
             return write_output(output, to_csv(res))
         figures = make_figures(res, image_format)
         title, blocks = build_document(res, figures)
-        files_dir: Path | None = report_files_dir(output)
-        if figures and is_stream(output):
+        files_dir: Path | None = report_files_dir(output) if fmt == "md" else None  # HTML embeds its images
+        if figures and fmt == "md" and is_stream(output):
             if fmt == "md":
                 raise ConfigError(
                     f"a Markdown sweep report puts its plots in a folder beside the file, and {str(output)!r} is not a regular file",

@@ -11,9 +11,11 @@ import sys
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..fmt import fmt_seconds
 from . import events as ev
+from .eta import EtaEstimator
 
 _PREFIX = {"warning": "warning: ", "error": "error: "}
 
@@ -31,6 +33,8 @@ class ConsoleSink:
         self.progress: Progress | None = None
         self.task = None
         self.broken = False  # the stream went away: print nothing more
+        self.eta = EtaEstimator()  # the dashboard's ETAs: a smoothed rate, validation counted, the epochs left
+        self._bar_epoch = 0
 
     def _print(self, text: str) -> None:
         if self.progress is not None:
@@ -42,6 +46,7 @@ class ConsoleSink:
     def __call__(self, e: ev.Event) -> None:
         if self.broken:
             return
+        self.eta.apply(e)
         try:
             self._show(e)
         except (OSError, ValueError):  # EIO from a gone terminal, EPIPE, a closed file
@@ -51,7 +56,10 @@ class ConsoleSink:
     def _show(self, e: ev.Event) -> None:
         if isinstance(e, ev.BatchEnd):
             if self.progress is not None:
-                self.progress.update(self.task, completed=e.step, total=e.steps_per_epoch, epoch=e.epoch, loss=f"{e.loss:.4f}")
+                if e.epoch != self._bar_epoch:  # a new epoch: a new bar (rich's own speed read a step count going back)
+                    self._bar_epoch = e.epoch
+                    self.progress.reset(self.task, total=e.steps_per_epoch, completed=0)
+                self.progress.update(self.task, completed=e.step, total=e.steps_per_epoch, epoch=e.epoch, loss=f"{e.loss:.4f}", eta=self.eta_text(e.time))
                 self.progress.refresh()
             return
         if isinstance(e, ev.TERMINAL_EVENTS):
@@ -71,13 +79,20 @@ class ConsoleSink:
                 MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}"),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[eta]}"),
                 console=self.console,
                 transient=True,
                 auto_refresh=False,  # drawn at each (throttled) BatchEnd: no thread writing to a terminal that may go away
             )
             self.progress.start()
-            self.task = self.progress.add_task("train", total=e.steps_per_epoch, epoch=e.start_epoch + 1, loss="-")
+            self._bar_epoch = e.start_epoch + 1
+            self.task = self.progress.add_task("train", total=e.steps_per_epoch, epoch=e.start_epoch + 1, loss="-", eta="")
+
+    def eta_text(self, now: float | None = None) -> str:
+        """'ETA epoch 12.0s, run 3m07s' (what is known of it; empty before the rate is measured)."""
+        epoch_left, run_left = self.eta.estimate(now)
+        parts = [f"{what} {fmt_seconds(v)}" for what, v in (("epoch", epoch_left), ("run", run_left)) if v is not None]
+        return "ETA " + ", ".join(parts) if parts else ""
 
     def close(self) -> None:
         if self.progress is not None:

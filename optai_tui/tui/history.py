@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..training import events as ev
+from ..training.eta import EtaEstimator
 from ..training.events import EPOCH_METRICS
 
 STEP_CAPACITY = 512  # points per step-resolution series (a chart is at most ~200 braille columns wide)
@@ -185,12 +186,8 @@ class RunModel:
         self.rows_gen = 0  # bumps when a resume rewinds the history (the table rebuilds)
         self.log: deque[tuple[int, str, str]] = deque(maxlen=MAX_LOG)  # (seq, level, text)
         self.log_seq = 0
-        # timing for the ETA
-        self._step_rate: float | None = None  # steps per second, EMA
-        self._last_batch: tuple[float, int] | None = None
-        self._epoch_walls: float = 0.0
-        self._epoch_wall_n = 0
-        self._last_epoch_time: float | None = None
+        self._last_batch: tuple[float, int] | None = None  # for the img/s weighting
+        self._eta = EtaEstimator()  # the smoothed training rate and what each epoch costs besides
 
     # -- feeding --------------------------------------------------------------------------
     def apply_all(self, events: list[ev.Event]) -> None:
@@ -204,6 +201,7 @@ class RunModel:
         with self.lock:
             if handler is not None:
                 handler(self, e)
+            self._eta.apply(e)
             line = ev.event_line(e)
             if line is not None and line[0] != "epoch":  # epochs go to the table, not the log
                 self.add_log(*line)
@@ -228,7 +226,6 @@ class RunModel:
         self.step = 0
         self._last_batch = None
         self.images_per_second = self.recent_images_per_second = None
-        self._last_epoch_time = e.time
         if e.resumed:
             for s in (self.loss, self.lr, self.val_loss, self.train_acc, self.val_acc_series):
                 s.truncate_after(float(start))
@@ -258,9 +255,6 @@ class RunModel:
         elif t > self._last_batch[0]:  # weighted by the time the rate was measured over (a short last interval counts little)
             w = 1.0 - math.exp(-(t - self._last_batch[0]) / THROUGHPUT_TAU)
             self.recent_images_per_second += w * (self.images_per_second - self.recent_images_per_second)
-        if self._last_batch is not None and gs > self._last_batch[1] and t > self._last_batch[0]:
-            rate = (gs - self._last_batch[1]) / (t - self._last_batch[0])
-            self._step_rate = rate if self._step_rate is None else 0.7 * self._step_rate + 0.3 * rate
         self._last_batch = (t, gs)
         self.step_version += 1
 
@@ -283,10 +277,6 @@ class RunModel:
             self.peak_memory_mb = m.peak_memory_mb
         self.rows.append(e.row())
         self.rows_seq += 1
-        if self._last_epoch_time is not None and e.time > self._last_epoch_time:
-            self._epoch_walls += e.time - self._last_epoch_time
-            self._epoch_wall_n += 1
-        self._last_epoch_time = e.time
         self.epoch_version += 1
 
     def _on_phase_changed(self, e: ev.PhaseChanged) -> None:
@@ -335,26 +325,12 @@ class RunModel:
             return self.recent_images_per_second, "recent"
 
     def eta(self, now: float | None = None) -> tuple[float | None, float | None]:
-        """(seconds left in this epoch, seconds left in the run), from the event timestamps."""
+        """(seconds left in this epoch, seconds left in the run), from the event timestamps
+        (``training/eta.py``: a smoothed rate, the epochs still to train, "stop after this epoch")."""
         with self.lock:
-            if self.status != "running" or not self._step_rate:
+            if self.status != "running":
                 return None, None
-            left_steps = max(self.steps_per_epoch - self.step, 0)
-            epoch_left = left_steps / self._step_rate
-            if self._epoch_wall_n:
-                per_epoch = self._epoch_walls / self._epoch_wall_n
-            else:
-                per_epoch = self.steps_per_epoch / self._step_rate
-            in_progress = self.epoch > self.epochs_done
-            later = max(self.epochs - self.epoch, 0) if in_progress else max(self.epochs - self.epochs_done, 0)
-            run_left = (epoch_left if in_progress else 0.0) + later * per_epoch
-            if now is not None and self.last_event_time is not None:
-                behind = max(0.0, now - self.last_event_time)
-                if behind > run_left + 60:  # no news for a while: the estimate means nothing any more
-                    return None, None
-                epoch_left = max(0.0, epoch_left - behind)
-                run_left = max(0.0, run_left - behind)
-            return epoch_left, run_left
+            return self._eta.estimate(now)
 
 
 _HANDLERS: dict[type[ev.Event], Callable[[RunModel, Any], None]] = {

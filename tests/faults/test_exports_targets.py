@@ -109,6 +109,28 @@ def test_every_road_into_a_run_folder_is_refused(runs, ids, tmp_path, capsys):
     assert (runs / "summary.csv").read_text().startswith("run_id,")
 
 
+def test_a_run_folder_of_another_runs_directory_is_refused(runs, ids, tmp_path, capsys):
+    """Issue 13: the guard knew only the runs directory's runs and the runs exported; a run folder of another
+    runs directory (another project, a copy, a colleague's) is a run folder too."""
+    other = tmp_path / "other-runs"
+    other.mkdir()
+    shutil.copytree(runs / ids[2], other / "their-run")
+    (other / "their-run" / "events.jsonl").unlink()  # config.yaml and summary.json are enough to know it
+    before = digest(other)
+    for target in (other / "their-run" / "report.md", other / "their-run" / "checkpoints" / "x.json"):
+        for force in ([], ["--force"]):
+            assert cli(runs, ids[0], "-o", str(target), *force) == 2, target
+            err = err_text(capsys)
+            assert "inside run folder their-run" in err and "internal error" not in err
+    assert digest(other) == before
+    assert cli(runs, ids[0], "-o", str(other / "beside-the-runs.md")) == 0  # its runs directory itself is fine
+    project = tmp_path / "project"  # a folder of the user's with a config.yaml and a summary.json is not a run
+    project.mkdir()
+    (project / "config.yaml").write_text("lr: 0.1\n")
+    (project / "summary.json").write_text("{}\n")
+    assert cli(runs, ids[0], "-o", str(project / "report.md")) == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Item 1: a file that is not a previous export is replaced only with --force
 
@@ -214,6 +236,12 @@ def test_a_link_owned_by_the_folders_owner_is_followed(runs, ids, tmp_path, shar
 
 
 def test_a_missing_folder_is_an_error_not_created(runs, ids, tmp_path, capsys):
+    root = Path(f"/nonexistent-optai-{os.getpid()}")  # at the root, as a user types it
+    assert not root.exists()
+    for fmt in ("md", "html"):
+        assert cli(runs, *ids, "-o", str(root / f"x.{fmt}")) == 2
+        assert f"'{root}' does not exist" in err_text(capsys)
+        assert not root.exists()
     for fmt in ("md", "json"):
         target = tmp_path / "no" / "such" / f"x.{fmt}"
         assert cli(runs, *ids, "-f", fmt, "-o", str(target)) == 2
