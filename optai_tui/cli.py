@@ -177,7 +177,9 @@ def _train(args, signals) -> int:
         if plan.completed:
             launch.settle_records(run)  # a kill after the final event may have left the summary behind
             lock.release()
-            _note(f"run {plan.run.run_id} already completed all {plan.epochs_done} epochs: nothing to resume")
+            early = plan.run.read_summary().get("early_stop_epoch")
+            done = f"stopped early at epoch {early}" if early else f"completed all {plan.epochs_done} epochs"
+            _note(f"run {plan.run.run_id} already {done}: nothing to resume")
             return EXIT_OK
         session = launch.RunSession(plan.run, sinks=[sink], plan=plan)
     elif args.run_dir:  # a folder create_run made (the TUI's detached process, which hands down its lock)

@@ -34,6 +34,7 @@ from ..fsio import atomic_copy, atomic_write_bytes
 from . import events as ev
 from .backbone_file import BackboneFile
 from .checkpoint import save_checkpoint, serialize_checkpoint
+from .evaluation import class_balance, early_stop, evaluate_best
 from .device import device_name, resolve_device, resolve_precision
 from .optim import LRSchedule, build_optimizer
 from .profile import count_macs, count_parameters
@@ -270,6 +271,7 @@ class Trainer:
                 backbone=src.describe() if src is not None else None,
             )
         )
+        self.emit(class_balance(self.splits))
         for message in self._setup_warnings:
             self.emit(ev.RunWarning(epoch=start_epoch, message=message))
         if start_epoch >= cfg.train.epochs:
@@ -295,7 +297,20 @@ class Trainer:
             stop = self._stop_after_epoch.is_set() or self._stop_now.is_set()
             if stop and epoch + 1 < cfg.train.epochs:
                 return self._finish(ev.RunStatus.STOPPED, reason="stopped after epoch")
-        return self._finish(ev.RunStatus.COMPLETED)
+            if epoch + 1 < cfg.train.epochs and early_stop(self.history, cfg.train.early_stop_metric, cfg.train.early_stop_patience):
+                return self._complete(early_stop_epoch=epoch + 1)
+        return self._complete()
+
+    def _complete(self, early_stop_epoch: int | None = None) -> ev.RunStatus:
+        """The run is done: the best checkpoint is judged (training/evaluation.py), then it finishes."""
+        try:
+            evaluated = evaluate_best(self)
+        except (OptaiError, RuntimeError, OSError) as e:  # the run's result stands without it
+            self.emit(ev.RunWarning(epoch=len(self.history), message=f"the best checkpoint could not be evaluated: {e}"))
+        else:
+            if evaluated is not None:
+                self.emit(evaluated)
+        return self._finish(ev.RunStatus.COMPLETED, early_stop_epoch=early_stop_epoch)
 
     def _phase_changed(self, epoch: int) -> None:
         secs, self._feature_cache_seconds = self._feature_cache_seconds, None
@@ -447,6 +462,9 @@ class Trainer:
             "train_seconds": elapsed,
             "num_classes": self.num_classes,
             "classes": list(self.splits.classes),
+            # what evaluate / predict / export-model need to feed new images as training fed these
+            "inputs": {"mean": list(self.splits.mean), "std": list(self.splits.std), "image_size": list(self.splits.image_size),
+                       "in_channels": self.splits.in_channels, "resize_to": self.config.transfer.resize_to},
         }
 
     def _checkpoint_interrupted(self, epoch: int, step: int) -> None:
@@ -483,11 +501,11 @@ class Trainer:
             hint=f"lower the learning rate, e.g. optim.lr={self.config.optim.lr / 10:g}",
         )
 
-    def _finish(self, status: ev.RunStatus, *, reason: str = "") -> ev.RunStatus:
+    def _finish(self, status: ev.RunStatus, *, reason: str = "", early_stop_epoch: int | None = None) -> ev.RunStatus:
         self.finishing = True
         n = len(self.history)
         if status is ev.RunStatus.COMPLETED:
-            self.emit(ev.RunFinished(epochs_completed=n, best_val_acc=self.best_val_acc, final_val_acc=_last(self.history, "val_acc"), train_seconds=self.elapsed))
+            self.emit(ev.RunFinished(epochs_completed=n, best_val_acc=self.best_val_acc, final_val_acc=_last(self.history, "val_acc"), train_seconds=self.elapsed, early_stop_epoch=early_stop_epoch))
         elif status is ev.RunStatus.PRUNED:
             self.emit(ev.RunPruned(epoch=n, reason=reason))
         else:
