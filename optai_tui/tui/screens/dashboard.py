@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 from ...fmt import fmt_pct
 from ...runs.follow import follow_run
 from ...runs.store import RunDir
+from ...runs.summary import status_text
 from ...training.events import ControlAction
 from ..history import RunModel, fmt_duration
 from ..messages import ResumeRun, RunUpdated
@@ -51,6 +52,7 @@ class DashboardScreen(Screen):
         Binding("l", "lr_div10", "LR/10", tooltip="divide the learning rate by 10 now (e.g. on a plateau)"),
         Binding("u", "resume", "Resume", tooltip="continue a stopped or failed run from its last completed epoch"),
         Binding("z", "zoom", "Zoom", tooltip="charts use the whole height (hides the table and log)"),
+        Binding("c", "classes", "Classes", tooltip="the best checkpoint class by class: precision, recall, F1, confusion matrix"),
         Binding("b,escape", "back", "Back", tooltip="back to the screen underneath; the run keeps training"),
         Binding("r", "app.runs", "Runs", tooltip="every run: compare, export, resume, use as a backbone", show=False),
     ]
@@ -202,9 +204,10 @@ class DashboardScreen(Screen):
             (ips, ips_kind), val, best, mem = m.throughput(), m.val_acc, m.best_val_acc, m.peak_memory_mb
             lr = m.current_lr
             summary = dict(m.summary) if m.summary else None
+            baseline, majority, chance, early = m.majority_baseline, m.majority_class, m.chance, m.early_stop_epoch
         epoch_eta, run_eta = m.eta(time.time())
         title = Text()
-        title.append(f"{status:<9}", style=STATUS_STYLE.get(status, ""))
+        title.append(f"{status:<9}" if early is None else f"{status} (early stop at epoch {early})", style=STATUS_STYLE.get(status, ""))
         title.append(f" {self.run_id}")
         if info:
             title.append(f"  {info.get('arch')} on {info.get('dataset')}, {info.get('device')}", style="dim")
@@ -222,6 +225,7 @@ class DashboardScreen(Screen):
             f"{ips:,.0f} img/s {ips_kind}" if ips else f"- img/s {ips_kind}",
             f"val acc {fmt_pct(val, 2)}",
             f"best {fmt_pct(best, 2)}",
+            *([f"majority {fmt_pct(baseline, 1)}"] if baseline is not None else []),
             f"mem {mem:,.0f} MiB" if mem else "mem -",
             f"lr {lr:.3g}" if lr is not None else "lr -",
         ]
@@ -231,6 +235,7 @@ class DashboardScreen(Screen):
         self._set("#run-stats", " | ".join(parts))
         box = self.query_one("#run-summary", Static)
         if status in ("completed", "stopped", "failed", "pruned"):
+            summary = {"majority_baseline": baseline, "majority_class": majority, "chance_acc": chance, "early_stop_epoch": early, **(summary or {})}
             text = self.summary_text(status, summary, error)
             if self._shown.get("#run-summary") != text.plain:
                 self._shown["#run-summary"] = text.plain
@@ -251,17 +256,30 @@ class DashboardScreen(Screen):
     def summary_text(status: str, s: dict | None, error: str | None) -> Text:
         s = s or {}
         t = Text()
-        t.append(f"{status}: ", style=STATUS_STYLE.get(status, ""))
+        t.append(f"{status_text(dict(s, status=status))}: ", style=STATUS_STYLE.get(status, ""))
+        against = [f"majority {fmt_pct(s['majority_baseline'], 1)}"] if s.get("majority_baseline") is not None else []
+        against += [f"chance {fmt_pct(s['chance_acc'], 1)}"] if s.get("chance_acc") is not None else []
         t.append(
-            f"{s.get('epochs_completed', '?')}/{s.get('epochs', '?')} epochs, best val {fmt_pct(s.get('best_val_acc'), 2)}, "
-            f"final {fmt_pct(s.get('final_val_acc'), 2)}, {float(s.get('train_seconds') or 0):.1f}s"
+            f"{s.get('epochs_completed', '?')}/{s.get('epochs', '?')} epochs, best val {fmt_pct(s.get('best_val_acc'), 2)}"
+            + (f" ({', '.join(against)})" if against else "")
+            + f", final {fmt_pct(s.get('final_val_acc'), 2)}, {float(s.get('train_seconds') or 0):.1f}s"
         )
+        ev_ = s.get("evaluation")
+        if isinstance(ev_, dict) and ev_.get("per_class"):  # its own line, before the details the stats line has too
+            weakest = min((c for c in ev_["per_class"] if c.get("recall") is not None), key=lambda c: c["recall"], default=None)
+            t.append(f"\nper class: macro F1 {ev_.get('macro_f1') or 0:.3f}")
+            if weakest is not None:
+                t.append(f", weakest {weakest['class']} {fmt_pct(weakest['recall'], 1)}")
+            t.append(" (c: table, confusion matrix)", style="dim")
+        details = []
         if s.get("params"):
-            t.append(f", {s['params']:,} params")
+            details.append(f"{s['params']:,} params")
         if s.get("seconds_per_epoch"):
-            t.append(f", {s['seconds_per_epoch']:.1f} s/epoch")
+            details.append(f"{s['seconds_per_epoch']:.1f} s/epoch")
         if s.get("images_per_second"):
-            t.append(f", {s['images_per_second']:,.0f} img/s")
+            details.append(f"{s['images_per_second']:,.0f} img/s")
+        if details:
+            t.append(("\n" if isinstance(ev_, dict) and ev_.get("per_class") else ", ") + ", ".join(details))
         err = error or s.get("error")
         if status == "failed" and err:
             t.append(f"\n{err.splitlines()[0]}", style="red")
@@ -274,6 +292,8 @@ class DashboardScreen(Screen):
             return self.model.status in ("running", "waiting")
         if action == "resume":
             return self.model.status in ("stopped", "failed")
+        if action == "classes":
+            return self.model.evaluation is not None
         return True
 
     def action_stop_now(self) -> None:
@@ -300,6 +320,15 @@ class DashboardScreen(Screen):
 
     def action_resume(self) -> None:
         self.post_message(ResumeRun(self.run_id))
+
+    def action_classes(self) -> None:
+        from .class_report import ClassReportScreen
+
+        m = self.model
+        with m.lock:
+            evaluation, args = m.evaluation, (m.majority_baseline, m.majority_class, m.chance)
+        if evaluation is not None:
+            self.app.push_screen(ClassReportScreen(self.run_id, evaluation, *args))
 
     def action_zoom(self) -> None:
         self.toggle_class("-zoom")
