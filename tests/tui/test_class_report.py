@@ -51,3 +51,30 @@ async def test_finished_run_shows_baseline_early_stop_and_per_class_report(runs_
             assert [int(v) for v in row.split()[1:11]] == ev_["confusion"][9]
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="back to the dashboard")
+
+
+async def test_compare_lines_runs_up_class_by_class(trained_runs):
+    from textual.app import App
+
+    from optai_tui.runs.compare import load_records
+    from optai_tui.runs.store import list_runs
+    from optai_tui.tui.screens.compare import CompareScreen
+
+    records = load_records(list_runs(trained_runs), history=True)
+
+    class CompareApp(App):
+        def on_mount(self) -> None:
+            self.push_screen(CompareScreen(records))
+
+    app = CompareApp()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), what="compare")
+        await pilot.press("4")
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "4 Classes" in text and "recall (the class's accuracy) / F1" in text
+        assert "majority baseline" in text and "macro F1" in text
+        first = records[0].summary["evaluation"]["per_class"][0]
+        line = next(line for line in text.splitlines() if line.strip().startswith(first["class"]))
+        assert f"{100 * first['recall']:.1f}% / {first['f1']:.3f}" in line
+        assert line.count("% /") == 3  # the three runs side by side
