@@ -415,8 +415,8 @@ def cmd_evaluate(args) -> int:
     for c in r["per_class"]:
         table.add_row(c["class"], str(c["support"]), _num(c["precision"]), _num(c["recall"]), _num(c["f1"]))
     out.print(table)
-    out.print(Text("confusion matrix (rows: true class)"))
-    for line in confusion_text(r["classes"], r["confusion"]):
+    out.print(Text("confusion matrix (rows: true class, columns: predicted)"))
+    for line in confusion_text(r["classes"], r["confusion"], room=out.width):
         out.print(Text(line), soft_wrap=True)
     if "worst" in r:
         out.print(Text(f"{r['misclassified']} misclassified" + (f"; the worst {len(r['worst'])}:" if r["worst"] else "")))
@@ -441,6 +441,7 @@ def cmd_predict(args) -> int:
         print(json.dumps(finite_json(rows), indent=2, allow_nan=False))
         return EXIT_OK
     table = Table("image", "class", "probability", *(["then"] if args.top_k > 1 else []), box=None)
+    table.columns[0].overflow = "fold"  # a file name is never cut: it wraps
     for r in rows:
         first, *rest = r["predictions"]
         then = ", ".join(f"{p['class']} {fmt_pct(p['probability'], 1)}" for p in rest)

@@ -60,7 +60,7 @@ def test_evaluate_on_the_runs_own_validation_images_agrees_with_the_summary(phot
     assert r["majority_class"] == "ants" and r["majority_baseline"] == pytest.approx(6 / 16) and r["chance_acc"] == pytest.approx(1 / 3)
     assert r["accuracy"] == pytest.approx(summary["evaluation"]["accuracy"])
     code, text, _ = run_cli(capsys, "evaluate", run_id, "--runs-dir", str(runs), "--device", "cpu")
-    assert code == 0 and "majority baseline 37.5% (ants)" in text and "chance 33.3%" in text and "<- predicted" in text
+    assert code == 0 and "majority baseline 37.5% (ants)" in text and "chance 33.3%" in text and "columns: predicted" in text
 
 
 def test_evaluate_on_another_folder_lists_the_worst_misclassified_files(photo_run, capsys, tmp_path):

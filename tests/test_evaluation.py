@@ -52,7 +52,11 @@ def test_class_report_from_a_known_matrix():
     assert bird["support"] == 0 and bird["predicted"] == 1 and bird["recall"] is None and bird["f1"] is None
     assert r["macro_recall"] == pytest.approx((0.8 + 0.6) / 2)  # the class with no images is left out
     lines = confusion_text(["cat", "dog", "bird"], confusion)
-    assert "predicted" in lines[0] and lines[2].split() == ["dog", "1", "3", "1"]
+    assert lines[0].split() == ["cat", "dog", "bird"] and lines[2].split() == ["dog", "1", "3", "1"]
+    names = [f"class_{i:02d}" for i in range(10)]
+    wide = [[100 * (i == j) for j in range(10)] for i in range(10)]
+    assert max(map(len, confusion_text(names, wide, room=80))) <= 80  # fitted to an 80-column terminal
+    assert confusion_text(names, wide, room=80)[1].split()[1:] == ["100"] + ["0"] * 9
 
 
 def test_best_checkpoint_is_evaluated_into_the_summary(tiny_config, tmp_path):
@@ -128,6 +132,24 @@ def test_early_stopping_ends_the_run_completed_and_a_resume_keeps_its_patience(t
     assert part.run()["status"] == "stopped"
     s2 = resume_session(RunDir.open(part.run_dir.path)).run()
     assert s2["status"] == "completed" and s2["early_stop_epoch"] == 3 and s2["epochs_completed"] == 3
+
+
+def test_a_run_killed_before_its_final_event_ends_as_it_would_have(tmp_path):
+    """The log lost what came after the last epoch (a kill): the resume trains nothing more, it evaluates the
+    best checkpoint and finishes, early-stopped at the same epoch."""
+    cfg = validate_config(tiny(train={"epochs": 8, "early_stop_patience": 2}, optim={"lr": 1e-9}))
+    s = new_session(cfg, tmp_path).run()
+    run = RunDir.open(tmp_path / s["run_id"])
+    lines = (run.path / "events.jsonl").read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if '"event":"Evaluated"' in line)
+    (run.path / "events.jsonl").write_text("".join(lines[:cut]))
+    (run.path / "summary.json").unlink()
+    assert run.read_summary().get("evaluation") is None and run.read_summary()["epochs_completed"] == 3
+    s2 = resume_session(run).run()
+    assert s2["status"] == "completed" and s2["early_stop_epoch"] == 3 and s2["epochs_completed"] == 3
+    assert s2["evaluation"]["confusion"] == s["evaluation"]["confusion"]
+    kinds = [e["event"] for e in event_dicts(run)]
+    assert kinds.count("EpochEnd") == 3 and kinds[-2:] == ["Evaluated", "RunFinished"]
 
 
 def test_early_stop_settings_are_validated():

@@ -55,12 +55,15 @@ def majority_baseline(train_counts: list[int], val_counts: list[int]) -> tuple[i
     return top, (val_counts[top] if top < len(val_counts) else 0) / sum(val_counts)
 
 
-def confusion_text(classes: list[str], confusion: list[list[int]], *, width: int = 6) -> list[str]:
-    """The matrix as aligned text lines: a header of predicted classes (cut to ``width``), one row a true class."""
-    names = [c[:width] for c in classes]
-    label = max([len(c) for c in classes] + [4])
-    cell = max([width] + [len(str(v)) for r in confusion for v in r]) + 1
-    lines = [" " * label + " " + "".join(n.rjust(cell) for n in names) + "   <- predicted"]
+def confusion_text(classes: list[str], confusion: list[list[int]], *, width: int = 6, room: int | None = None) -> list[str]:
+    """The matrix as aligned text lines: a header of predicted classes (cut to ``width``, less when the lines
+    must fit ``room`` columns, but never below a count's digits), one row a true class."""
+    label = min(max([len(c) for c in classes] + [4]), 18)
+    digits = max([len(str(v)) for r in confusion for v in r] + [1])
+    if room is not None and classes:
+        width = max(digits, min(width, (room - label - 1) // len(classes) - 1))
+    cell = max([width, digits]) + 1
+    lines = [" " * label + " " + "".join(c[: cell - 1].rjust(cell) for c in classes)]
     for name, row in zip(classes, confusion):
-        lines.append(name.ljust(label) + " " + "".join(str(v).rjust(cell) for v in row))
+        lines.append(name[:label].ljust(label) + " " + "".join(str(v).rjust(cell) for v in row))
     return lines

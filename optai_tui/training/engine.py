@@ -274,8 +274,10 @@ class Trainer:
         self.emit(class_balance(self.splits))
         for message in self._setup_warnings:
             self.emit(ev.RunWarning(epoch=start_epoch, message=message))
-        if start_epoch >= cfg.train.epochs:
-            return self._finish(ev.RunStatus.COMPLETED)
+        if start_epoch >= cfg.train.epochs:  # killed before its final event: it ends as it would have
+            return self._complete()
+        if start_epoch and early_stop(self.history, cfg.train.early_stop_metric, cfg.train.early_stop_patience):
+            return self._complete(early_stop_epoch=start_epoch)
         self._feature_cache_seconds = prepare_phase(self, self.phase)
         if len(self.phases) > 1 or self.phase.name != "train":
             self._phase_changed(start_epoch + 1)
