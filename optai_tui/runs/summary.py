@@ -243,6 +243,9 @@ def _is_evaluation(v: Any) -> bool:
     classes, matrix = v.get("classes"), v.get("confusion")
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or not isinstance(matrix, list):
         return False
+    per = v.get("per_class")
+    if per is not None and not (isinstance(per, list) and all(isinstance(c, dict) for c in per)):
+        return False
     whole = lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= 0  # noqa: E731
     return len(matrix) == len(classes) and all(isinstance(r, list) and len(r) == len(classes) and all(whole(x) for x in r) for r in matrix)
 

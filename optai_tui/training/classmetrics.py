@@ -24,12 +24,12 @@ def class_report(classes: list[str], confusion: list[list[int]]) -> dict[str, An
         support = sum(rows[i])
         predicted = sum(rows[t][i] for t in range(n))
         tp = rows[i][i]
-        precision = tp / predicted if predicted else (None if not support else 0.0)
-        recall = tp / support if support else None
+        precision = _ratio(tp, predicted) if predicted else (None if not support else 0.0)
+        recall = _ratio(tp, support) if support else None
         if precision is None or recall is None:
             f1 = None
         else:
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
         per_class.append({"class": name, "support": support, "predicted": predicted, "precision": precision, "recall": recall, "f1": f1})
     scored = [c for c in per_class if c["support"]]
 
@@ -39,7 +39,7 @@ def class_report(classes: list[str], confusion: list[list[int]]) -> dict[str, An
 
     return {
         "images": total,
-        "accuracy": right / total if total else None,
+        "accuracy": _ratio(right, total) if total else None,
         "macro_precision": mean("precision"),
         "macro_recall": mean("recall"),
         "macro_f1": mean("f1"),
@@ -52,7 +52,16 @@ def majority_baseline(train_counts: list[int], val_counts: list[int]) -> tuple[i
     if not train_counts or not sum(val_counts):
         return None
     top = max(range(len(train_counts)), key=lambda i: train_counts[i])
-    return top, (val_counts[top] if top < len(val_counts) else 0) / sum(val_counts)
+    share = _ratio(val_counts[top] if top < len(val_counts) else 0, sum(val_counts))
+    return None if share is None else (top, share)
+
+
+def _ratio(a: int, b: int) -> float | None:
+    """a / b, None where it is not a number (counts from a hostile log: too large for a float)."""
+    try:
+        return a / b
+    except (OverflowError, ZeroDivisionError):
+        return None
 
 
 def confusion_text(classes: list[str], confusion: list[list[int]], *, width: int = 6, room: int | None = None) -> list[str]:

@@ -266,10 +266,12 @@ class DashboardScreen(Screen):
         )
         ev_ = s.get("evaluation")
         if isinstance(ev_, dict) and ev_.get("per_class"):  # its own line, before the details the stats line has too
-            weakest = min((c for c in ev_["per_class"] if c.get("recall") is not None), key=lambda c: c["recall"], default=None)
-            t.append(f"\nper class: macro F1 {ev_.get('macro_f1') or 0:.3f}")
+            scored = [c for c in ev_["per_class"] if isinstance(c, dict) and isinstance(c.get("recall"), (int, float))]
+            weakest = min(scored, key=lambda c: c["recall"], default=None)
+            f1 = ev_.get("macro_f1")
+            t.append("\nper class: macro F1 " + (f"{f1:.3f}" if isinstance(f1, (int, float)) else "-"))
             if weakest is not None:
-                t.append(f", weakest {weakest['class']} {fmt_pct(weakest['recall'], 1)}")
+                t.append(f", weakest {weakest.get('class', '?')} {fmt_pct(weakest['recall'], 1)}")
             t.append(" (c: table, confusion matrix)", style="dim")
         details = []
         if s.get("params"):
