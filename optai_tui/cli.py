@@ -105,6 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--per-epoch", action="store_true", help="csv/json: one row per epoch")
     ex.add_argument("--force", action="store_true", help="replace an existing file that is not a previous export")
 
+    ev_ = sub.add_parser("evaluate", parents=[common], help="judge a run's best checkpoint: accuracy, per-class metrics, confusion matrix")
+    ev_.add_argument("run", metavar="RUN")
+    ev_.add_argument("--data", metavar="PATH", help="a folder of class sub-folders (or holding test/ or val/); default: the run's validation images")
+    ev_.add_argument("--worst", type=int, default=10, metavar="N", help="misclassified images listed (a folder only; default 10)")
+    ev_.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    ev_.add_argument("--json", action="store_true", help="print JSON")
+    pd = sub.add_parser("predict", parents=[common], help="class and probability of image files from a run's best checkpoint")
+    pd.add_argument("run", metavar="RUN")
+    pd.add_argument("images", nargs="+", metavar="IMAGE")
+    pd.add_argument("--top-k", type=int, default=1, metavar="K", help="the K most likely classes per image (default 1)")
+    pd.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    pd.add_argument("--json", action="store_true", help="print JSON (one object per image, in a list)")
+    em = sub.add_parser("export-model", parents=[common], help="the run's best model as ONNX or TorchScript, for deployment")
+    em.add_argument("run", metavar="RUN")
+    em.add_argument("--format", "-f", choices=["onnx", "torchscript"], required=True)
+    em.add_argument("-o", "--output", required=True, help="output file")
+    em.add_argument("--force", action="store_true", help="replace an existing file that is not an export")
+
     sw = sub.add_parser("sweep", help="hyperparameter search (Optuna): run, join, list, show, export, stop")
     sws = sw.add_subparsers(dest="action", parser_class=_Parser)
     storage = argparse.ArgumentParser(add_help=False)
@@ -178,7 +196,9 @@ def _train(args, signals) -> int:
         if plan.completed:
             launch.settle_records(run)  # a kill after the final event may have left the summary behind
             lock.release()
-            _note(f"run {plan.run.run_id} already completed all {plan.epochs_done} epochs: nothing to resume")
+            early = plan.run.read_summary().get("early_stop_epoch")
+            done = f"stopped early at epoch {early}" if early else f"completed all {plan.epochs_done} epochs"
+            _note(f"run {plan.run.run_id} already {done}: nothing to resume")
             return EXIT_OK
         session = launch.RunSession(plan.run, sinks=[sink], plan=plan)
     elif args.run_dir:  # a folder create_run made (the TUI's detached process, which hands down its lock)
@@ -286,6 +306,7 @@ def _preset_error(name: str) -> ConfigError | None:
 def cmd_runs(args) -> int:
     from .fmt import finite_json, fmt_pct
     from .runs.store import list_runs
+    from .runs.summary import status_text
 
     runs = list_runs(_runs_dir(args))
     rows = []
@@ -304,7 +325,7 @@ def cmd_runs(args) -> int:
         return EXIT_OK
     table = Table("run", "status", "arch", "dataset", "mode", "params", "epochs", "best val", "time", box=None)
     # the id is what --resume, attach and export need, and the status what one looks for: never cut them
-    shown_status = lambda s: "damaged" if s.get("damaged") else str(s.get("status", "?"))  # noqa: E731
+    shown_status = lambda s: "damaged" if s.get("damaged") else status_text(s)  # noqa: E731
     table.columns[0].no_wrap = table.columns[1].no_wrap = True
     table.columns[0].min_width = max(len(str(s.get("run_id", "?"))) for s in rows)
     table.columns[1].min_width = max(len(shown_status(s)) for s in rows)
@@ -438,6 +459,74 @@ def cmd_export(args) -> int:
     path = export_runs(args.runs, fmt=args.format, output=output, runs_dir=_runs_dir(args), per_epoch=args.per_epoch, force=args.force)
     # to stdout or a pipe the export is the output: the note goes to stderr
     print(f"wrote {path}", file=sys.stderr if is_stream(output) else sys.stdout)
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from .fmt import finite_json, fmt_pct
+    from .runs.evaluate import evaluate_run
+    from .runs.store import resolve_run
+    from .training.classmetrics import confusion_text
+
+    _check_positive("--worst", args.worst, whole=True)
+    run = resolve_run(args.run, _runs_dir(args))
+    r = evaluate_run(run, args.data, device=args.device, worst=args.worst)
+    if args.json:
+        print(json.dumps(finite_json(r), indent=2, allow_nan=False))
+        return EXIT_OK
+    out = _table_console()
+    out.print(Text(f"run {r['run_id']}: best checkpoint (epoch {r['checkpoint_epoch']}) on {r['data']}: {r['images']} images"))
+    base = f"   majority baseline {fmt_pct(r['majority_baseline'], 1)} ({r['majority_class']})" if r["majority_baseline"] is not None else ""
+    out.print(Text(f"accuracy {fmt_pct(r['accuracy'], 2)}{base}   chance {fmt_pct(r['chance_acc'], 1)}   macro F1 {_num(r['macro_f1'])}   loss {_num(r['loss'])}"))
+    table = Table("class", "images", "precision", "recall (acc)", "F1", box=None)
+    for c in r["per_class"]:
+        table.add_row(c["class"], str(c["support"]), _num(c["precision"]), _num(c["recall"]), _num(c["f1"]))
+    out.print(table)
+    out.print(Text("confusion matrix (rows: true class, columns: predicted)"))
+    for line in confusion_text(r["classes"], r["confusion"], room=out.width):
+        out.print(Text(line), soft_wrap=True)
+    if "worst" in r:
+        out.print(Text(f"{r['misclassified']} misclassified" + (f"; the worst {len(r['worst'])}:" if r["worst"] else "")))
+        for w in r["worst"]:
+            out.print(Text(f"  {w['file']}  {w['true']} -> {w['predicted']} ({fmt_pct(w['probability'], 1)}; {w['true']} {fmt_pct(w['true_probability'], 1)})"), soft_wrap=True)
+    return EXIT_OK
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def cmd_predict(args) -> int:
+    from .fmt import finite_json, fmt_pct
+    from .runs.evaluate import predict_files
+    from .runs.store import resolve_run
+
+    _check_positive("--top-k", args.top_k, whole=True)
+    run = resolve_run(args.run, _runs_dir(args))
+    rows = predict_files(run, args.images, top_k=args.top_k, device=args.device)
+    if args.json:
+        print(json.dumps(finite_json(rows), indent=2, allow_nan=False))
+        return EXIT_OK
+    table = Table("image", "class", "probability", *(["then"] if args.top_k > 1 else []), box=None)
+    table.columns[0].overflow = "fold"  # a file name is never cut: it wraps
+    for r in rows:
+        first, *rest = r["predictions"]
+        then = ", ".join(f"{p['class']} {fmt_pct(p['probability'], 1)}" for p in rest)
+        table.add_row(r["file"], first["class"], fmt_pct(first["probability"], 1), *([then] if args.top_k > 1 else []))
+    _table_console().print(table)
+    return EXIT_OK
+
+
+def cmd_export_model(args) -> int:
+    from .runs.evaluate import export_model
+    from .runs.outfile import is_stream
+    from .runs.store import resolve_run
+
+    runs_dir = _runs_dir(args)
+    run = resolve_run(args.run, runs_dir)
+    output = Path(args.output)
+    path = export_model(run, args.format, output, runs_dir=runs_dir, force=args.force)
+    print(f"wrote {path} ({args.format}: float32 RGB images in [0, 1], N x C x H x W, to logits)", file=sys.stderr if is_stream(output) else sys.stdout)
     return EXIT_OK
 
 
@@ -645,6 +734,9 @@ COMMANDS: dict[str, Callable] = {
     "doctor": cmd_doctor,
     "export": cmd_export,
     "sweep": cmd_sweep,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "export-model": cmd_export_model,
 }
 
 

@@ -323,6 +323,12 @@ class TrainConfig(_Section):
     progress_every: float = Field(default=0.5, gt=0.0, le=3600.0)
     """Seconds between batch progress events (throttle)."""
 
+    early_stop_patience: int = Field(default=0, ge=0, le=MAX_EPOCHS)
+    """Early stopping: end the run once this many epochs pass without a better early_stop_metric; 0 = off."""
+
+    early_stop_metric: Literal["val_acc", "val_loss"] = "val_acc"
+    """Early stopping watches val_acc (higher is better) or val_loss (lower is better)."""
+
     @field_validator("device")
     @classmethod
     def _device_syntax(cls, v: str) -> str:

@@ -163,7 +163,8 @@ def test_html_report_is_self_contained_and_holds_the_plots(runs_dir, ids, tmp_pa
     for name in ("tiny-r18", "wide-r18", "tiny-preact"):
         assert name in body
     assert "Pareto-optimal runs" in body and "Architecture families" in body
-    assert p.count("table") == 1 + 1 + 3  # comparison, config differences, one per-epoch table per run
+    # comparison, per class side by side, config differences; per run: per-epoch, per-class, confusion matrix
+    assert p.count("table") == 1 + 1 + 1 + 3 * 3
     diff_rows = [a for t, a in p.tags if t == "tr" and a.get("class") == "diff"]
     assert len(diff_rows) == 2
     # one file: nothing is written beside it (issue 13: a report_files/ folder was)

@@ -9,8 +9,9 @@ into a folder that does not exist; a previous export is replaced atomically, a F
 (``format_for_output``). A run whose summary.json is damaged is exported with the numbers rebuilt from its
 log and its ``damaged`` reason; numbers that are not finite are written as null (JSON) or left empty.
 
-CSV / JSON rows (one per run) hold the summary fields, tags, note, the Pareto flags and the flattened
-config (``config.optim.lr``, ...). ``per_epoch``: the CSV has one row per (run, epoch) instead; the JSON
+CSV / JSON rows (one per run) hold the summary fields (with the majority baseline, chance and the best
+checkpoint's macro F1), tags, note, the Pareto flags and the flattened config (``config.optim.lr``, ...);
+a JSON run also has its ``evaluation`` (confusion matrix and per-class metrics, or null). ``per_epoch``: the CSV has one row per (run, epoch) instead; the JSON
 keeps one object per run and adds its ``history`` (a list of per-epoch rows).
 """
 
@@ -36,6 +37,7 @@ from .compare import (
     pareto_flags,
 )
 from .interventions import read_interventions
+from .classcompare import evaluation_of
 from .outfile import OutputGuard, plan_output, write_target
 from .store import resolve_run
 
@@ -62,6 +64,10 @@ RUN_FIELDS = (
     "macs",
     "best_val_acc",
     "final_val_acc",
+    "majority_baseline",
+    "chance_acc",
+    "macro_f1",
+    "early_stop_epoch",
     "final_train_loss",
     "final_val_loss",
     "train_seconds",
@@ -208,6 +214,9 @@ def run_row(r: RunRecord, pareto: dict[str, bool] | None = None) -> dict[str, An
             row[k] = r.damaged
         elif k == "classes":  # a CSV cell: the names joined with "|"; JSON: the list
             row[k] = r.classes
+        elif k == "macro_f1":
+            ev = evaluation_of(r.summary)
+            row[k] = ev.get("macro_f1") if ev else None
         else:
             row[k] = r.summary.get(k)
     row["tags"] = r.tags
@@ -242,6 +251,7 @@ def to_json(records: Sequence[RunRecord], *, per_epoch: bool = False) -> dict[st
         row = run_row(r, flags[r.run_id])
         row["config"] = r.config
         row["controls"] = [i.to_json() for i in read_interventions(r.path)]  # what changed on the way: see the config
+        row["evaluation"] = evaluation_of(r.summary)  # the best checkpoint: confusion matrix, per-class metrics
         if per_epoch:
             row["history"] = [
                 {k: v for k, v in e.items() if k not in ("run_id", "name", "status", "arch", "width", "dataset")}

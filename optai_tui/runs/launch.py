@@ -101,7 +101,7 @@ def plan_resume(run: RunDir) -> ResumePlan:
     summary = run.settled_summary()  # no process trains it (this one has not started to)
     cfg = run.load_config()
     done = int(summary.get("epochs_completed") or 0)
-    if summary.get("status") == RunStatus.COMPLETED and done >= cfg.train.epochs:
+    if summary.get("status") == RunStatus.COMPLETED and (done >= cfg.train.epochs or summary.get("early_stop_epoch")):
         return ResumePlan(run, None, done, completed=True)
     if not run.last_checkpoint.is_file():
         if done == 0 and summary.get("status") == RunStatus.STOPPED:
@@ -210,7 +210,9 @@ def resume_session(run: RunDir, *, sinks: Iterable[EventSink] = ()) -> RunSessio
     :func:`plan_resume`; a completed run is a ConfigError saying there is nothing to resume)."""
     plan = plan_resume(run)
     if plan.completed:
-        raise ConfigError(f"run {run.run_id} already completed all {plan.epochs_done} epochs: nothing to resume")
+        early = run.read_summary().get("early_stop_epoch")
+        done = f"stopped early at epoch {early}" if early else f"completed all {plan.epochs_done} epochs"
+        raise ConfigError(f"run {run.run_id} already {done}: nothing to resume")
     return RunSession(run, sinks=sinks, plan=plan)
 
 
@@ -283,7 +285,9 @@ def resume_detached(run: RunDir) -> subprocess.Popen:
         plan = plan_resume(run)
         if plan.completed:
             settle_records(run)
-            raise ConfigError(f"run {run.run_id} already completed all {plan.epochs_done} epochs: nothing to resume")
+            early = run.read_summary().get("early_stop_epoch")
+        done = f"stopped early at epoch {early}" if early else f"completed all {plan.epochs_done} epochs"
+        raise ConfigError(f"run {run.run_id} already {done}: nothing to resume")
         try:
             return spawn_detached(run, resume=True)
         except OSError as e:

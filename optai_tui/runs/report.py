@@ -32,6 +32,8 @@ from . import report_charts
 from .interventions import read_interventions
 from ..fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds, now_iso, num
 from ..fsio import atomic_write_bytes
+from .classcompare import compare_classes, evaluation_of
+from .summary import status_text
 from .outfile import OutputGuard, is_stream, plan_output, replaceable, resolve_path, write_output, write_target  # noqa: F401 (is_stream, write_output: re-exported)
 from .compare import (
     ACCURACY_KEY,
@@ -107,6 +109,8 @@ COMPARISON_COLUMNS: list[tuple[str, Any]] = [
     ("MACs", lambda r, lab: fmt_count(r.get("macs"))),
     ("Best val acc", lambda r, lab: fmt_pct(r.get("best_val_acc"))),
     ("Final val acc", lambda r, lab: fmt_pct(r.get("final_val_acc"))),
+    ("Majority", lambda r, lab: fmt_pct(r.get("majority_baseline"))),
+    ("Macro F1", lambda r, lab: _macro_f1(r.summary)),
     ("Epochs", lambda r, lab: fmt_epochs(r)),
     ("Train time", lambda r, lab: fmt_seconds(r.get("train_seconds"))),
     ("s/epoch", lambda r, lab: fmt_float(r.get("seconds_per_epoch"), 3)),
@@ -199,7 +203,7 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
     dname = s.get("device_name")
     facts = [
         f"Run id: {r.run_id}",
-        f"Status: {r.status}" + (f" ({s['error']})" if s.get("error") else "")
+        f"Status: {status_text({**s, 'status': r.status})}" + (f" ({s['error']})" if s.get("error") else "")
         + (f"; damaged summary ({r.damaged}): numbers rebuilt from the event log" if r.damaged else ""),
         f"Architecture: {r.arch}, width x{fmt_float(r.width, 6)}, transfer mode {s.get('transfer_mode', '-')}",
         f"Dataset: {r.dataset}, {s.get('num_train', '-')} train / {s.get('num_val', '-')} validation images, "
@@ -208,7 +212,10 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
         + (f"; folder {s['dataset_path']}" if s.get("dataset_path") else ""),
         f"Parameters: {_int(s.get('params'))} ({fmt_count(s.get('params'))}), trainable {_int(s.get('trainable_params'))}",
         f"MACs per image: {_int(s.get('macs'))} ({fmt_count(s.get('macs'))})",
-        f"Accuracy: best {fmt_pct(s.get('best_val_acc'), 2)}, final {fmt_pct(s.get('final_val_acc'), 2)}",
+        f"Accuracy: best {fmt_pct(s.get('best_val_acc'), 2)}, final {fmt_pct(s.get('final_val_acc'), 2)}"
+        + (f"; majority-class baseline {fmt_pct(s['majority_baseline'], 2)}"
+           + (f" (always {s['majority_class']})" if s.get("majority_class") else "") if s.get("majority_baseline") is not None else "")
+        + (f", chance {fmt_pct(s['chance_acc'], 2)}" if s.get("chance_acc") is not None else ""),
         f"Epochs: {fmt_epochs(r)}",
         f"Wall time: {fmt_seconds(s.get('train_seconds'))} ({fmt_float(s.get('train_seconds'), 4)} s), "
         f"{fmt_float(s.get('seconds_per_epoch'), 3)} s/epoch, {fmt_float(s.get('images_per_second'), 4)} images/s",
@@ -235,9 +242,46 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
         blocks.append(P("The config below is the one the run started with: with these changes on the way, it alone does not reproduce the run."))
     else:
         blocks.append(P("None: the run trained with the config below from its start."))
+    blocks.extend(class_blocks(s))
     blocks.append(H(4, "Config"))
     blocks.append(Block("code", text=yaml.safe_dump(r.config, sort_keys=False).rstrip(), lang="yaml"))
     return blocks
+
+
+def _macro_f1(s: dict[str, Any]) -> str:
+    ev = evaluation_of(s)
+    v = ev.get("macro_f1") if ev else None
+    return "-" if not isinstance(v, (int, float)) or isinstance(v, bool) else f"{v:.3f}"
+
+
+def class_blocks(s: dict[str, Any]) -> list[Block]:
+    """The best checkpoint class by class: precision, recall, F1, and the confusion matrix (up to 20 classes)."""
+    ev = evaluation_of(s)
+    if ev is None:
+        return []
+    f3 = _fixed(".3f")
+    blocks = [
+        H(4, f"Per class (best checkpoint, epoch {ev.get('epoch', '-')}, {ev.get('images', '-')} {ev.get('split', '')} images)"),
+        P(f"Accuracy {fmt_pct(ev.get('accuracy'), 2)}, macro precision {f3(ev.get('macro_precision'))}, "
+          f"macro recall {f3(ev.get('macro_recall'))}, macro F1 {f3(ev.get('macro_f1'))}."),
+        T(["Class", "Images", "Precision", "Recall (accuracy)", "F1"],
+          [[str(c.get("class")), _int(c.get("support")), f3(c.get("precision")), f3(c.get("recall")), f3(c.get("f1"))] for c in ev["per_class"]]),
+    ]  # fmt: skip
+    classes, confusion = ev.get("classes", []), ev.get("confusion", [])
+    if 0 < len(classes) <= 20:
+        blocks.append(P("Confusion matrix: rows are the true classes, columns the predicted ones."))
+        blocks.append(T(["True class", *classes], [[c, *[str(v) for v in row]] for c, row in zip(classes, confusion)],
+                        marked=set()))
+    return blocks
+
+
+def class_comparison_blocks(records: Sequence[RunRecord], labels: dict[str, str]) -> list[Block]:
+    cmp = compare_classes([r.summary for r in records], [labels[r.run_id] for r in records])
+    if cmp.evaluated < 2:
+        return []
+    note = ("Each run's best checkpoint; class rows are recall (the class's accuracy) / F1."
+            if cmp.same_classes else "The runs were trained on different classes: the class rows are not comparable across them.")
+    return [H(3, "Per class, side by side"), P(note), T(cmp.headers, cmp.rows)]
 
 
 def _int(v: Any) -> str:
@@ -275,6 +319,7 @@ def build_document(
             names = ", ".join(f"{labels[r.run_id]} ({fmt_pct(r.get(ACCURACY_KEY))} at {_cost(r, cost)})" for r in front)
             items.append(f"Accuracy vs {AXIS_NAMES[cost]}: {names or 'no run has both values'}")
         blocks.append(L(items))
+        blocks.extend(class_comparison_blocks(records, labels))
         diff = config_diff(records)
         blocks.append(H(3, "Config differences"))
         if diff:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from ..training import events as ev
+from ..training.classmetrics import class_report, majority_baseline
 
 
 def summary_skeleton(run_id: str, name: str | None, cfg: Any) -> dict[str, Any]:
@@ -63,7 +64,7 @@ _STARTED_FIELDS = (
 )  # fmt: skip
 
 
-FOLD_EVENTS: tuple[type[ev.Event], ...] = (ev.RunStarted, ev.EpochEnd, ev.PhaseChanged, *ev.TERMINAL_EVENTS)
+FOLD_EVENTS: tuple[type[ev.Event], ...] = (ev.RunStarted, ev.EpochEnd, ev.PhaseChanged, ev.ClassBalance, ev.Evaluated, *ev.TERMINAL_EVENTS)
 """The kinds of event that change a fold (the others, BatchEnd above all, can be skipped when reading a log)."""
 
 
@@ -92,7 +93,20 @@ class SummaryFold:
             self._epochs_changed()
             s.update(status=ev.RunStatus.RUNNING.value, error=None, finished_at=None)
             s.pop("pruned_epoch", None)
+            s.pop("early_stop_epoch", None)
+            s.pop("evaluation", None)  # the best checkpoint may change: judged again at the end
             self.ended = False
+            return True
+        if isinstance(e, ev.ClassBalance):
+            found = majority_baseline(e.train_counts, e.val_counts)
+            s["class_balance"] = {"classes": e.classes, "train_counts": e.train_counts, "val_counts": e.val_counts}
+            s["majority_class"] = e.classes[found[0]] if found and found[0] < len(e.classes) else None
+            s["majority_baseline"] = found[1] if found else None
+            s["chance_acc"] = e.chance
+            return True
+        if isinstance(e, ev.Evaluated):
+            s["evaluation"] = {"epoch": e.epoch, "split": e.split, "loss": e.loss, "classes": e.classes, "confusion": e.confusion,
+                               **class_report(e.classes, e.confusion)}
             return True
         if isinstance(e, ev.EpochEnd):
             self.rows[e.epoch] = e.row()
@@ -106,6 +120,8 @@ class SummaryFold:
         status = ev.TERMINAL_STATUS.get(type(e))
         if status is not None:
             s.update(status=status.value, finished_at=iso_time(e.time), error=e.error if isinstance(e, ev.RunFailed) else None)
+            if isinstance(e, ev.RunFinished) and e.early_stop_epoch is not None:
+                s["early_stop_epoch"] = e.early_stop_epoch  # completed by early stopping after that epoch
             if isinstance(e, ev.RunPruned):
                 s["pruned_epoch"] = e.epoch  # the epoch after which the sweep's pruner stopped it
             self.ended = True
@@ -145,10 +161,14 @@ def _last(rows: list[dict[str, float]], key: str) -> float | None:
 # ---------------------------------------------------------------------------------------------
 # Reading a summary someone else may have written: every field of the right type, or it is damaged
 
-_WHOLE_FIELDS = ("epochs", "epochs_completed", "params", "trainable_params", "macs", "num_classes", "num_train", "num_val", "pid")
+_WHOLE_FIELDS = (
+    "epochs", "epochs_completed", "params", "trainable_params", "macs", "num_classes", "num_train", "num_val", "pid",
+    "early_stop_epoch",
+)  # fmt: skip
 _NUMBER_FIELDS = (
     "width", "best_val_acc", "final_val_acc", "final_train_loss", "final_val_loss", "train_seconds",
     "seconds_per_epoch", "images_per_second", "peak_memory_mb", "checkpoint_mb", "feature_cache_seconds",
+    "majority_baseline", "chance_acc",
 )  # fmt: skip
 _TEXT_FIELDS = (
     "run_id", "name", "arch", "dataset", "transfer_mode", "device", "device_name", "host", "started_at",
@@ -213,6 +233,9 @@ def check_summary(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         elif k in ("class_counts", "val_class_counts"):
             if not (isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)):
                 bad = f"is {_kind(v)}, not a list of counts"
+        elif k == "evaluation":
+            if not _is_evaluation(v):
+                bad = f"is {_kind(v)}, not a confusion matrix with its classes"
         elif k == "rebuilt":
             if not isinstance(v, bool):
                 bad = f"is {_kind(v)}, not true or false"
@@ -226,3 +249,26 @@ def check_summary(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if k not in raw:
             problems.append(f"{k} is missing")
     return out, problems
+
+
+def _is_evaluation(v: Any) -> bool:
+    """A summary's ``evaluation``: its classes (texts) and a square matrix of counts the size of them."""
+    if not isinstance(v, dict):
+        return False
+    classes, matrix = v.get("classes"), v.get("confusion")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or not isinstance(matrix, list):
+        return False
+    per = v.get("per_class")
+    if per is not None and not (isinstance(per, list) and all(isinstance(c, dict) for c in per)):
+        return False
+    whole = lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= 0  # noqa: E731
+    return len(matrix) == len(classes) and all(isinstance(r, list) and len(r) == len(classes) and all(whole(x) for x in r) for r in matrix)
+
+
+def status_text(summary: dict[str, Any]) -> str:
+    """The status as a person reads it: ``completed (early stop at epoch 7)`` for a run early stopping ended."""
+    status = str(summary.get("status") or "?")
+    epoch = summary.get("early_stop_epoch")
+    if status == ev.RunStatus.COMPLETED.value and isinstance(epoch, int) and not isinstance(epoch, bool):
+        return f"{status} (early stop at epoch {epoch})"
+    return status

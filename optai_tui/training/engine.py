@@ -36,6 +36,7 @@ from . import events as ev
 from .backbone_file import BackboneFile
 from .checkpoint import save_checkpoint, serialize_checkpoint
 from .device import activate, compile_problem, device_name, is_oom, memory_state, oom_message, precision_for, resolve_device
+from .evaluation import class_balance, early_stop, evaluate_best
 from .optim import LRSchedule, build_optimizer
 from .profile import count_macs, count_parameters
 from .transfer import Phase, build_model, configure_phase, phase_at, plan_phases, prepare_phase, set_train_mode
@@ -300,10 +301,13 @@ class Trainer:
                 **self._data_identity(),
             )
         )
+        self.emit(class_balance(self.splits))
         for message in self._setup_warnings:
             self.emit(ev.RunWarning(epoch=start_epoch, message=message))
-        if start_epoch >= cfg.train.epochs:
-            return self._finish(ev.RunStatus.COMPLETED)
+        if start_epoch >= cfg.train.epochs:  # killed before its final event: it ends as it would have
+            return self._complete()
+        if start_epoch and early_stop(self.history, cfg.train.early_stop_metric, cfg.train.early_stop_patience):
+            return self._complete(early_stop_epoch=start_epoch)
         self._feature_cache_seconds = prepare_phase(self, self.phase)
         if len(self.phases) > 1 or self.phase.name != "train":
             self._phase_changed(start_epoch + 1)
@@ -325,7 +329,20 @@ class Trainer:
             stop = self._stop_after_epoch.is_set() or self._stop_now.is_set()
             if stop and epoch + 1 < cfg.train.epochs:
                 return self._finish(ev.RunStatus.STOPPED, reason="stopped after epoch")
-        return self._finish(ev.RunStatus.COMPLETED)
+            if epoch + 1 < cfg.train.epochs and early_stop(self.history, cfg.train.early_stop_metric, cfg.train.early_stop_patience):
+                return self._complete(early_stop_epoch=epoch + 1)
+        return self._complete()
+
+    def _complete(self, early_stop_epoch: int | None = None) -> ev.RunStatus:
+        """The run is done: the best checkpoint is judged (training/evaluation.py), then it finishes."""
+        try:
+            evaluated = evaluate_best(self)
+        except (OptaiError, RuntimeError, OSError) as e:  # the run's result stands without it
+            self.emit(ev.RunWarning(epoch=len(self.history), message=f"the best checkpoint could not be evaluated: {e}"))
+        else:
+            if evaluated is not None:
+                self.emit(evaluated)
+        return self._finish(ev.RunStatus.COMPLETED, early_stop_epoch=early_stop_epoch)
 
     def _data_identity(self) -> dict[str, Any]:
         """What the run's data is, for its records: classes, images per class, where validation comes from."""
@@ -490,6 +507,9 @@ class Trainer:
             "train_seconds": elapsed,
             "num_classes": self.num_classes,
             "classes": list(self.splits.classes),
+            # what evaluate / predict / export-model need to feed new images as training fed these
+            "inputs": {"mean": list(self.splits.mean), "std": list(self.splits.std), "image_size": list(self.splits.image_size),
+                       "in_channels": self.splits.in_channels, "resize_to": self.config.transfer.resize_to},
         }
 
     def _checkpoint_interrupted(self, epoch: int, step: int) -> None:
@@ -526,11 +546,11 @@ class Trainer:
             hint=f"lower the learning rate, e.g. optim.lr={self.config.optim.lr / 10:g}",
         )
 
-    def _finish(self, status: ev.RunStatus, *, reason: str = "") -> ev.RunStatus:
+    def _finish(self, status: ev.RunStatus, *, reason: str = "", early_stop_epoch: int | None = None) -> ev.RunStatus:
         self.finishing = True
         n = len(self.history)
         if status is ev.RunStatus.COMPLETED:
-            self.emit(ev.RunFinished(epochs_completed=n, best_val_acc=self.best_val_acc, final_val_acc=_last(self.history, "val_acc"), train_seconds=self.elapsed))
+            self.emit(ev.RunFinished(epochs_completed=n, best_val_acc=self.best_val_acc, final_val_acc=_last(self.history, "val_acc"), train_seconds=self.elapsed, early_stop_epoch=early_stop_epoch))
         elif status is ev.RunStatus.PRUNED:
             self.emit(ev.RunPruned(epoch=n, reason=reason))
         else:

@@ -21,6 +21,7 @@ from enum import Enum
 from typing import Any
 
 from ..fmt import fmt_pct, fmt_rate, fmt_secs
+from .classmetrics import majority_baseline
 
 
 class RunStatus(str, Enum):
@@ -204,6 +205,40 @@ class RunFinished(Event):
     best_val_acc: float | None
     final_val_acc: float | None
     train_seconds: float
+    early_stop_epoch: int | None = None  # ended by early stopping after this epoch (train.early_stop_patience)
+
+
+@dataclass(frozen=True)
+class ClassBalance(Event):
+    """How the classes are spread over the training and validation images (emitted after RunStarted): the
+    majority-class baseline and chance level that an accuracy is read against."""
+
+    classes: list[str]
+    train_counts: list[int]
+    val_counts: list[int]
+
+    @property
+    def majority_baseline(self) -> float | None:
+        """The validation accuracy of always answering the most frequent training class."""
+        found = majority_baseline(self.train_counts, self.val_counts)
+        return None if found is None else found[1]
+
+    @property
+    def chance(self) -> float | None:
+        """The expected accuracy of a uniform random guess: 1 / the number of classes."""
+        return 1.0 / len(self.classes) if self.classes else None
+
+
+@dataclass(frozen=True)
+class Evaluated(Event):
+    """The best checkpoint judged on the validation images after the run: the confusion matrix
+    (``confusion[true][predicted]`` image counts, rows and columns in ``classes`` order)."""
+
+    epoch: int  # the epoch of the checkpoint evaluated (best.pt)
+    split: str  # where the images came from: test, val (a folder) or split (held out of train)
+    classes: list[str]
+    confusion: list[list[int]]
+    loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -232,7 +267,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
         RunStarted, BatchEnd, EpochEnd, Checkpointed, PhaseChanged, ControlApplied, RunWarning, RunFinished, RunFailed, RunStopped,
-        RunPruned,
+        RunPruned, ClassBalance, Evaluated,
     )
 }  # fmt: skip
 TERMINAL_STATUS: dict[type[Event], RunStatus] = {
@@ -381,9 +416,14 @@ def event_line(e: Event) -> tuple[str, str] | None:
         if e.path.endswith("interrupted.pt"):
             return "info", f"checkpoint after the current batch saved (epoch {e.epoch})"
         return None
+    if isinstance(e, Evaluated):
+        total = sum(map(sum, e.confusion))
+        right = sum(row[i] for i, row in enumerate(e.confusion) if i < len(row))
+        return "info", f"best checkpoint (epoch {e.epoch}) evaluated on {_plural(total, 'image')}: accuracy {fmt_pct(right / total if total else None, 2)}"
     if isinstance(e, RunFinished):
+        early = f" (early stop at epoch {e.early_stop_epoch})" if e.early_stop_epoch is not None else ""
         return "success", (
-            f"finished: {_plural(e.epochs_completed, 'epoch')}, best val acc {fmt_pct(e.best_val_acc, 2)}, "
+            f"finished{early}: {_plural(e.epochs_completed, 'epoch')}, best val acc {fmt_pct(e.best_val_acc, 2)}, "
             f"final {fmt_pct(e.final_val_acc, 2)}, {e.train_seconds:.1f}s"
         )
     if isinstance(e, RunStopped):

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..training import events as ev
 from ..training.eta import EtaEstimator
+from ..training.classmetrics import class_report, majority_baseline
 from ..training.events import EPOCH_METRICS
 
 STEP_CAPACITY = 512  # points per step-resolution series (a chart is at most ~200 braille columns wide)
@@ -173,6 +174,11 @@ class RunModel:
         self.peak_memory_mb: float | None = None
         self.phase: str | None = None
         self.last_event_time: float | None = None
+        self.majority_baseline: float | None = None  # ClassBalance: what an accuracy is read against
+        self.majority_class: str | None = None
+        self.chance: float | None = None
+        self.evaluation: dict[str, Any] | None = None  # Evaluated: the best checkpoint's per-class report
+        self.early_stop_epoch: int | None = None
         # metric history
         self.loss = Series(step_capacity)  # train loss, EMA-smoothed, per progress event
         self.lr = Series(step_capacity)
@@ -216,6 +222,7 @@ class RunModel:
 
     def _on_run_started(self, e: ev.RunStarted) -> None:
         self.info = e.to_dict()
+        self.evaluation = self.early_stop_epoch = None
         self.status = "running"
         self.error = None
         self.summary = None
@@ -284,8 +291,18 @@ class RunModel:
 
     def _on_run_finished(self, e: ev.RunFinished) -> None:
         self.status = "completed"
+        self.early_stop_epoch = e.early_stop_epoch
         if e.best_val_acc is not None:
             self.best_val_acc = e.best_val_acc
+
+    def _on_class_balance(self, e: ev.ClassBalance) -> None:
+        found = majority_baseline(e.train_counts, e.val_counts)
+        self.majority_baseline = found[1] if found else None
+        self.majority_class = e.classes[found[0]] if found and found[0] < len(e.classes) else None
+        self.chance = e.chance
+
+    def _on_evaluated(self, e: ev.Evaluated) -> None:
+        self.evaluation = {"epoch": e.epoch, "split": e.split, "classes": e.classes, "confusion": e.confusion, **class_report(e.classes, e.confusion)}
 
     def _on_run_stopped(self, e: ev.RunStopped) -> None:
         self.status = "stopped"
@@ -342,6 +359,8 @@ _HANDLERS: dict[type[ev.Event], Callable[[RunModel, Any], None]] = {
     ev.RunStopped: RunModel._on_run_stopped,
     ev.RunFailed: RunModel._on_run_failed,
     ev.RunPruned: RunModel._on_run_pruned,
+    ev.ClassBalance: RunModel._on_class_balance,
+    ev.Evaluated: RunModel._on_evaluated,
 }
 
 

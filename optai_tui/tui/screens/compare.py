@@ -2,7 +2,8 @@
 (best validation accuracy vs parameters / MACs / training time, Pareto front marked, points labelled),
 and the runs' configs side by side with the differing fields highlighted.
 
-Laid out for 80x24: one tab at a time (1 curves, 2 trade-offs, 3 configs). Runs still training are
+Laid out for 80x24: one tab at a time (1 curves, 2 trade-offs, 3 configs, 4 classes: each run's best
+checkpoint class by class). Runs still training are
 re-read every few seconds by a worker.
 """
 
@@ -34,6 +35,7 @@ from ...runs.compare import (
     run_labels,
     tradeoff_points,
 )
+from ...runs.classcompare import compare_classes
 from ...runs.store import RunDir
 from ..widgets.runs_curves import RunsCurvesPlot, run_color
 from ..widgets.tradeoff import TradeoffPlot
@@ -89,6 +91,7 @@ class CompareScreen(Screen):
         Binding("1", "tab('curves')", "Curves", show=False),
         Binding("2", "tab('tradeoffs')", "Trade-offs", show=False),
         Binding("3", "tab('configs')", "Configs", show=False),
+        Binding("4", "tab('classes')", "Classes", show=False),
         Binding("x", "toggle_x", "Epoch/time", tooltip="curves against the epoch or wall-clock time"),
         Binding("m", "toggle_split", "Train/val", tooltip="validation or training curves"),
         Binding("a", "next_axis", "Cost axis", tooltip="trade-offs against parameters, MACs, training time"),
@@ -128,6 +131,9 @@ class CompareScreen(Screen):
             with TabPane("3 Configs", id="configs"):
                 yield Static("", id="config-hint", classes="hint")
                 yield DataTable(id="config-table", cursor_type="row")
+            with TabPane("4 Classes", id="classes"):
+                yield Static("", id="classes-hint", classes="hint")
+                yield DataTable(id="classes-table", cursor_type="row")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -148,6 +154,7 @@ class CompareScreen(Screen):
         self._draw_curves()
         self._draw_tradeoff()
         self._draw_configs()
+        self._draw_classes()
 
     # -- curves ---------------------------------------------------------------------------------
     def _draw_curves(self) -> None:
@@ -227,6 +234,25 @@ class CompareScreen(Screen):
         mode = "only those" if self.diff_only else "all, differing ones highlighted ≠"
         self.query_one("#config-hint", Static).update(f"{ndiff} fields differ · showing {mode} (f)")
         self.config_rows_shown = shown
+
+    # -- classes --------------------------------------------------------------------------------
+    def _draw_classes(self) -> None:
+        cmp = compare_classes([r.summary for r in self.records], [self.label_of[r.run_id] for r in self.records])
+        table = self.query_one("#classes-table", DataTable)
+        table.clear(columns=True)
+        table.add_column("", key="what")
+        for r in self.records:
+            table.add_column(Text(self.label_of[r.run_id]), key=r.run_id)
+        for i, row in enumerate(cmp.rows):
+            style = "bold" if i < cmp.class_rows_start else ""
+            table.add_row(*[Text(v, style=style) for v in row], key=f"row{i}")
+        if not cmp.evaluated:
+            hint = "no run has a per-class evaluation (runs that completed with this version have one; optai-tui evaluate RUN)"
+        elif not cmp.same_classes:
+            hint = "the runs were trained on different classes: per-class rows are not comparable across them"
+        else:
+            hint = "best checkpoint of each run: class rows are recall (the class's accuracy) / F1"
+        self.query_one("#classes-hint", Static).update(hint)
 
     # -- actions --------------------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:

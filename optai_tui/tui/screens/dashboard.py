@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 from ...fmt import fmt_pct, fmt_rate, fmt_secs, fmt_sig
 from ...runs.follow import follow_run
 from ...runs.store import RunDir
+from ...runs.summary import status_text
 from ...training.events import ControlAction
 from ..history import RunModel, fmt_duration
 from ..messages import ResumeRun, RunUpdated
@@ -51,6 +52,7 @@ class DashboardScreen(Screen):
         Binding("l", "lr_div10", "LR/10", tooltip="divide the learning rate by 10 now (e.g. on a plateau)"),
         Binding("u", "resume", "Resume", tooltip="continue a stopped or failed run from its last completed epoch"),
         Binding("z", "zoom", "Zoom", tooltip="charts use the whole height (hides the table and log)"),
+        Binding("c", "classes", "Classes", tooltip="the best checkpoint class by class: precision, recall, F1, confusion matrix"),
         Binding("b,escape", "back", "Back", tooltip="back to the screen underneath; the run keeps training"),
         Binding("r", "app.runs", "Runs", tooltip="every run: compare, export, resume, use as a backbone", show=False),
     ]
@@ -202,9 +204,10 @@ class DashboardScreen(Screen):
             (ips, ips_kind), val, best, mem = m.throughput(), m.val_acc, m.best_val_acc, m.peak_memory_mb
             lr = m.current_lr
             summary = dict(m.summary) if m.summary else None
+            baseline, majority, chance, early = m.majority_baseline, m.majority_class, m.chance, m.early_stop_epoch
         epoch_eta, run_eta = m.eta(time.time())
         title = Text()
-        title.append(f"{status:<9}", style=STATUS_STYLE.get(status, ""))
+        title.append(f"{status:<9}" if early is None else f"{status} (early stop at epoch {early})", style=STATUS_STYLE.get(status, ""))
         title.append(f" {self.run_id}")
         if info:
             title.append(f"  {info.get('arch')} on {info.get('dataset')}, {info.get('device')}", style="dim")
@@ -222,6 +225,7 @@ class DashboardScreen(Screen):
             f"{fmt_rate(ips)} {ips_kind}" if ips else f"- img/s {ips_kind}",
             f"val acc {fmt_pct(val, 2)}",
             f"best {fmt_pct(best, 2)}",
+            *([f"majority {fmt_pct(baseline, 1)}"] if baseline is not None else []),
             f"mem {mem:,.0f} MiB" if mem else "mem -",
             f"lr {lr:.3g}" if lr is not None else "lr -",
         ]
@@ -234,6 +238,7 @@ class DashboardScreen(Screen):
         if status in ("completed", "stopped", "failed", "pruned"):
             # The summary takes the stats line's place, on one line (a failed run's error under it): the charts
             # keep the height they had while the run trained.
+            summary = {"majority_baseline": baseline, "majority_class": majority, "chance_acc": chance, "early_stop_epoch": early, **(summary or {})}
             text = self.summary_text(status, summary, error, width=room)
             if self._shown.get("#run-summary") != text.plain:
                 self._shown["#run-summary"] = text.plain
@@ -258,22 +263,37 @@ class DashboardScreen(Screen):
         run's error under it."""
         s = s or {}
         t = Text()
-        t.append(f"{status}: ", style=STATUS_STYLE.get(status, ""))
+        shown = status_text(dict(s, status=status))
         total = s.get("epochs", "?")
+        against = [f"majority {fmt_pct(s['majority_baseline'], 1)}"] if s.get("majority_baseline") is not None else []
+        against += [f"chance {fmt_pct(s['chance_acc'], 1)}"] if s.get("chance_acc") is not None else []
         parts = [
             f"{s.get('epochs_completed', '?')}/{total} epoch{'' if total == 1 else 's'}",
-            f"best val {fmt_pct(s.get('best_val_acc'), 2)}",
+            f"best val {fmt_pct(s.get('best_val_acc'), 2)}" + (f" ({', '.join(against)})" if against else ""),
             f"final {fmt_pct(s.get('final_val_acc'), 2)}",
-            fmt_secs(float(s.get("train_seconds") or 0)),
         ]
+        ev_ = s.get("evaluation")
+        if isinstance(ev_, dict) and ev_.get("per_class"):  # the weakest class, and the key for the whole table
+            scored = [c for c in ev_["per_class"] if isinstance(c, dict) and isinstance(c.get("recall"), (int, float))]
+            weakest = min(scored, key=lambda c: c["recall"], default=None)
+            f1 = ev_.get("macro_f1")
+            parts.append(
+                "macro F1 " + (f"{f1:.3f}" if isinstance(f1, (int, float)) else "-")
+                + (f", weakest {weakest.get('class', '?')} {fmt_pct(weakest['recall'], 1)}" if weakest is not None else "")
+                + " (c: per class)"
+            )
+        parts.append(fmt_secs(float(s.get("train_seconds") or 0)))
         if s.get("seconds_per_epoch"):
             parts.append(f"{fmt_sig(s['seconds_per_epoch'])} s/epoch")
         if s.get("images_per_second"):
             parts.append(fmt_rate(s["images_per_second"]))
         if s.get("params"):
             parts.append(f"{s['params']:,} params")
-        while width and len(status) + 2 + len(", ".join(parts)) > width and len(parts) > 2:
+        if width and len(shown) + 2 + len(", ".join(parts[:2])) > width:
+            shown = status  # the title above says "(early stop at epoch N)" too: the figures come first here
+        while width and len(shown) + 2 + len(", ".join(parts)) > width and len(parts) > 2:
             parts.pop()
+        t.append(f"{shown}: ", style=STATUS_STYLE.get(status, ""))
         t.append(", ".join(parts))
         err = error or s.get("error")
         if status == "failed" and err:
@@ -287,6 +307,8 @@ class DashboardScreen(Screen):
             return self.model.status in ("running", "waiting")
         if action == "resume":
             return self.model.status in ("stopped", "failed")
+        if action == "classes":
+            return self.model.evaluation is not None
         return True
 
     def action_stop_now(self) -> None:
@@ -313,6 +335,15 @@ class DashboardScreen(Screen):
 
     def action_resume(self) -> None:
         self.post_message(ResumeRun(self.run_id))
+
+    def action_classes(self) -> None:
+        from .class_report import ClassReportScreen
+
+        m = self.model
+        with m.lock:
+            evaluation, args = m.evaluation, (m.majority_baseline, m.majority_class, m.chance)
+        if evaluation is not None:
+            self.app.push_screen(ClassReportScreen(self.run_id, evaluation, *args))
 
     def action_zoom(self) -> None:
         self.toggle_class("-zoom")
