@@ -172,6 +172,9 @@ async def test_the_form_says_what_a_run_will_do_with_a_train_only_photo_folder(r
         fill(form, {"model.arch": "tv_resnet18", "model.width": "1"})
         await pilot.pause()
         assert form.control("data.image_size").placeholder == "224 (tv_resnet18's default)"
+        fill(form, {"data.dataset": "shapes", "data.path": "", "data.val_split": "0"})
+        await pilot.pause()
+        assert form.control("data.image_size").placeholder == "dataset's own"
 
 
 async def test_start_is_refused_with_focus_on_the_first_problem(runs_dir):

@@ -167,7 +167,7 @@ class SetupScreen(Screen):
         if cfg.data.dataset == "imagefolder":
             hint = f"{size} ({cfg.model.arch}'s default)" if not cfg.transfer.resize_to else f"{size} (transfer.resize_to)"
         else:
-            hint = f"dataset's own ({cfg.effective_image_size() if not cfg.transfer.resize_to else 'native'})"
+            hint = "dataset's own"
         try:
             self.form.control("data.image_size").placeholder = hint  # type: ignore[attr-defined]
         except Exception:  # the field is not drawn (yet)

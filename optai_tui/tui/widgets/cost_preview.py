@@ -84,7 +84,8 @@ def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = N
     states = 2 if cfg.optim.name in ("adam", "adamw") else (1 if cfg.optim.momentum > 0 else 0)
     mem = estimate_train_memory_mb(model, cfg.train.batch_size, size, in_ch, optimizer_states=states)
     out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size,
-                           "num_classes": num_classes, "then_all": len(phases) > 1}
+                           "num_classes": num_classes, "folder_classes": dinfo.num_classes is None,
+                           "then_all": len(phases) > 1}
     if runs_dir is not None:
         device = run_device(cfg.train.device, list(devices) if devices else None)
         estimate = estimate_epoch_seconds(cfg, runs_dir, device)
@@ -173,7 +174,7 @@ class CostPreview(Static):
         if r["trainable"] != r["params"]:
             params += f" ({_num(r['trainable'])} trained{', then all' if r.get('then_all') else ''})"
         t.append(f"params  {params}\n")
-        classes = f", {r['num_classes']} classes" if r.get("num_classes") else ""
+        classes = f", {r['num_classes']} classes" if r.get("folder_classes") else ""  # an image folder's own
         t.append(f"MACs    {_num(r['macs'])} / image @{r['image_size']}px{classes}\n")
         t.append(f"memory  ~{r['memory_mb']:,.0f} MiB @ batch {batch}\n")
         if r.get("scaled_to"):
