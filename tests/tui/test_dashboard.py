@@ -226,9 +226,9 @@ def test_cost_preview_shows_the_estimate_of_past_runs_measured_or_scaled(runs_di
     default = validate_config(_vgg())
     key = cost_key(default)
     scaled = EpochEstimate(25.0, "20240101-000002-sub", 500, scaled_to=5000).as_dict()
-    assert "~25.0 s scaled from 500 img" in CostPreview.render_cost(key, {**scaled, **_NUMBERS}).plain
+    assert "~25 s scaled from 500 img" in CostPreview.render_cost(key, {**scaled, **_NUMBERS}).plain
     measured = EpochEstimate(24.0, "20240101-000006-same", 5000).as_dict()
-    assert "24.0 s measured, 5,000 img" in CostPreview.render_cost(key, {**measured, **_NUMBERS}).plain
+    assert "24 s measured, 5,000 img" in CostPreview.render_cost(key, {**measured, **_NUMBERS}).plain
     assert "not measured yet" in CostPreview.render_cost(key, _NUMBERS).plain
     # a finished run of this setup on the CPU (5.0 s an epoch on 5,000 images): "auto" is the first device
     make_run(runs_dir, epochs=2)
