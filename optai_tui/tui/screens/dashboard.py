@@ -283,10 +283,10 @@ class DashboardScreen(Screen):
                 + " (c: per class)"
             )
         parts.append(fmt_secs(float(s.get("train_seconds") or 0)))
+        if s.get("images_per_second"):
+            parts.append(f"{fmt_rate(s['images_per_second'])} overall")
         if s.get("seconds_per_epoch"):
             parts.append(f"{fmt_sig(s['seconds_per_epoch'])} s/epoch")
-        if s.get("images_per_second"):
-            parts.append(fmt_rate(s["images_per_second"]))
         if s.get("params"):
             parts.append(f"{s['params']:,} params")
         if width and len(shown) + 2 + len(", ".join(parts[:2])) > width:

@@ -112,7 +112,7 @@ class ConfigForm(VerticalScroll, can_focus=False):
     # (``ready`` says when every row is there). Until then their values live in ``_pending``, as the control
     # would hold them: reading, setting and validating the form work the same either way.
     def compose(self) -> ComposeResult:
-        height = max(self.app.size.height, 24)
+        height = max(self.app.size.height - 7, 10)  # the form's share of the screen (header, help, footer)
         used, section, eager = 0, None, True
         for spec in self.specs:
             if spec.section != section:
