@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import io
 import math
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import CheckpointError
-from ..fsio import atomic_write_bytes
+from ..fsio import atomic_copy, atomic_write_bytes
 
 FORMAT = "optai-tui/1"
 
@@ -27,6 +29,69 @@ def serialize_checkpoint(payload: dict[str, Any]) -> bytes:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(Path(path), serialize_checkpoint(payload))
+
+
+def cpu_snapshot(obj: Any) -> Any:
+    """``obj`` (a checkpoint payload) with every tensor copied to the CPU: a state that training can go on
+    changing while a background thread writes it. Copies from a GPU are queued without waiting (into
+    pinned memory) and waited for once."""
+    on_gpu = False
+
+    def copy(v: Any) -> Any:
+        nonlocal on_gpu
+        if isinstance(v, torch.Tensor):
+            v = v.detach()
+            if v.device.type == "cpu":
+                return v.clone()
+            on_gpu = on_gpu or v.device.type == "cuda"
+            return v.to("cpu", non_blocking=v.device.type == "cuda")
+        if isinstance(v, dict):
+            return {k: copy(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [copy(x) for x in v]
+        if isinstance(v, tuple):
+            return tuple(copy(x) for x in v)
+        return v
+
+    out = copy(obj)
+    if on_gpu:
+        torch.cuda.synchronize()
+    return out
+
+
+class CheckpointWriter:
+    """Writes one checkpoint at a time on a background thread: serialised once, ``last`` written
+    atomically (one fsync), ``best`` (when given) made a hard link to it (a copy where links are not
+    possible). The caller records the files (``Checkpointed``) only after :meth:`wait` returned."""
+
+    def __init__(self, payload: dict[str, Any], last: Path, best: Path | None = None):
+        self.last, self.best = Path(last), Path(best) if best is not None else None
+        self.seconds = 0.0  # serialise + write + fsync (+ link), measured on the writing thread
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, args=(payload,), name="optai-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _write(self, payload: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        try:
+            data = serialize_checkpoint(payload)
+            atomic_write_bytes(self.last, data)
+            if self.best is not None:
+                atomic_copy(self.last, self.best, data)
+        except BaseException as e:  # raised again in the training thread, by wait()
+            self._error = e
+        self.seconds = time.perf_counter() - t0
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self) -> float:
+        """Wait for the write; the seconds it took. Raises what the write raised (a StorageError, ...)."""
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self.seconds
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
