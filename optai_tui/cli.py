@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--image-size", type=int, default=None)
     pr.add_argument("--width", type=float, default=1.0)
     pr.add_argument("--device", default="cpu")
+    pr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="of the training steps (as train.precision)")
+    pr.add_argument("--channels-last", action="store_true", help="train in channels-last memory format")
+    pr.add_argument("--batch-size", type=int, default=256, help="batch of the throughput measurements")
     pr.add_argument("--json", action="store_true")
 
     sub.add_parser("doctor", parents=[common], help="check torch, CUDA, GPUs, MPS, data root and weight cache")
@@ -298,7 +301,7 @@ def cmd_runs(args) -> int:
 
 def cmd_profile(args) -> int:
     from .models import get_model_info
-    from .training.device import resolve_device
+    from .training.device import resolve_device, resolve_precision
     from .training.profile import profile_model
 
     info = get_model_info(args.arch)
@@ -316,14 +319,21 @@ def cmd_profile(args) -> int:
         dev = resolve_device(args.device)
     except OptaiError as e:
         raise type(e)(e.message, hint=e.hint, field="--device") from None
-    prof = profile_model(args.arch, num_classes=args.num_classes, in_channels=args.in_channels, image_size=size, width=args.width, device=str(dev))
+    if not 1 <= args.batch_size <= 65_536:
+        raise ConfigError(f"must be in [1, 65536], got {args.batch_size}", field="--batch-size")
+    try:
+        amp = resolve_precision(args.precision, dev)
+    except OptaiError as e:
+        raise type(e)(e.message, hint=e.hint, field="--precision") from None
+    prof = profile_model(args.arch, num_classes=args.num_classes, in_channels=args.in_channels, image_size=size, width=args.width,
+                         device=str(dev), throughput_batch=args.batch_size, amp_dtype=amp, channels_last=args.channels_last)  # fmt: skip
     d = prof.to_dict()
     if args.json:
         print(json.dumps(d))
         return EXIT_OK
     table = Table(box=None, show_header=False)
     for k, v in d.items():
-        table.add_row(k, f"{v:,}" if isinstance(v, int) else (f"{v:,.3f}" if isinstance(v, float) else str(v)))
+        table.add_row(k, f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else (f"{v:,.3f}" if isinstance(v, float) else str(v)))
     _table_console().print(table)
     return EXIT_OK
 

@@ -43,7 +43,7 @@ def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = N
     """The numbers of the preview (runs on a worker thread: building a big model takes a moment)."""
     from ...data import dataset_info
     from ...models import create_model, get_model_info
-    from ...training.profile import count_macs, count_parameters, estimate_train_memory_mb
+    from ...training.profile import activation_element_bytes, count_macs, count_parameters, estimate_train_memory_mb
 
     info = get_model_info(cfg.model.arch)
     dinfo = dataset_info(cfg.data.dataset)
@@ -56,10 +56,11 @@ def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = N
     total, trainable = count_parameters(model)
     macs = count_macs(model, size, in_ch)
     states = 2 if cfg.optim.name in ("adam", "adamw") else (1 if cfg.optim.momentum > 0 else 0)
-    mem = estimate_train_memory_mb(model, cfg.train.batch_size, size, in_ch, optimizer_states=states)
+    device = run_device(cfg.train.device, [d.spec for d in devices] if devices else None)
+    act = activation_element_bytes(cfg.train.precision, device)
+    mem = estimate_train_memory_mb(model, cfg.train.batch_size, size, in_ch, optimizer_states=states, activation_bytes=act)
     out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size}
     if runs_dir is not None:
-        device = run_device(cfg.train.device, [d.spec for d in devices] if devices else None)
         estimate = estimate_epoch_seconds(cfg, runs_dir, device)
         if estimate is not None:
             out.update(estimate.as_dict())
