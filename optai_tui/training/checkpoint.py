@@ -31,29 +31,37 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(Path(path), serialize_checkpoint(payload))
 
 
-def cpu_snapshot(obj: Any) -> Any:
+def cpu_snapshot(obj: Any, buffers: dict[Any, torch.Tensor] | None = None) -> Any:
     """``obj`` (a checkpoint payload) with every tensor copied to the CPU: a state that training can go on
     changing while a background thread writes it. Copies from a GPU are queued without waiting (into
-    pinned memory) and waited for once."""
+    pinned memory) and waited for once. ``buffers``: the previous snapshot's CPU tensors, reused (no new
+    memory to fault in each epoch) where shape and dtype still match; only once nothing reads them."""
     on_gpu = False
 
-    def copy(v: Any) -> Any:
+    def copy(v: Any, key: Any) -> Any:
         nonlocal on_gpu
         if isinstance(v, torch.Tensor):
             v = v.detach()
-            if v.device.type == "cpu":
-                return v.clone()
-            on_gpu = on_gpu or v.device.type == "cuda"
-            return v.to("cpu", non_blocking=v.device.type == "cuda")
+            gpu = v.device.type == "cuda"
+            on_gpu = on_gpu or gpu
+            old = buffers.get(key) if buffers is not None else None
+            if old is not None and old.shape == v.shape and old.dtype == v.dtype and old.is_pinned() == gpu:
+                out = old.copy_(v, non_blocking=gpu)
+            elif v.device.type == "cpu":
+                out = v.clone()
+            else:
+                out = v.to("cpu", non_blocking=gpu)
+            if buffers is not None:
+                buffers[key] = out
+            return out
         if isinstance(v, dict):
-            return {k: copy(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [copy(x) for x in v]
-        if isinstance(v, tuple):
-            return tuple(copy(x) for x in v)
+            return {k: copy(x, (key, k)) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            items = [copy(x, (key, i)) for i, x in enumerate(v)]
+            return items if isinstance(v, list) else tuple(items)
         return v
 
-    out = copy(obj)
+    out = copy(obj, ())
     if on_gpu:
         torch.cuda.synchronize()
     return out

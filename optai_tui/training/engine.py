@@ -108,6 +108,7 @@ class Trainer:
         self._pending: _EpochRecord | None = None  # an epoch whose checkpoint a background thread writes
         self._unsaved: tuple[int, dict[str, Any], bool] | None = None  # (epoch, CPU snapshot, is_best): not due yet
         self._warmup = False  # compiled and not yet run: the first steps compile
+        self._snapshot_buffers: dict[Any, torch.Tensor] = {}  # the CPU copies, reused epoch after epoch
 
     @property
     def last_checkpoint(self) -> Path | None:
@@ -496,7 +497,7 @@ class Trainer:
         # events wait for it, until the next epoch's first progress report at the latest.
         t0 = time.perf_counter()
         self._join_pending()
-        payload = cpu_snapshot(self._checkpoint_payload(epoch + 1, self.elapsed))
+        payload = cpu_snapshot(self._checkpoint_payload(epoch + 1, self.elapsed), self._snapshot_buffers)
         if (epoch + 1) % cfg.train.checkpoint_every and epoch + 1 < cfg.train.epochs:
             self._unsaved = (epoch + 1, payload, is_best)  # written if the run stops before the next one
             done.held = time.perf_counter() - t0
@@ -511,11 +512,17 @@ class Trainer:
 
     def _join_pending(self) -> None:
         """Wait for the checkpoint being written (a StorageError if it failed), then record its epoch."""
-        p, self._pending = self._pending, None
+        p = self._pending
         if p is None:
             return
         t0 = time.perf_counter()
-        write = p.writer.wait() if p.writer is not None else None
+        try:
+            write = p.writer.wait() if p.writer is not None else None
+        except BaseException:
+            if p.writer is None or p.writer.done():  # the write failed: nothing more to wait for
+                self._pending = None
+            raise  # else interrupted while waiting (Ctrl-C): still pending, settled as the run stops
+        self._pending = None
         p.held = (p.held or 0.0) + (time.perf_counter() - t0)
         self._emit_epoch(p, write)
 
