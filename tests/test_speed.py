@@ -158,12 +158,17 @@ def test_checkpoints_are_written_once_an_epoch_on_a_background_thread(tmp_path, 
     assert best and load_checkpoint(tmp_path / "best.pt")["epoch"] == best[-1]
 
 
-def test_checkpoint_every_n_epochs_and_always_the_last_and_a_stop(tmp_path):
+def test_checkpoint_every_n_epochs_and_always_the_last_and_a_stop(tmp_path, monkeypatch):
     seen = Events()
+    accs = iter([0.9, 0.5, 0.4])  # epoch 1, not checkpointed then, stays the best
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self, epoch: {"val_loss": 1.0, "val_acc": next(accs)})
     t = Trainer(_cfg(train={"epochs": 3, "checkpoint_every": 2}), sinks=seen, checkpoint_dir=tmp_path / "a")
     t.run()
-    assert sorted({e.epoch for e in seen.of(ev.Checkpointed)}) == [2, 3]
+    assert [(e.epoch, e.is_best) for e in seen.of(ev.Checkpointed)] == [(2, False), (1, True), (3, False)]
     assert load_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 3
+    best = load_checkpoint(tmp_path / "a" / "best.pt")
+    assert best["epoch"] == 1 and best["best_val_acc"] == 0.9  # best.pt holds the best epoch, written with epoch 2's
+    monkeypatch.undo()
 
     # a stop right after epoch 1 (not due with checkpoint_every 5) still leaves epoch 1 to resume from
     seen = Events()

@@ -70,21 +70,25 @@ def cpu_snapshot(obj: Any, buffers: dict[Any, torch.Tensor] | None = None) -> An
 class CheckpointWriter:
     """Writes one checkpoint at a time on a background thread: serialised once, ``last`` written
     atomically (one fsync), ``best`` (when given) made a hard link to it (a copy where links are not
-    possible). The caller records the files (``Checkpointed``) only after :meth:`wait` returned."""
+    possible), or written from ``best_payload`` of its own (an earlier best epoch that was not
+    checkpointed then: ``train.checkpoint_every``). The caller records the files (``Checkpointed``) only
+    after :meth:`wait` returned."""
 
-    def __init__(self, payload: dict[str, Any], last: Path, best: Path | None = None):
+    def __init__(self, payload: dict[str, Any], last: Path, best: Path | None = None, best_payload: dict[str, Any] | None = None):
         self.last, self.best = Path(last), Path(best) if best is not None else None
         self.seconds = 0.0  # serialise + write + fsync (+ link), measured on the writing thread
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._write, args=(payload,), name="optai-checkpoint", daemon=True)
+        self._thread = threading.Thread(target=self._write, args=(payload, best_payload), name="optai-checkpoint", daemon=True)
         self._thread.start()
 
-    def _write(self, payload: dict[str, Any]) -> None:
+    def _write(self, payload: dict[str, Any], best_payload: dict[str, Any] | None) -> None:
         t0 = time.perf_counter()
         try:
             data = serialize_checkpoint(payload)
             atomic_write_bytes(self.last, data)
-            if self.best is not None:
+            if self.best is not None and best_payload is not None:
+                atomic_write_bytes(self.best, serialize_checkpoint(best_payload))
+            elif self.best is not None:
                 atomic_copy(self.last, self.best, data)
         except BaseException as e:  # raised again in the training thread, by wait()
             self._error = e

@@ -72,6 +72,7 @@ class _EpochRecord:
     is_best: bool
     warnings: list[str]
     writer: CheckpointWriter | None = None
+    best_epoch: int | None = None  # the epoch the writer puts in best.pt
     held: float | None = None  # seconds the loop spent on this checkpoint (snapshot, waiting for a write)
 
 
@@ -106,7 +107,8 @@ class Trainer:
         self.best_val_acc: float | None = None
         self.elapsed = 0.0
         self._pending: _EpochRecord | None = None  # an epoch whose checkpoint a background thread writes
-        self._unsaved: tuple[int, dict[str, Any], bool] | None = None  # (epoch, CPU snapshot, is_best): not due yet
+        self._unsaved: tuple[int, dict[str, Any]] | None = None  # (epoch, CPU snapshot) of an epoch not due yet
+        self._best_unsaved: tuple[int, dict[str, Any]] | None = None  # the best epoch, while not in best.pt yet
         self._warmup = False  # compiled and not yet run: the first steps compile
         self._snapshot_buffers: dict[Any, torch.Tensor] = {}  # the CPU copies, reused epoch after epoch
 
@@ -497,14 +499,19 @@ class Trainer:
         # events wait for it, until the next epoch's first progress report at the latest.
         t0 = time.perf_counter()
         self._join_pending()
-        payload = cpu_snapshot(self._checkpoint_payload(epoch + 1, self.elapsed), self._snapshot_buffers)
-        if (epoch + 1) % cfg.train.checkpoint_every and epoch + 1 < cfg.train.epochs:
-            self._unsaved = (epoch + 1, payload, is_best)  # written if the run stops before the next one
+        due = not (epoch + 1) % cfg.train.checkpoint_every or epoch + 1 == cfg.train.epochs
+        # a best epoch that is not written now keeps a copy of its own (the next snapshot reuses the buffers)
+        buffers = self._snapshot_buffers if due or not is_best else None
+        payload = cpu_snapshot(self._checkpoint_payload(epoch + 1, self.elapsed), buffers)
+        if not due:
+            self._unsaved = (epoch + 1, payload)  # written if the run stops before the next checkpoint
+            if is_best:
+                self._best_unsaved = (epoch + 1, payload)
             done.held = time.perf_counter() - t0
             self._emit_epoch(done)
             return
         self._unsaved = None
-        done.writer = CheckpointWriter(payload, self.last_checkpoint, self.best_checkpoint if is_best else None)
+        done.writer, done.best_epoch = self._start_write(epoch + 1, payload, is_best)
         done.held = time.perf_counter() - t0
         self._pending = done
         if epoch + 1 == cfg.train.epochs:
@@ -530,11 +537,26 @@ class Trainer:
         """Before the run ends: every checkpoint on disk and recorded, the last completed epoch's included."""
         self._join_pending()
         if self._unsaved is not None:
-            epoch, payload, is_best = self._unsaved
+            epoch, payload = self._unsaved
             self._unsaved = None
-            writer = CheckpointWriter(payload, self.last_checkpoint, self.best_checkpoint if is_best else None)
-            writer.wait()
-            self._emit_checkpointed(epoch, is_best)
+            best = self._best_unsaved
+            writer, best_epoch = self._start_write(epoch, payload, best is not None and best[0] == epoch)
+            try:
+                writer.wait()
+            except BaseException:
+                self._best_unsaved = best
+                raise
+            self._emit_checkpointed(epoch, best_epoch)
+
+    def _start_write(self, epoch: int, payload: dict[str, Any], is_best: bool) -> tuple[CheckpointWriter, int | None]:
+        """Start writing ``epoch``'s checkpoint as last.pt, with best.pt: the same file when the epoch is the
+        best, else the best epoch not written yet (checkpoint_every), if any. (writer, best.pt's epoch)."""
+        best, self._best_unsaved = self._best_unsaved, None
+        if is_best:
+            return CheckpointWriter(payload, self.last_checkpoint, self.best_checkpoint), epoch
+        if best is not None:
+            return CheckpointWriter(payload, self.last_checkpoint, self.best_checkpoint, best_payload=best[1]), best[0]
+        return CheckpointWriter(payload, self.last_checkpoint), None
 
     def _abandon_checkpoints(self) -> None:
         """A failing run: record the epoch whose checkpoint made it to disk, if one was being written."""
@@ -543,10 +565,10 @@ class Trainer:
         except Exception:
             pass
 
-    def _emit_checkpointed(self, epoch: int, is_best: bool) -> None:
+    def _emit_checkpointed(self, epoch: int, best_epoch: int | None) -> None:
         self.emit(ev.Checkpointed(epoch=epoch, path=str(self.last_checkpoint), is_best=False))
-        if is_best:
-            self.emit(ev.Checkpointed(epoch=epoch, path=str(self.best_checkpoint), is_best=True))
+        if best_epoch is not None:
+            self.emit(ev.Checkpointed(epoch=best_epoch, path=str(self.best_checkpoint), is_best=True))
 
     def _emit_epoch(self, p: _EpochRecord, write_seconds: float | None = None) -> None:
         metrics = dict(p.metrics)
@@ -555,7 +577,7 @@ class Trainer:
         if write_seconds is not None:
             metrics["checkpoint_write_seconds"] = round(write_seconds, 4)
         if p.writer is not None:
-            self._emit_checkpointed(p.epoch, p.is_best)
+            self._emit_checkpointed(p.epoch, p.best_epoch)
         for message in p.warnings:
             self.emit(ev.RunWarning(epoch=p.epoch, message=message))
         record = ev.EpochMetrics.from_dict(metrics)
