@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--image-size", type=int, default=None)
     pr.add_argument("--width", type=float, default=1.0)
     pr.add_argument("--device", default="cpu")
+    pr.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="of the training steps (as train.precision)")
+    pr.add_argument("--channels-last", action="store_true", help="train in channels-last memory format")
+    pr.add_argument("--batch-size", type=int, default=256, help="batch of the throughput measurements")
     pr.add_argument("--json", action="store_true")
 
     sub.add_parser("doctor", parents=[common], help="check torch, CUDA, GPUs, MPS, data root and weight cache")
@@ -350,7 +353,7 @@ def cmd_runs(args) -> int:
 
 def cmd_profile(args) -> int:
     from .models import get_model_info
-    from .training.device import resolve_device
+    from .training.device import resolve_device, resolve_precision
     from .training.profile import profile_model
 
     info = get_model_info(args.arch)
@@ -368,9 +371,16 @@ def cmd_profile(args) -> int:
         dev = resolve_device(args.device)
     except OptaiError as e:
         raise type(e)(e.message, hint=e.hint, field="--device") from None
+    if not 1 <= args.batch_size <= 65_536:
+        raise ConfigError(f"must be in [1, 65536], got {args.batch_size}", field="--batch-size")
     try:
-        prof = profile_model(args.arch, num_classes=args.num_classes, in_channels=args.in_channels, image_size=size, width=args.width, device=str(dev))
-    except Exception as e:  # out of memory is the user's to fix (a smaller model or image), not a bug
+        amp = resolve_precision(args.precision, dev)
+    except OptaiError as e:
+        raise type(e)(e.message, hint=e.hint, field="--precision") from None
+    try:
+        prof = profile_model(args.arch, num_classes=args.num_classes, in_channels=args.in_channels, image_size=size, width=args.width,
+                             device=str(dev), throughput_batch=args.batch_size, amp_dtype=amp, channels_last=args.channels_last)  # fmt: skip
+    except Exception as e:  # out of memory is the user's to fix (a smaller model, image or batch), not a bug
         from .training.device import is_oom, memory_state, oom_message
 
         if not is_oom(e):
@@ -385,10 +395,10 @@ def cmd_profile(args) -> int:
     table = Table(box=None, show_header=False)
     units = {"latency_ms": "ms", "checkpoint_mb": "MiB", "throughput": "img/s"}  # a number says what it counts
     for k, v in d.items():
-        if k in units and isinstance(v, (int, float)):
+        if k in units and isinstance(v, (int, float)) and not isinstance(v, bool):
             table.add_row(k, f"{fmt_sig(v, 4)} {units[k]}")
         else:
-            table.add_row(k, f"{v:,}" if isinstance(v, int) else (f"{v:,.3f}" if isinstance(v, float) else str(v)))
+            table.add_row(k, f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else (f"{v:,.3f}" if isinstance(v, float) else str(v)))
     _table_console().print(table)
     return EXIT_OK
 

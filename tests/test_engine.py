@@ -70,8 +70,8 @@ def run_metrics(run: RunDir) -> dict[int, dict]:
     for e in event_dicts(run):
         if e["event"] == "EpochEnd":
             m = dict(e["metrics"])
-            for k in ("epoch_seconds", "images_per_second", "peak_memory_mb"):
-                m.pop(k)
+            for k in ("epoch_seconds", "images_per_second", "peak_memory_mb", "checkpoint_seconds", "checkpoint_write_seconds"):
+                m.pop(k, None)  # timings
             out[e["epoch"]] = m
     return out
 

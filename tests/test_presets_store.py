@@ -30,6 +30,7 @@ def test_shipped_presets_all_validate_and_default_is_offline():
     assert d.data.dataset == "shapes"
     fast = load_preset("fast-gpu-resnet18")
     assert fast.train.precision == "bf16" and fast.train.channels_last and fast.schedule.name == "onecycle" and fast.optim.label_smoothing > 0
+    assert fast.train.compile and fast.train.compile_mode == "default"  # compiled by default on the fast GPU recipe
 
 
 def test_save_load_diff_and_user_precedence():

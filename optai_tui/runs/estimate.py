@@ -3,7 +3,8 @@
 The most recent completed run of the same setup on the same device answers: as measured when it trained
 on as many images, else scaled by the number of training images. What counts as "the same setup" is
 everything but the number of training images that sets the seconds an epoch takes (model, width,
-dataset, transfer mode and feature caching, image size, batch size). Reads run folders (summary.json,
+dataset, transfer mode and feature caching, image size, batch size, precision, channels_last, torch.compile
+and its mode). Reads run folders (summary.json,
 config.yaml) and nothing else: no Textual, no torch.
 """
 
@@ -58,7 +59,14 @@ def same_setup(a: RunConfig, b: RunConfig) -> bool:
         and features_cached(a) == features_cached(b)
         and a.effective_image_size() == b.effective_image_size()
         and a.train.batch_size == b.train.batch_size
+        and _speed_setup(a) == _speed_setup(b)
     )
+
+
+def _speed_setup(cfg: RunConfig) -> tuple[Any, ...]:
+    """What sets an epoch's speed on the same model and data: precision, memory format, compilation."""
+    t = cfg.train
+    return (t.precision, t.channels_last, t.compile, t.compile_mode if t.compile else None)
 
 
 def run_device(spec: str, detected: Sequence | None) -> str | None:

@@ -4,7 +4,8 @@ with the folder's lock held.
 An epoch's records are written in this order (``training/engine.py``, ``Trainer._end_epoch``), so that the
 log never records what is not on disk, and the summary and the metrics never show more than the log:
 
-1. ``checkpoints/last.pt``, serialised once and written atomically (temp file, fsync, rename);
+1. ``checkpoints/last.pt``, serialised once from a CPU snapshot and written atomically (temp file, fsync,
+   rename) on a background thread while the next epoch trains (the events below wait for it);
 2. ``checkpoints/best.pt`` when the epoch is the best so far: a hard link to that same file (a copy where the
    file system has no hard links), replaced atomically;
 3. ``events.jsonl``: ``Checkpointed`` for each file written, then ``EpochEnd`` (the log is the source of truth);

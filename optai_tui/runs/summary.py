@@ -135,9 +135,16 @@ class SummaryFold:
         s["final_train_loss"] = _last(rows, "train_loss")
         s["final_val_loss"] = _last(rows, "val_loss")
         if rows:
-            s["seconds_per_epoch"] = sum(r["epoch_seconds"] for r in rows) / len(rows)
-            s["images_per_second"] = sum(r["images_per_second"] for r in rows) / len(rows)
+            # steady state: a compiled run's warm-up epochs (compile_seconds) left out while others exist
+            steady = [r for r in rows if not r.get("compile_seconds")] or rows
+            s["seconds_per_epoch"] = sum(r["epoch_seconds"] for r in steady) / len(steady)
+            s["images_per_second"] = sum(r["images_per_second"] for r in steady) / len(steady)
+            s["mean_seconds_per_epoch"] = sum(r["epoch_seconds"] for r in rows) / len(rows)
+            s["mean_images_per_second"] = sum(r["images_per_second"] for r in rows) / len(rows)
             s["peak_memory_mb"] = max(r["peak_memory_mb"] for r in rows)
+            for key in ("compile_seconds", "checkpoint_seconds", "checkpoint_write_seconds"):
+                if any(r.get(key) is not None for r in rows):
+                    s[key] = sum(r.get(key) or 0.0 for r in rows)
 
     def metrics_csv(self) -> str:
         """metrics.csv: a header of every column seen (epoch first), one row an epoch."""
@@ -169,6 +176,7 @@ _NUMBER_FIELDS = (
     "width", "best_val_acc", "final_val_acc", "final_train_loss", "final_val_loss", "train_seconds",
     "seconds_per_epoch", "images_per_second", "peak_memory_mb", "checkpoint_mb", "feature_cache_seconds",
     "majority_baseline", "chance_acc",
+    "mean_seconds_per_epoch", "mean_images_per_second", "compile_seconds", "checkpoint_seconds", "checkpoint_write_seconds",
 )  # fmt: skip
 _TEXT_FIELDS = (
     "run_id", "name", "arch", "dataset", "transfer_mode", "device", "device_name", "host", "started_at",

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import io
 import math
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import CheckpointError
-from ..fsio import atomic_write_bytes
+from ..fsio import atomic_copy, atomic_write_bytes
 
 FORMAT = "optai-tui/1"
 
@@ -27,6 +29,81 @@ def serialize_checkpoint(payload: dict[str, Any]) -> bytes:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(Path(path), serialize_checkpoint(payload))
+
+
+def cpu_snapshot(obj: Any, buffers: dict[Any, torch.Tensor] | None = None) -> Any:
+    """``obj`` (a checkpoint payload) with every tensor copied to the CPU: a state that training can go on
+    changing while a background thread writes it. Copies from a GPU are queued without waiting (into
+    pinned memory) and waited for once. ``buffers``: the previous snapshot's CPU tensors, reused (no new
+    memory to fault in each epoch) where shape and dtype still match; only once nothing reads them."""
+    on_gpu = False
+
+    def copy(v: Any, key: Any) -> Any:
+        nonlocal on_gpu
+        if isinstance(v, torch.Tensor):
+            v = v.detach()
+            gpu = v.device.type == "cuda"
+            on_gpu = on_gpu or gpu
+            old = buffers.get(key) if buffers is not None else None
+            if old is not None and old.shape == v.shape and old.dtype == v.dtype and old.is_pinned() == gpu:
+                out = old.copy_(v, non_blocking=gpu)
+            elif v.device.type == "cpu":
+                out = v.clone()
+            else:
+                out = v.to("cpu", non_blocking=gpu)
+            if buffers is not None:
+                buffers[key] = out
+            return out
+        if isinstance(v, dict):
+            return {k: copy(x, (key, k)) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            items = [copy(x, (key, i)) for i, x in enumerate(v)]
+            return items if isinstance(v, list) else tuple(items)
+        return v
+
+    out = copy(obj, ())
+    if on_gpu:
+        torch.cuda.synchronize()
+    return out
+
+
+class CheckpointWriter:
+    """Writes one checkpoint at a time on a background thread: serialised once, ``last`` written
+    atomically (one fsync), ``best`` (when given) made a hard link to it (a copy where links are not
+    possible), or written from ``best_payload`` of its own (an earlier best epoch that was not
+    checkpointed then: ``train.checkpoint_every``). The caller records the files (``Checkpointed``) only
+    after :meth:`wait` returned."""
+
+    def __init__(self, payload: dict[str, Any], last: Path, best: Path | None = None, best_payload: dict[str, Any] | None = None):
+        self.last, self.best = Path(last), Path(best) if best is not None else None
+        self.seconds = 0.0  # serialise + write + fsync (+ link), measured on the writing thread
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, args=(payload, best_payload), name="optai-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _write(self, payload: dict[str, Any], best_payload: dict[str, Any] | None) -> None:
+        t0 = time.perf_counter()
+        try:
+            data = serialize_checkpoint(payload)
+            atomic_write_bytes(self.last, data)
+            if self.best is not None and best_payload is not None:
+                atomic_write_bytes(self.best, serialize_checkpoint(best_payload))
+            elif self.best is not None:
+                atomic_copy(self.last, self.best, data)
+        except BaseException as e:  # raised again in the training thread, by wait()
+            self._error = e
+        self.seconds = time.perf_counter() - t0
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self) -> float:
+        """Wait for the write; the seconds it took. Raises what the write raised (a StorageError, ...)."""
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self.seconds
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:

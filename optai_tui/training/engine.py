@@ -31,13 +31,12 @@ from ..config import RunConfig, config_to_dict
 from ..data import IMAGENET_MEAN_STD, build_loaders, load_arrays
 from ..data.tensor_loader import epoch_seed
 from ..errors import OptaiError, TrainingError
-from ..fsio import atomic_copy, atomic_write_bytes
 from . import events as ev
 from .backbone_file import BackboneFile
-from .checkpoint import save_checkpoint, serialize_checkpoint
+from .checkpoint import CheckpointWriter, cpu_snapshot, save_checkpoint
 from .device import activate, compile_problem, device_name, is_oom, memory_state, oom_message, precision_for, resolve_device
 from .evaluation import class_balance, early_stop, evaluate_best
-from .optim import LRSchedule, build_optimizer
+from .optim import LRSchedule, build_optimizer, set_optimizer_kernel
 from .profile import count_macs, count_parameters
 from .transfer import Phase, build_model, configure_phase, phase_at, plan_phases, prepare_phase, set_train_mode
 
@@ -52,6 +51,30 @@ class Controls(Protocol):
 
 class _StopNow(Exception):
     pass
+
+
+class _PruneNow(Exception):
+    """The sweep's pruner judged an epoch whose records came out after the next epoch began."""
+
+
+class _StoppedAfterRecorded(Exception):
+    """A sink asked to stop after the epoch whose records came out after the next epoch began."""
+
+
+@dataclasses.dataclass
+class _EpochRecord:
+    """A finished epoch's events, waiting (when its checkpoint is being written in the background) until
+    the checkpoint is on disk: the log never records an epoch or a file that is not there yet."""
+
+    epoch: int
+    metrics: dict[str, float]
+    best_val_acc: float | None
+    elapsed: float
+    is_best: bool
+    warnings: list[str]
+    writer: CheckpointWriter | None = None
+    best_epoch: int | None = None  # the epoch the writer puts in best.pt
+    held: float | None = None  # seconds the loop spent on this checkpoint (snapshot, waiting for a write)
 
 
 class Trainer:
@@ -84,6 +107,11 @@ class Trainer:
         self.history: list[dict[str, float]] = list(resume_from.get("history", [])) if resume_from else []
         self.best_val_acc: float | None = None
         self.elapsed = 0.0
+        self._pending: _EpochRecord | None = None  # an epoch whose checkpoint a background thread writes
+        self._unsaved: tuple[int, dict[str, Any]] | None = None  # (epoch, CPU snapshot) of an epoch not due yet
+        self._best_unsaved: tuple[int, dict[str, Any]] | None = None  # the best epoch, while not in best.pt yet
+        self._warmup = False  # compiled and not yet run: the first steps compile
+        self._snapshot_buffers: dict[Any, torch.Tensor] = {}  # the CPU copies, reused epoch after epoch
 
     @property
     def last_checkpoint(self) -> Path | None:
@@ -117,16 +145,30 @@ class Trainer:
         t_start = time.time()
         if self._stop_now.is_set():  # asked to stop while the process was starting: nothing is trained
             return self._finish(ev.RunStatus.STOPPED, reason="stopped before training began")
+        flags = _global_flags()
         try:
-            return self._run(t_start)
-        except _StopNow:
-            return self._finish(ev.RunStatus.STOPPED, reason="stop requested")
-        except KeyboardInterrupt:
-            return self._finish(ev.RunStatus.STOPPED, reason="interrupted")
+            return self._run_or_stop(t_start)
+        finally:
+            _restore_flags(flags)  # train.deterministic changes process-wide settings
+
+    def _run_or_stop(self, t_start: float) -> ev.RunStatus:
+        try:
+            try:
+                return self._run(t_start)
+            except _StopNow:
+                return self._finish(ev.RunStatus.STOPPED, reason="stop requested")
+            except _PruneNow:
+                return self._finish(ev.RunStatus.PRUNED, reason="stopped by the sweep's pruner")
+            except _StoppedAfterRecorded:
+                return self._finish(ev.RunStatus.STOPPED, reason="stopped after epoch")
+            except KeyboardInterrupt:
+                return self._finish(ev.RunStatus.STOPPED, reason="interrupted")
         except OptaiError as e:
+            self._abandon_checkpoints()
             self._emit_failure(ev.RunFailed(epoch=len(self.history), error=str(e), kind=e.kind if isinstance(e, TrainingError) else "error"))
             raise
         except Exception as e:  # an unexpected bug: record it, keep the traceback for the log
+            self._abandon_checkpoints()
             if is_oom(e):
                 msg = self._oom_message()
                 self._emit_failure(ev.RunFailed(epoch=len(self.history), error=msg, kind="oom"))
@@ -151,8 +193,13 @@ class Trainer:
         self.amp_dtype = self.precision.dtype
         self.channels_last = cfg.train.channels_last or self.precision.channels_last
         machine_warnings = [self.precision.warning] if self.precision.warning else []
+        if cfg.train.deterministic:  # bit-exact GPU results: deterministic algorithms, no autotuning
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+            torch.backends.cudnn.benchmark = not cfg.train.deterministic
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -199,6 +246,9 @@ class Trainer:
             loader=d.loader,
             workers=cfg.train.workers,
             model_bytes=self._model_bytes(model) if self.device.type == "cuda" and d.loader == "auto" else 0,
+            # every training step sees a full batch (no 1-image batch at the end of an epoch, no recompile
+            # for a smaller shape); a set smaller than one batch trains on what it has
+            drop_last=len(splits.train_y) >= cfg.train.batch_size,
         )
         self.model = model.to(self.device)
         if self.channels_last:
@@ -206,7 +256,9 @@ class Trainer:
         no_compile = compile_problem() if cfg.train.compile else None
         if no_compile:
             self._setup_warnings.insert(0, f"train.compile: {no_compile}; training without compile (eager)")
-        self.step_model = torch.compile(self.model) if cfg.train.compile and not no_compile else self.model
+        compiled = cfg.train.compile and not no_compile
+        self.step_model = torch.compile(self.model, mode=cfg.train.compile_mode) if compiled else self.model
+        self._warmup = compiled
         self._base = (self.train_loader, self.val_loader, self.step_model)
         self.phases = plan_phases(cfg)
         h, w = splits.image_size
@@ -240,7 +292,7 @@ class Trainer:
         self.train_loader, self.val_loader, self.step_model = self._base
         if prepare:
             self._feature_cache_seconds = prepare_phase(self, phase)
-        self.optimizer = build_optimizer(groups, cfg.optim)
+        self.optimizer = build_optimizer(groups, cfg.optim, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler)
         steps = len(self.train_loader)
         self.schedule = LRSchedule(
@@ -266,6 +318,7 @@ class Trainer:
         self._start_phase(phase, phase.start_epoch * steps, prepare=False)  # prepared after RunStarted
         if ckpt is not None and ckpt.get("phase") == phase.name:
             self.optimizer.load_state_dict(ckpt["optimizer"])
+            set_optimizer_kernel(self.optimizer, self.device)  # fused on CUDA whatever device saved it
             self.schedule.load_state_dict(ckpt["schedule"])
             if ckpt.get("scaler"):  # an fp16 run's loss scale continues where it was
                 self.scaler.load_state_dict(ckpt["scaler"])
@@ -335,6 +388,8 @@ class Trainer:
 
     def _complete(self, early_stop_epoch: int | None = None) -> ev.RunStatus:
         """The run is done: the best checkpoint is judged (training/evaluation.py), then it finishes."""
+        if self.checkpoint_dir is not None:
+            self._settle_checkpoints()  # best.pt on disk before it is read back (written on a background thread)
         try:
             evaluated = evaluate_best(self)
         except (OptaiError, RuntimeError, OSError) as e:  # the run's result stands without it
@@ -377,6 +432,11 @@ class Trainer:
         seen = 0
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)  # peak_memory_mb is this epoch's
+        warmup, self._warmup = self._warmup, False
+        compile_seconds = None
+        if warmup:
+            self.emit(ev.Compiling(epoch=epoch + 1, mode=cfg.train.compile_mode))
         t0 = time.perf_counter()
         t_last = t0
         seen_last = 0
@@ -395,8 +455,18 @@ class Trainer:
             seen += n
             loss_sum += loss.detach().float() * n
             correct += (out.detach().argmax(1) == y).sum()
+            if warmup and i == 0:  # the first step compiled the graphs: the time to it is the warm-up
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                compile_seconds = time.perf_counter() - t0
+                self.emit(ev.Compiling(epoch=epoch + 1, mode=cfg.train.compile_mode, seconds=round(compile_seconds, 3)))
             now = time.perf_counter()
             if now - t_last >= cfg.train.progress_every or i == steps - 1:
+                if self._pending is not None:  # the last epoch's checkpoint, written meanwhile: record it first
+                    asked = self._stop_after_epoch.is_set()
+                    self._join_pending()
+                    if self._stop_after_epoch.is_set() and not asked:  # a sink's answer to that epoch's end
+                        raise _StoppedAfterRecorded
                 lval = float(loss.item())  # the one sync, at the throttled rate
                 if not math.isfinite(lval):
                     self._fail_nan(epoch, i + 1, lval)
@@ -414,6 +484,8 @@ class Trainer:
                 )
                 t_last, seen_last = now, seen
                 self._poll_controls(epoch, i + 1)
+                if self._prune.is_set():  # judged on the previous epoch, recorded just now
+                    raise _PruneNow
             if self._stop_now.is_set():
                 self._checkpoint_interrupted(epoch, i + 1)
                 raise _StopNow
@@ -423,15 +495,18 @@ class Trainer:
         train_loss = float(loss_sum.item()) / max(seen, 1)
         if not math.isfinite(train_loss):
             self._fail_nan(epoch, steps, train_loss)
-        return {
+        out_metrics = {
             "train_loss": train_loss,
             "train_acc": float(correct.item()) / max(seen, 1),
             "lr": lr,
             "images_per_second": seen / max(train_seconds, 1e-9),
             "train_seconds": train_seconds,
         }
+        if compile_seconds is not None:
+            out_metrics["compile_seconds"] = compile_seconds
+        return out_metrics
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _evaluate(self, epoch: int) -> dict[str, float]:
         cfg = self.config
         last = epoch + 1 == cfg.train.epochs
@@ -443,10 +518,14 @@ class Trainer:
         correct5 = torch.zeros((), device=self.device, dtype=torch.long)
         n = 0
         topk = min(5, self.num_classes)
+        full = getattr(self.val_loader, "batch_size", 0) if self.config.train.compile else 0
         for x, y in self.val_loader:
+            k = x.shape[0]
+            if k < full:  # a compiled model sees one batch shape: pad the last batch, keep its own outputs
+                x = torch.cat([x, x.new_zeros((full - k, *x.shape[1:]))]).contiguous(memory_format=_memory_format(x))
             with self._autocast():
                 out = self.step_model(x)
-            out = out.float()
+            out = out[:k].float()
             loss_sum += F.cross_entropy(out, y, reduction="sum")
             pred = out.topk(topk, dim=1).indices
             correct += (pred[:, 0] == y).sum()
@@ -470,27 +549,109 @@ class Trainer:
             self.best_val_acc = val_acc
         self.history.append({"epoch": epoch + 1, **record.as_dict()})
         self.elapsed = self.prior_seconds + (time.time() - t_start)
+        done = _EpochRecord(epoch + 1, record.as_dict(), self.best_val_acc, self.elapsed, is_best, self._gap_warnings())
+        if not (cfg.train.checkpoint and self.checkpoint_dir is not None):
+            self._emit_epoch(done)
+            return
         # The order a crash can always be recovered from (runs/recover.py): the files first, then the events
         # that record them and the epoch (the log never claims what is not on disk), then what the sinks
-        # rebuild from the log. best.pt is last.pt's file again (one serialisation, a hard link or a copy),
-        # so it never holds another epoch than the one recorded for it.
-        if cfg.train.checkpoint and self.checkpoint_dir is not None:
-            data = serialize_checkpoint(self._checkpoint_payload(epoch + 1, self.elapsed))
-            atomic_write_bytes(self.last_checkpoint, data)
+        # rebuild from the log. The checkpoint is a CPU snapshot serialised once on a background thread while
+        # the next epoch trains (best.pt is last.pt's file again: a hard link, or a copy); this epoch's
+        # events wait for it, until the next epoch's first progress report at the latest.
+        t0 = time.perf_counter()
+        self._join_pending()
+        due = not (epoch + 1) % cfg.train.checkpoint_every or epoch + 1 == cfg.train.epochs
+        # a best epoch that is not written now keeps a copy of its own (the next snapshot reuses the buffers)
+        buffers = self._snapshot_buffers if due or not is_best else None
+        payload = cpu_snapshot(self._checkpoint_payload(epoch + 1, self.elapsed), buffers)
+        if not due:
+            self._unsaved = (epoch + 1, payload)  # written if the run stops before the next checkpoint
             if is_best:
-                atomic_copy(self.last_checkpoint, self.best_checkpoint, data)
-            self.emit(ev.Checkpointed(epoch=epoch + 1, path=str(self.last_checkpoint), is_best=False))
-            if is_best:
-                self.emit(ev.Checkpointed(epoch=epoch + 1, path=str(self.best_checkpoint), is_best=True))
-        self._warn_gap(epoch, self.history[-1])
-        self.emit(ev.EpochEnd(epoch=epoch + 1, epochs=cfg.train.epochs, metrics=record, best_val_acc=self.best_val_acc, elapsed_seconds=self.elapsed))
-
-    def _warn_gap(self, epoch: int, m: dict[str, float]) -> None:
-        if "val_acc" not in m or len(self.history) < 3:
+                self._best_unsaved = (epoch + 1, payload)
+            done.held = time.perf_counter() - t0
+            self._emit_epoch(done)
             return
+        self._unsaved = None
+        done.writer, done.best_epoch = self._start_write(epoch + 1, payload, is_best)
+        done.held = time.perf_counter() - t0
+        self._pending = done
+        if epoch + 1 == cfg.train.epochs:
+            self._join_pending()
+
+    def _join_pending(self) -> None:
+        """Wait for the checkpoint being written (a StorageError if it failed), then record its epoch."""
+        p = self._pending
+        if p is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            write = p.writer.wait() if p.writer is not None else None
+        except BaseException:
+            if p.writer is None or p.writer.done():  # the write failed: nothing more to wait for
+                self._pending = None
+            raise  # else interrupted while waiting (Ctrl-C): still pending, settled as the run stops
+        self._pending = None
+        p.held = (p.held or 0.0) + (time.perf_counter() - t0)
+        self._emit_epoch(p, write)
+
+    def _settle_checkpoints(self) -> None:
+        """Before the run ends: every checkpoint on disk and recorded, the last completed epoch's included."""
+        self._join_pending()
+        if self._unsaved is not None:
+            epoch, payload = self._unsaved
+            self._unsaved = None
+            best = self._best_unsaved
+            writer, best_epoch = self._start_write(epoch, payload, best is not None and best[0] == epoch)
+            try:
+                writer.wait()
+            except BaseException:
+                self._best_unsaved = best
+                raise
+            self._emit_checkpointed(epoch, best_epoch)
+
+    def _start_write(self, epoch: int, payload: dict[str, Any], is_best: bool) -> tuple[CheckpointWriter, int | None]:
+        """Start writing ``epoch``'s checkpoint as last.pt, with best.pt: the same file when the epoch is the
+        best, else the best epoch not written yet (checkpoint_every), if any. (writer, best.pt's epoch)."""
+        best, self._best_unsaved = self._best_unsaved, None
+        if is_best:
+            return CheckpointWriter(payload, self.last_checkpoint, self.best_checkpoint), epoch
+        if best is not None:
+            return CheckpointWriter(payload, self.last_checkpoint, self.best_checkpoint, best_payload=best[1]), best[0]
+        return CheckpointWriter(payload, self.last_checkpoint), None
+
+    def _abandon_checkpoints(self) -> None:
+        """A failing run: record the epoch whose checkpoint made it to disk, if one was being written."""
+        try:
+            self._join_pending()
+        except Exception:
+            pass
+
+    def _emit_checkpointed(self, epoch: int, best_epoch: int | None) -> None:
+        self.emit(ev.Checkpointed(epoch=epoch, path=str(self.last_checkpoint), is_best=False))
+        if best_epoch is not None:
+            self.emit(ev.Checkpointed(epoch=best_epoch, path=str(self.best_checkpoint), is_best=True))
+
+    def _emit_epoch(self, p: _EpochRecord, write_seconds: float | None = None) -> None:
+        metrics = dict(p.metrics)
+        if p.held is not None:
+            metrics["checkpoint_seconds"] = round(p.held, 4)
+        if write_seconds is not None:
+            metrics["checkpoint_write_seconds"] = round(write_seconds, 4)
+        if p.writer is not None:
+            self._emit_checkpointed(p.epoch, p.best_epoch)
+        for message in p.warnings:
+            self.emit(ev.RunWarning(epoch=p.epoch, message=message))
+        record = ev.EpochMetrics.from_dict(metrics)
+        self.emit(ev.EpochEnd(epoch=p.epoch, epochs=self.config.train.epochs, metrics=record, best_val_acc=p.best_val_acc, elapsed_seconds=p.elapsed))
+
+    def _gap_warnings(self) -> list[str]:
+        m = self.history[-1]
+        if "val_acc" not in m or len(self.history) < 3:
+            return []
         gaps = [h["train_acc"] - h["val_acc"] for h in self.history[-3:] if "val_acc" in h]
         if len(gaps) == 3 and gaps[2] > 0.15 and gaps[0] < gaps[1] < gaps[2]:
-            self.emit(ev.RunWarning(epoch=epoch + 1, message=f"train/val accuracy gap widening ({gaps[2]:.0%}): overfitting; consider more augmentation or weight decay"))
+            return [f"train/val accuracy gap widening ({gaps[2]:.0%}): overfitting; consider more augmentation or weight decay"]
+        return []
 
     def _checkpoint_payload(self, epoch: int, elapsed: float) -> dict[str, Any]:
         return {
@@ -515,6 +676,7 @@ class Trainer:
     def _checkpoint_interrupted(self, epoch: int, step: int) -> None:
         """Weights after the current batch; resuming still starts from the last completed epoch."""
         if self.config.train.checkpoint and self.checkpoint_dir is not None:
+            self._settle_checkpoints()
             payload = {"arch": self.config.model.arch, "epoch": epoch, "step": step, "model": self.model.state_dict()}
             path = self.checkpoint_dir / "interrupted.pt"
             save_checkpoint(path, payload)
@@ -547,6 +709,8 @@ class Trainer:
         )
 
     def _finish(self, status: ev.RunStatus, *, reason: str = "", early_stop_epoch: int | None = None) -> ev.RunStatus:
+        if self.checkpoint_dir is not None:
+            self._settle_checkpoints()
         self.finishing = True
         n = len(self.history)
         if status is ev.RunStatus.COMPLETED:
@@ -563,6 +727,20 @@ def _last(history: list[dict[str, float]], key: str) -> float | None:
         if key in h:
             return h[key]
     return None
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
+
+
+def _global_flags() -> tuple[bool, bool, bool, bool]:
+    return (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)  # fmt: skip
+
+
+def _restore_flags(flags: tuple[bool, bool, bool, bool]) -> None:
+    torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags[2], flags[3]
 
 
 def _peak_memory_mb(device: torch.device) -> float:

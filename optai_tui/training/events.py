@@ -72,6 +72,9 @@ EPOCH_METRICS = (
     "images_per_second",
     "epoch_seconds",
     "peak_memory_mb",
+    "compile_seconds",  # only on a compiled run's warm-up epoch (the first one a process trains)
+    "checkpoint_seconds",  # what the epoch's checkpoint held the loop up (a CPU snapshot, a wait for a write)
+    "checkpoint_write_seconds",  # the background write of that checkpoint (serialise, write, fsync)
 )
 
 
@@ -88,6 +91,9 @@ class EpochMetrics:
     val_loss: float | None = None
     val_acc: float | None = None
     val_top5: float | None = None
+    compile_seconds: float | None = None
+    checkpoint_seconds: float | None = None
+    checkpoint_write_seconds: float | None = None
 
     def as_dict(self) -> dict[str, float]:
         """The metrics present, in ``EPOCH_METRICS`` order (absent ``val_*`` left out, as the log has them)."""
@@ -184,6 +190,16 @@ class PhaseChanged(Event):
 
 
 @dataclass(frozen=True)
+class Compiling(Event):
+    """torch.compile at work: once as it begins (``seconds`` None), once done, with the time to the first
+    training and evaluation steps (the warm-up that the steady-state figures leave out)."""
+
+    epoch: int  # 1-based epoch whose first steps compile
+    mode: str = "default"
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class ControlApplied(Event):
     action: ControlAction
     epoch: int
@@ -267,7 +283,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
         RunStarted, BatchEnd, EpochEnd, Checkpointed, PhaseChanged, ControlApplied, RunWarning, RunFinished, RunFailed, RunStopped,
-        RunPruned, ClassBalance, Evaluated,
+        RunPruned, ClassBalance, Evaluated, Compiling,
     )
 }  # fmt: skip
 TERMINAL_STATUS: dict[type[Event], RunStatus] = {
@@ -407,6 +423,10 @@ def event_line(e: Event) -> tuple[str, str] | None:
     if isinstance(e, PhaseChanged):
         cached = f", backbone features cached in {e.feature_cache_seconds:.1f}s" if e.feature_cache_seconds is not None else ""
         return "info", f"phase {e.phase} from epoch {e.epoch} (lr {e.lr:g}){cached}"
+    if isinstance(e, Compiling):
+        if e.seconds is None:
+            return "info", f"compiling the model (torch.compile, mode {e.mode}): the first steps wait for it"
+        return "info", f"compiled in {e.seconds:.1f}s (time to the first steps; left out of the steady-state s/epoch)"
     if isinstance(e, ControlApplied):
         detail = f" ({e.detail})" if e.detail else ""
         return "control", f"applied: {e.action.label} at epoch {e.epoch}, step {e.step}{detail}"

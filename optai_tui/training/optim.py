@@ -15,13 +15,31 @@ import torch
 from ..config import OptimConfig, ScheduleConfig
 
 
-def build_optimizer(param_groups: list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Each group carries its own 'lr' (base lr); weight decay applies to all groups."""
+def build_optimizer(param_groups: list[dict[str, Any]], cfg: OptimConfig, device: torch.device | str | None = None) -> torch.optim.Optimizer:
+    """Each group carries its own 'lr' (base lr); weight decay applies to all groups. On ``device`` CUDA the
+    update runs as one fused kernel per parameter group (``fused=True``), elsewhere as foreach ops."""
+    kernel = optimizer_kernel(device)
     if cfg.name == "sgd":
-        return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, **kernel)
     if cfg.name == "adam":
-        return torch.optim.Adam(param_groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(param_groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay, **kernel)
+    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay, **kernel)
+
+
+def optimizer_kernel(device: torch.device | str | None) -> dict[str, bool | None]:
+    """The optimizer's implementation on ``device``: fused on CUDA, foreach elsewhere (None: torch's default)."""
+    if device is None:
+        return {}
+    if torch.device(device).type == "cuda":
+        return {"fused": True, "foreach": None}
+    return {"fused": None, "foreach": True}
+
+
+def set_optimizer_kernel(optimizer: torch.optim.Optimizer, device: torch.device | str) -> None:
+    """After ``load_state_dict`` (which brings the saving device's flags): this device's implementation."""
+    kernel = optimizer_kernel(device)
+    for g in optimizer.param_groups:
+        g.update(kernel)
 
 
 class LRSchedule:

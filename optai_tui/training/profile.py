@@ -119,6 +119,9 @@ class ModelProfile:
     width: float = 1.0
     device: str = "cpu"
     throughput_batch: int = 256
+    train_throughput: float | None = None  # images per second of training steps (forward, backward, SGD step)
+    precision: str = "fp32"  # of the training steps (autocast dtype)
+    channels_last: bool = False  # memory format of the training steps
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -137,8 +140,16 @@ def profile_model(
     throughput_batch: int = 256,
     repeats: int = 3,
     warmup: int = 1,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    train: bool = True,
 ) -> ModelProfile:
-    """Build ``name`` (fresh weights) and measure it. ``repeats``/``warmup`` keep tests fast."""
+    """Build ``name`` (fresh weights) and measure it. ``repeats``/``warmup`` keep tests fast.
+
+    Inference latency and throughput are fp32; ``train`` also measures training throughput as a run
+    trains: autocast to ``amp_dtype`` (None: fp32), ``channels_last`` memory format, SGD with momentum
+    (fused on CUDA), after ``warmup`` untimed steps."""
     device = torch.device(device)
     model = create_model(name, num_classes=num_classes, in_channels=in_channels, width=width)
     params, trainable = count_parameters(model)
@@ -151,6 +162,10 @@ def profile_model(
     with torch.no_grad():
         latency = statistics.median(_timed(lambda: model(one), device, warmup, repeats))
         per_batch = statistics.median(_timed(lambda: model(batch), device, warmup, repeats))
+    train_ips = None
+    if train:
+        train_ips = measure_train_throughput(model, batch, num_classes, device, amp_dtype=amp_dtype, channels_last=channels_last,
+                                             warmup=max(warmup, 2), repeats=repeats)  # fmt: skip
     return ModelProfile(
         name=name,
         params=params,
@@ -165,7 +180,46 @@ def profile_model(
         width=width,
         device=str(device),
         throughput_batch=throughput_batch,
+        train_throughput=train_ips,
+        precision=str(amp_dtype).replace("torch.", "") if amp_dtype is not None else "fp32",
+        channels_last=channels_last,
     )
+
+
+def measure_train_throughput(
+    model: nn.Module,
+    batch: torch.Tensor,
+    num_classes: int,
+    device: torch.device,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    warmup: int = 2,
+    repeats: int = 3,
+) -> float:
+    """Images per second of full training steps on ``batch`` (median of ``repeats`` after ``warmup``);
+    the model's weights change (a copy is trained, the caller's model is left alone)."""
+    from .optim import optimizer_kernel
+
+    model = copy.deepcopy(model).train()
+    x = batch
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, num_classes, (x.shape[0],), device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, **optimizer_kernel(device))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    per_step = statistics.median(_timed(step, device, warmup, repeats))
+    return x.shape[0] / per_step if per_step > 0 else float("inf")
 
 
 def _tensor_bytes(obj: Any) -> int:
@@ -212,13 +266,30 @@ def estimate_train_memory_mb(
     image_size: int | tuple[int, int],
     in_channels: int = 3,
     optimizer_states: int = 1,
+    activation_bytes: int = 4,
 ) -> float:
     """Rough training memory in MiB: weights + gradients + ``optimizer_states`` buffers per
     parameter (1 for SGD with momentum, 2 for Adam), 4 bytes each, plus activations (leaf module
-    outputs of one image times ``batch_size``). Frozen parameters get no gradient or optimizer state.
-    Allocator overhead, workspaces and the CUDA context are not included.
+    outputs of one image times ``batch_size``), ``activation_bytes`` per element: 4 in fp32, 2 under
+    bf16/fp16 autocast (see :func:`activation_element_bytes`). Frozen parameters get no gradient or
+    optimizer state. Allocator overhead, workspaces and the CUDA context are not included.
     """
     total, trainable = count_parameters(model)
     state_bytes = 4 * (total + trainable * (1 + optimizer_states))
-    act_bytes = activation_bytes_per_image(model, image_size, in_channels) * batch_size
+    act_bytes = activation_bytes_per_image(model, image_size, in_channels) * batch_size * activation_bytes // 4
     return (state_bytes + act_bytes) / MB
+
+
+def activation_element_bytes(precision: str, device: str | None) -> int:
+    """Bytes per activation element of a run: 2 under bf16/fp16 autocast (``auto`` picks one on a GPU),
+    else 4."""
+    if precision in ("bf16", "fp16"):
+        return 2
+    if precision == "auto" and device is not None:
+        if device.startswith("cuda"):
+            return 2
+        if device == "cpu":  # auto takes bf16 on a CPU with native bf16 (training/device.py decides)
+            from .device import precision_for
+
+            return 2 if precision_for("auto", "cpu").dtype is not None else 4
+    return 4

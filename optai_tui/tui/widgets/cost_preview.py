@@ -66,7 +66,7 @@ def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = N
     transfer mode trains (first phase: a probe trains the head alone)."""
     from ...data import dataset_info
     from ...models import create_model, get_model_info
-    from ...training.profile import count_macs, count_parameters, estimate_train_memory_mb
+    from ...training.profile import activation_element_bytes, count_macs, count_parameters, estimate_train_memory_mb
     from ...training.transfer import configure_phase, install_head, plan_phases
 
     info = get_model_info(cfg.model.arch)
@@ -82,12 +82,13 @@ def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = N
     total, trainable = count_parameters(model)
     macs = count_macs(model, size, in_ch)
     states = 2 if cfg.optim.name in ("adam", "adamw") else (1 if cfg.optim.momentum > 0 else 0)
-    mem = estimate_train_memory_mb(model, cfg.train.batch_size, size, in_ch, optimizer_states=states)
+    device = run_device(cfg.train.device, list(devices) if devices else None)
+    act = activation_element_bytes(cfg.train.precision, device)
+    mem = estimate_train_memory_mb(model, cfg.train.batch_size, size, in_ch, optimizer_states=states, activation_bytes=act)
     out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size,
                            "num_classes": num_classes, "folder_classes": dinfo.num_classes is None,
                            "then_all": len(phases) > 1}
     if runs_dir is not None:
-        device = run_device(cfg.train.device, list(devices) if devices else None)
         estimate = estimate_epoch_seconds(cfg, runs_dir, device)
         if estimate is not None:
             out.update(estimate.as_dict())
