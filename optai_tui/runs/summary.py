@@ -50,7 +50,7 @@ def summary_skeleton(run_id: str, name: str | None, cfg: Any) -> dict[str, Any]:
 
 _STARTED_FIELDS = (
     "arch", "dataset", "device", "device_name", "epochs", "params", "trainable_params",
-    "num_train", "num_val", "macs", "num_classes", "image_size", "backbone",
+    "num_train", "num_val", "macs", "num_classes", "image_size", "backbone", "world_size", "nodes", "hosts",
 )  # fmt: skip
 
 
@@ -136,7 +136,7 @@ def _last(rows: list[dict[str, float]], key: str) -> float | None:
 # ---------------------------------------------------------------------------------------------
 # Reading a summary someone else may have written: every field of the right type, or it is damaged
 
-_WHOLE_FIELDS = ("epochs", "epochs_completed", "params", "trainable_params", "macs", "num_classes", "num_train", "num_val", "pid")
+_WHOLE_FIELDS = ("epochs", "epochs_completed", "params", "trainable_params", "macs", "num_classes", "num_train", "num_val", "pid", "world_size", "nodes")
 _NUMBER_FIELDS = (
     "width", "best_val_acc", "final_val_acc", "final_train_loss", "final_val_loss", "train_seconds",
     "seconds_per_epoch", "images_per_second", "peak_memory_mb", "checkpoint_mb", "feature_cache_seconds",

@@ -130,6 +130,9 @@ class RunStarted(Event):
     num_classes: int | None = None
     image_size: int | list[int] | None = None
     backbone: str | None = None  # where a transfer run's backbone weights came from
+    world_size: int = 1  # processes training the run (torchrun: GPUs, or gloo processes on the CPU)
+    nodes: int = 1  # machines they run on
+    hosts: list[str] | None = None  # the host of each rank, in rank order (several processes only)
 
 
 @dataclass(frozen=True)
@@ -354,6 +357,8 @@ def event_line(e: Event) -> tuple[str, str] | None:
     (batch progress, routine checkpoints). Levels: info, success, warning, error, control, epoch."""
     if isinstance(e, RunStarted):
         where = f"{e.device} [{e.device_name}]"
+        if e.world_size > 1:
+            where += f" x {e.world_size} processes" + (f" on {e.nodes} machines" if e.nodes > 1 else "")
         if e.resumed:
             return "info", f"resumed at epoch {e.start_epoch + 1} on {where}, {e.precision}"
         return "info", (
