@@ -221,15 +221,17 @@ def _train_rank(args, signals) -> int:
     from .training.events import RunStatus
 
     place = from_env()
-    if not (args.run_dir or args.resume):
-        raise ConfigError(
-            "under torchrun, train a run folder: optai-tui train --run-dir DIR (or --resume RUN)",
-            hint="create it first with the settings, e.g. on one machine: optai-tui train --set train.gpus=2 ...",
-        )
-    run = RunDir.open(args.run_dir) if args.run_dir else resolve_run(args.resume, _runs_dir(args))
     sinks = [ConsoleSink(rich=False if args.plain else None, failure_detail=False)] if place.rank == 0 else []
     try:
-        session = launch.RankSession(run, place, resume=bool(args.resume), sinks=sinks)
+        dist = None
+        if args.run_dir or args.resume:
+            run = RunDir.open(args.run_dir) if args.run_dir else resolve_run(args.resume, _runs_dir(args))
+        else:  # torchrun by hand with settings: rank 0 creates the run folder
+            from .presets import DEFAULT_PRESET, load_preset
+
+            cfg = load_preset(args.preset or DEFAULT_PRESET, args.overrides)
+            run, dist = launch.create_run_on_ranks(cfg, _runs_dir(args), place)
+        session = launch.RankSession(run, place, resume=bool(args.resume), sinks=sinks, dist=dist)
         signals.attach(session)
         status = session.run()
     except BaseException as e:

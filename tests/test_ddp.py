@@ -258,3 +258,14 @@ def test_a_count_or_a_list_of_gpus_is_checked_by_the_schema():
         with pytest.raises(ConfigError) as e:
             validate_config(tiny(train={"gpus": gpus, "device": device, "batch_size": 64}))
         assert e.value.field == "train.gpus" and words in e.value.message, e.value.message
+
+
+def test_the_cost_preview_shows_the_memory_per_gpu_at_its_share_of_the_batch():
+    from optai_tui.tui.widgets.cost_preview import CostPreview, compute_cost, cost_key
+
+    two = validate_config(tiny(train={"gpus": 2, "batch_size": 128}))
+    one = validate_config(tiny(train={"batch_size": 64}))
+    r2, r1 = compute_cost(two, None), compute_cost(one, None)
+    assert r2["memory_mb"] == r1["memory_mb"] and r2["per_gpu_batch"] == 64 and r2["world"] == 2
+    assert "per GPU @ batch 64 (128 / 2 GPUs)" in CostPreview.render_cost(cost_key(two), r2).plain
+    assert cost_key(two) != cost_key(validate_config(tiny(train={"batch_size": 128})))

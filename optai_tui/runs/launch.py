@@ -160,6 +160,12 @@ class RunSession:
         from ..training.engine import Trainer
 
         self.config = run.load_config()
+        if world_size(self.config) > 1:  # several processes are torchrun's (train_distributed), never this one alone
+            raise ConfigError(
+                f"run {run.run_id} trains on {world_size(self.config)} processes (train.gpus): start it with optai-tui train or the TUI",
+                field="train.gpus",
+                hint="a sweep trains each trial on one GPU (sweep run --gpus gives each its own)",
+            )
         # What a killed process left (runs/recover.py): temp files, half an event line, a checkpoint ahead of
         # the log, a best.pt behind; the recorder then rewrites the summary and the metrics from the log.
         remove_stale_temps(run)
@@ -428,7 +434,7 @@ class RankSession:
     :class:`DistributedLaunch`, the launcher holds the run's lock; started by hand (the multi-machine recipe),
     rank 0 takes it."""
 
-    def __init__(self, run: RunDir, place: Any, *, resume: bool, sinks: Iterable[EventSink] = ()):
+    def __init__(self, run: RunDir, place: Any, *, resume: bool, sinks: Iterable[EventSink] = (), dist: Any = None):
         from ..training.distributed import ENV_LAUNCHED, Distributed
 
         self.run_dir = run
@@ -442,7 +448,7 @@ class RankSession:
             self.lock = lock_run(run)
         try:
             t = self.config.train
-            self.dist = Distributed.setup(place, device=t.device, gpus=t.gpu_indices(), batch_size=t.batch_size, sync_bn=t.sync_bn)
+            self.dist = dist or Distributed.setup(place, device=t.device, gpus=t.gpu_indices(), batch_size=t.batch_size, sync_bn=t.sync_bn)
             self._open(run, resume, list(sinks) if main else [])
         except BaseException:
             if self.lock is not None:
@@ -513,3 +519,33 @@ class RankSession:
 
     def request_stop(self, after_epoch: bool = False) -> None:
         self.trainer.request_stop(after_epoch)
+
+
+def create_run_on_ranks(cfg: RunConfig, runs_dir: Path | str | None, place: Any) -> tuple[RunDir, Any]:
+    """torchrun started by hand with a preset (``torchrun ... -m optai_tui train --preset P``): rank 0 checks the
+    config and creates the run folder (holding its lock), and tells the others where it is: a folder they
+    must see too (a shared file system). Returns the folder and the joined process group."""
+    from ..training.distributed import Distributed
+
+    t = cfg.train
+    dist = Distributed.setup(place, device=t.device, gpus=t.gpu_indices(), batch_size=t.batch_size, sync_bn=t.sync_bn)
+    if place.rank == 0:
+        path, problem = None, None
+        try:
+            run = create_run(cfg, runs_dir)
+            path = str(run.path.resolve())
+            return run, dist
+        except OptaiError as e:
+            problem = str(e)
+            raise
+        finally:
+            dist.broadcast_object((path, problem))
+    path, problem = dist.broadcast_object()
+    if problem is not None or path is None:
+        raise ConfigError(f"rank 0 could not create the run: {problem or 'see its output'}")
+    if not Path(path).is_dir():
+        raise ConfigError(
+            f"rank 0 created the run folder {path}, which this machine does not see",
+            hint="put the runs folder on a file system every machine shares (--runs-dir), or copy the folder here and use --run-dir",
+        )
+    return RunDir.open(path), dist

@@ -36,6 +36,7 @@ def cost_key(cfg: RunConfig) -> tuple:
         cfg.data.subset,
         cfg.data.val_split,
         features_cached(cfg),
+        cfg.train.world_size(),  # several GPUs: the memory is per GPU, for its share of the batch
     )
 
 
@@ -56,8 +57,12 @@ def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = N
     total, trainable = count_parameters(model)
     macs = count_macs(model, size, in_ch)
     states = 2 if cfg.optim.name in ("adam", "adamw") else (1 if cfg.optim.momentum > 0 else 0)
-    mem = estimate_train_memory_mb(model, cfg.train.batch_size, size, in_ch, optimizer_states=states)
+    world = cfg.train.world_size()
+    per_gpu = max(1, cfg.train.batch_size // world)
+    mem = estimate_train_memory_mb(model, per_gpu, size, in_ch, optimizer_states=states)
     out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size}
+    if world > 1:
+        out.update(world=world, per_gpu_batch=per_gpu)
     if runs_dir is not None:
         device = run_device(cfg.train.device, [d.spec for d in devices] if devices else None)
         estimate = estimate_epoch_seconds(cfg, runs_dir, device)
@@ -140,7 +145,10 @@ class CostPreview(Static):
             params += f" ({_num(r['trainable'])} trained)"
         t.append(f"params  {params}\n")
         t.append(f"MACs    {_num(r['macs'])} / image @{r['image_size']}px\n")
-        t.append(f"memory  ~{r['memory_mb']:,.0f} MiB @ batch {batch}\n")
+        if r.get("world"):
+            t.append(f"memory  ~{r['memory_mb']:,.0f} MiB per GPU @ batch {r['per_gpu_batch']} ({batch} / {r['world']} GPUs)\n")
+        else:
+            t.append(f"memory  ~{r['memory_mb']:,.0f} MiB @ batch {batch}\n")
         if r.get("scaled_to"):
             t.append(f"epoch   ~{r['seconds_per_epoch']:.1f} s scaled from {r['measured_images']:,} img", style="green")
         elif r.get("seconds_per_epoch"):
