@@ -184,19 +184,19 @@ def _train(args, signals) -> int:
             _note(f"run {plan.run.run_id} already completed all {plan.epochs_done} epochs: nothing to resume")
             return EXIT_OK
         if launch.world_size(run.load_config()) > 1:
-            session = launch.train_distributed(run, resume=True)
+            session = launch.train_distributed(run, resume=True, plain=args.plain)
         else:
             session = launch.RunSession(plan.run, sinks=[sink], plan=plan)
     elif args.run_dir:  # a folder create_run made (the TUI's detached process, which hands down its lock)
         run = RunDir.open(args.run_dir)
         if launch.world_size(run.load_config()) > 1:
-            session = launch.train_distributed(run)
+            session = launch.train_distributed(run, plain=args.plain)
         else:
             session = launch.RunSession(run, sinks=[sink])
     else:
         cfg = load_preset(args.preset or DEFAULT_PRESET, args.overrides)
         if launch.world_size(cfg) > 1:  # torchrun trains it: this process creates the folder, then follows
-            session = launch.train_distributed(launch.create_run(cfg, runs_dir))
+            session = launch.train_distributed(launch.create_run(cfg, runs_dir), plain=args.plain)
         else:
             session = launch.new_session(cfg, runs_dir, sinks=[sink])  # refused before a run folder exists
     signals.attach(session)

@@ -343,9 +343,10 @@ class DistributedLaunch:
     SIGINT / SIGTERM ask the ranks to stop through the run's control file, so that they stop together at a
     step boundary; a second one stops torchrun)."""
 
-    def __init__(self, run: RunDir, *, resume: bool):
+    def __init__(self, run: RunDir, *, resume: bool, plain: bool = False):
         self.run_dir = run
         self.resume = resume
+        self.plain = plain  # rank 0's console: plain lines even on a terminal
         self.lock = lock_run(run)  # this process holds it while torchrun's processes train
         self.proc: subprocess.Popen | None = None
         self.finishing = False
@@ -373,8 +374,8 @@ class DistributedLaunch:
             sys.executable, "-m", "torch.distributed.run", "--standalone",
             "--nproc-per-node", str(world_size(cfg)),
             "--log-dir", str(self.run_dir.path.resolve() / "torchrun"),
-            "-m", "optai_tui", "train", "--resume" if self.resume else "--run-dir", str(self.run_dir.path.resolve()), "--plain",
-        ]  # fmt: skip
+            "-m", "optai_tui", "train", "--resume" if self.resume else "--run-dir", str(self.run_dir.path.resolve()),
+        ] + (["--plain"] if self.plain else [])  # fmt: skip
 
     def run(self) -> dict[str, Any]:
         """Start torchrun, wait for it, and return the run's summary. A run whose processes failed without
@@ -420,10 +421,11 @@ def _wait(proc: subprocess.Popen) -> int:
             proc.terminate()
 
 
-def train_distributed(run: RunDir, *, resume: bool = False) -> DistributedLaunch:
+def train_distributed(run: RunDir, *, resume: bool = False, plain: bool = False) -> DistributedLaunch:
     """Ready ``run`` (created by :func:`create_run`, or planned by :func:`plan_resume`) to train on
-    ``train.gpus`` processes through torchrun; ``.run()`` trains it."""
-    return DistributedLaunch(run, resume=resume)
+    ``train.gpus`` processes through torchrun; ``.run()`` trains it (rank 0's console on this one's output:
+    progress bars on a terminal unless ``plain``)."""
+    return DistributedLaunch(run, resume=resume, plain=plain)
 
 
 class RankSession:
