@@ -269,3 +269,40 @@ def test_the_cost_preview_shows_the_memory_per_gpu_at_its_share_of_the_batch():
     assert r2["memory_mb"] == r1["memory_mb"] and r2["per_gpu_batch"] == 64 and r2["world"] == 2
     assert "per GPU @ batch 64 (128 / 2 GPUs)" in CostPreview.render_cost(cost_key(two), r2).plain
     assert cost_key(two) != cost_key(validate_config(tiny(train={"batch_size": 128})))
+
+
+def test_a_frozen_backbone_trains_in_ddp_without_unused_parameter_errors(tmp_path, monkeypatch):
+    """A linear probe with augmentation (no feature cache): the backbone runs every step but trains nothing.
+    DDP is given only the parameters the phase trains, so it neither waits for the backbone's gradients nor
+    fails with "Expected to have finished reduction in the prior iteration" (a process group of one, here)."""
+    import socket
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from optai_tui.models import create_model
+    from optai_tui.runs.backbones import resolve_backbone
+    from optai_tui.training.distributed import Distributed, Place
+    from optai_tui.training.engine import Trainer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    backbone = tmp_path / "backbone.pt"
+    torch.save(create_model("vgg11", num_classes=10, in_channels=3, width=0.125).state_dict(), backbone)
+    cfg = validate_config(tiny(data={"dataset": "shapes", "subset": 128}, transfer={"mode": "linear_probe", "backbone": str(backbone)},
+                               train={"epochs": 2, "batch_size": 32}))  # fmt: skip
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        d = Distributed.setup(Place(0, 0, 1, 1, 1, 0), device="cpu", gpus=None, batch_size=32, sync_bn=False)
+        events: list = []
+        trainer = Trainer(cfg, events.append, backbone=resolve_backbone(str(backbone), tmp_path), dist=d)
+        assert trainer.run().value == "completed"
+        assert isinstance(trainer.step_model, DistributedDataParallel)
+        trained = {n for n, p in trainer.step_model.module.named_parameters() if p.requires_grad}
+        assert trained and all(n.startswith("classifier.") for n in trained)
+        assert sum(type(e).__name__ == "EpochEnd" for e in events) == 2
+    finally:
+        dist.destroy_process_group()
