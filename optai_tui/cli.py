@@ -169,6 +169,7 @@ def _train(args, signals) -> int:
         return _train_rank(args, signals)
     sink = ConsoleSink(rich=False if args.plain else None, failure_detail=False)
     if args.resume:
+        launch.check_resume_overrides(args.overrides)
         run = resolve_run(args.resume, runs_dir)
         lock = launch.lock_run(run)  # refused while another process trains it, before anything is read or changed
         try:

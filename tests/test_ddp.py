@@ -306,3 +306,9 @@ def test_a_frozen_backbone_trains_in_ddp_without_unused_parameter_errors(tmp_pat
         assert sum(type(e).__name__ == "EpochEnd" for e in events) == 2
     finally:
         dist.destroy_process_group()
+
+
+def test_a_resume_changes_the_number_of_processes_and_nothing_else(tmp_path):
+    res = _cli("--runs-dir", str(tmp_path), "--resume", "some-run", "--set", "optim.lr=1")
+    said = " ".join(res.stderr.replace("│", " ").split())
+    assert res.returncode == 2 and "only train.gpus may change (got 'optim.lr')" in said, said

@@ -25,6 +25,7 @@ detached process it starts. A second resume of the same run is refused with one 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -327,15 +328,21 @@ def set_world_size(run: RunDir, overrides: list[str]) -> RunConfig:
     from ..configio import apply_overrides, config_to_yaml
     from ..fsio import atomic_write_text
 
-    for o in overrides:
-        if o.split("=", 1)[0].strip() != "train.gpus":
-            raise ConfigError(
-                f"--resume continues a run with its saved config; only train.gpus may change (got {o.split('=', 1)[0].strip()!r})",
-                hint="drop --preset and --set, or give --set train.gpus=N to resume on N processes",
-            )
+    check_resume_overrides(overrides)
     cfg = validate_config(apply_overrides(run.raw_config(), overrides), source=f"--set with {run.config_path}")
     atomic_write_text(run.config_path, config_to_yaml(cfg))
     return cfg
+
+
+def check_resume_overrides(overrides: list[str]) -> None:
+    """A resume keeps the run's settings: ``--set train.gpus=N`` is the one it takes."""
+    for o in overrides:
+        key = o.split("=", 1)[0].strip()
+        if key != "train.gpus":
+            raise ConfigError(
+                f"--resume continues a run with its saved config; only train.gpus may change (got {key!r})",
+                hint="drop --preset and --set, or give --set train.gpus=N to resume on N processes",
+            )
 
 
 class DistributedLaunch:
@@ -393,7 +400,9 @@ class DistributedLaunch:
             with open(log, "ab") as err:
                 start = err.tell()
                 # its own session: a Ctrl-C reaches this process alone, which asks the ranks to stop together
-                self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
+                self.proc = subprocess.Popen(
+                    self.command(), stdin=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True, preexec_fn=_die_with_parent
+                )
                 code = _wait(self.proc)
             recorder = RunRecorder(self.run_dir)
             if code != 0 and not recorder.fold.ended:
@@ -411,6 +420,18 @@ class DistributedLaunch:
         finally:
             self.finishing = True
             self.lock.release()
+
+
+def _die_with_parent() -> None:
+    """In torchrun's process, before it starts: SIGTERM when the launcher dies (it holds the run's lock; without
+    it another process could take the run while its ranks still train). torchrun then stops the ranks, which
+    stop together as on any stop request. Linux only; elsewhere nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def _wait(proc: subprocess.Popen) -> int:
