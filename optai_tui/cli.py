@@ -183,16 +183,21 @@ def _train(args, signals) -> int:
     from .training.console import ConsoleSink
     from .training.events import RunStatus
 
-    sink = ConsoleSink(rich=False if args.plain else None, failure_detail=False)
     runs_dir = _runs_dir(args)
     if args.resume or args.run_dir:
-        if args.preset or args.overrides:
+        if args.preset or (args.overrides and not args.resume):
             raise ConfigError("--resume continues a run with its saved config; drop --preset and --set")
+    if launch.under_torchrun():  # one of torchrun's processes (train.gpus > 1, or the multi-machine recipe)
+        return _train_rank(args, signals)
+    sink = ConsoleSink(rich=False if args.plain else None, failure_detail=False)
     if args.resume:
+        launch.check_resume_overrides(args.overrides)
         run = resolve_run(args.resume, runs_dir)
         lock = launch.lock_run(run)  # refused while another process trains it, before anything is read or changed
         try:
             plan = launch.plan_resume(run)
+            if args.overrides and not plan.completed:  # --set train.gpus=N: resume on another number of processes
+                launch.set_world_size(run, args.overrides)
         except BaseException:  # refused: the run stays as it was, and nobody holds it
             lock.release()
             raise
@@ -203,12 +208,22 @@ def _train(args, signals) -> int:
             done = f"stopped early at epoch {early}" if early else f"completed all {plan.epochs_done} epochs"
             _note(f"run {plan.run.run_id} already {done}: nothing to resume")
             return EXIT_OK
-        session = launch.RunSession(plan.run, sinks=[sink], plan=plan)
+        if launch.world_size(run.load_config()) > 1:
+            session = launch.train_distributed(run, resume=True, plain=args.plain)
+        else:
+            session = launch.RunSession(plan.run, sinks=[sink], plan=plan)
     elif args.run_dir:  # a folder create_run made (the TUI's detached process, which hands down its lock)
-        session = launch.RunSession(RunDir.open(args.run_dir), sinks=[sink])
+        run = RunDir.open(args.run_dir)
+        if launch.world_size(run.load_config()) > 1:
+            session = launch.train_distributed(run, plain=args.plain)
+        else:
+            session = launch.RunSession(run, sinks=[sink])
     else:
         cfg = load_preset(args.preset or DEFAULT_PRESET, args.overrides)
-        session = launch.new_session(cfg, runs_dir, sinks=[sink])  # refused before a run folder exists
+        if launch.world_size(cfg) > 1:  # torchrun trains it: this process creates the folder, then follows
+            session = launch.train_distributed(launch.create_run(cfg, runs_dir), plain=args.plain)
+        else:
+            session = launch.new_session(cfg, runs_dir, sinks=[sink])  # refused before a run folder exists
     signals.attach(session)
     try:
         summary = session.run()
@@ -219,6 +234,41 @@ def _train(args, signals) -> int:
         sink.close()
     _note(f"run folder: {session.run_dir.path}")
     return {RunStatus.COMPLETED: EXIT_OK, RunStatus.STOPPED: EXIT_STOPPED}.get(summary["status"], EXIT_FAILED)
+
+
+def _train_rank(args, signals) -> int:
+    """One of torchrun's processes: train this rank's part of the run folder (rank 0 records it). Its error
+    goes to torchrun's error file too; stopped or completed, it exits 0 (the launcher reads the run's status)."""
+    from .runs import launch
+    from .runs.store import RunDir, resolve_run
+    from .training.console import ConsoleSink
+    from .training.distributed import from_env, launched, record_error
+    from .training.events import RunStatus
+
+    place = from_env()
+    sinks = [ConsoleSink(rich=False if args.plain else None, failure_detail=False)] if place.rank == 0 else []
+    try:
+        dist = None
+        if args.run_dir or args.resume:
+            run = RunDir.open(args.run_dir) if args.run_dir else resolve_run(args.resume, _runs_dir(args))
+        else:  # torchrun by hand with settings: rank 0 creates the run folder
+            from .presets import DEFAULT_PRESET, load_preset
+
+            cfg = load_preset(args.preset or DEFAULT_PRESET, args.overrides)
+            run, dist = launch.create_run_on_ranks(cfg, _runs_dir(args), place)
+        session = launch.RankSession(run, place, resume=bool(args.resume), sinks=sinks, dist=dist)
+        signals.attach(session)
+        status = session.run()
+    except BaseException as e:
+        if not isinstance(e, (KeyboardInterrupt, SystemExit)):
+            record_error(e)
+        raise
+    finally:
+        for sink in sinks:
+            sink.close()
+    if place.rank == 0 and not launched():  # started by hand (the multi-machine recipe): no launcher says it
+        _note(f"run folder: {run.path}")
+    return EXIT_FAILED if status is RunStatus.FAILED else EXIT_OK
 
 
 def _note(text: str) -> None:

@@ -46,6 +46,8 @@ MAX_EPOCHS = 100_000
 MAX_SEED = 2**32 - 1  # what every RNG (torch, numpy, Python) takes
 MAX_IMAGES = 100_000_000
 MAX_PATH = 4096  # PATH_MAX on Linux
+MAX_GPUS = 64  # processes per machine (train.gpus)
+MAX_GPU_INDEX = 1023
 NAME_MAX = 64
 MIN_WIDTH = 1 / 16
 """The smallest ``model.width``: every layer of every CIFAR family keeps at least one channel of its own
@@ -337,6 +339,65 @@ class TrainConfig(_Section):
 
     early_stop_metric: Literal["val_acc", "val_loss"] = "val_acc"
     """Early stopping watches val_acc (higher is better) or val_loss (lower is better)."""
+
+    gpus: int | list[int] = 1
+    """GPUs to train on: a count (1-64) or a list of CUDA device indices, e.g. [0, 2]; above 1, torchrun
+    starts one process per GPU (DistributedDataParallel). With device cpu: that many gloo processes."""
+
+    sync_bn: bool = False
+    """Several GPUs: synchronise BatchNorm statistics across them every step (SyncBatchNorm); off: each
+    GPU normalises its own share and the running statistics are averaged before evaluation and checkpoints."""
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpus_value(cls, v: Any) -> Any:
+        """A count, or a list of distinct device indices; text (the form, a --set) as ``2``, ``0,2`` or ``[0, 2]``."""
+        if isinstance(v, str):
+            text = v.strip().strip("[]").strip()
+            parts = [p.strip() for p in text.split(",")] if text else []
+            if not parts or not all(re.fullmatch(r"\d{1,6}", p) for p in parts):
+                raise ValueError(f"{v!r} is not a GPU count or list; give a count (e.g. 2) or device indices (e.g. 0,2)")
+            nums = [int(p) for p in parts]
+            v = nums[0] if len(nums) == 1 and "," not in v and "[" not in v else nums
+        if isinstance(v, bool) or not isinstance(v, (int, list)):
+            raise ValueError(f"{v!r} is not a GPU count or list; give a count (e.g. 2) or device indices (e.g. [0, 2])")
+        if isinstance(v, int) and not 1 <= v <= MAX_GPUS:
+            raise ValueError(f"must be a count between 1 and {MAX_GPUS} or a list of device indices (got {v})")
+        if isinstance(v, list):
+            if not 1 <= len(v) <= MAX_GPUS:
+                raise ValueError(f"must list between 1 and {MAX_GPUS} device indices (got {len(v)})")
+            if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= MAX_GPU_INDEX for i in v):
+                raise ValueError(f"device indices must be whole numbers between 0 and {MAX_GPU_INDEX} (got {v})")
+            if len(set(v)) != len(v):
+                raise ValueError(f"name each device once (got {v})")
+        return v
+
+    def world_size(self) -> int:
+        """Processes on this machine (train.gpus as a count)."""
+        return self.gpus if isinstance(self.gpus, int) else len(self.gpus)
+
+    def gpu_indices(self) -> list[int] | None:
+        """The CUDA indices of train.gpus given as a list (None: a count, the first N)."""
+        return list(self.gpus) if isinstance(self.gpus, list) else None
+
+    @model_validator(mode="after")
+    def _check_gpus(self) -> TrainConfig:
+        world = self.world_size()
+        if world > 1 and self.batch_size % world:
+            lower = self.batch_size - self.batch_size % world
+            raise FieldProblem(
+                "batch_size",
+                f"the global batch {self.batch_size} does not divide among {world} processes (train.gpus); "
+                f"use a multiple of {world}, e.g. {lower or world} or {lower + world}",
+                related=("gpus",),
+            )
+        if world > 1 and self.device == "mps":
+            raise FieldProblem("gpus", "mps is one device; train.gpus above 1 needs cuda or cpu", related=("device",))
+        if world > 1 and self.device.startswith("cuda:"):
+            raise FieldProblem("gpus", f"{self.device} names one GPU; choose the GPUs with train.gpus (e.g. [0, 2]) and device cuda", related=("device",))
+        if isinstance(self.gpus, list) and self.device == "cpu":
+            raise FieldProblem("gpus", "device indices need device cuda; on the CPU give a count of processes (e.g. 2)", related=("device",))
+        return self
 
     @field_validator("device")
     @classmethod

@@ -104,17 +104,21 @@ class StreamLoader(EpochLoader):
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
         seed = epoch_seed(self.seed, epoch)
         n = self.num_samples
+        batch = self.batch_size
         if self.train:
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
             self.dataset.seed = seed % (2**62)
         else:
-            order = list(range(n))
+            order = self._eval_order().tolist()
             self.dataset.seed = None
+        if self.train and self.world > 1:  # this rank's slice of every global batch (training/distributed.py)
+            order = [i for k in range(len(self)) for i in order[slice(*self._span(k))]]
+            batch = self.batch_size // self.world
         return DataLoader(
             self.dataset,
-            batch_size=self.batch_size,
-            sampler=order[start_batch * self.batch_size:],
-            drop_last=self.drop_last,
+            batch_size=batch,
+            sampler=order[start_batch * batch:],
+            drop_last=self.drop_last or (self.train and self.world > 1),
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(seed + 1),

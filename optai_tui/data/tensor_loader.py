@@ -117,11 +117,37 @@ class EpochLoader:
     drop_last: bool = False
     epoch: int = 0
     _start_batch: int = 0
+    rank: int = 0  # this process's shard of the data (several processes: training/distributed.py)
+    world: int = 1
 
     def __len__(self) -> int:
-        if self.drop_last:
+        if self.drop_last or (self.train and self.world > 1):
             return self.num_samples // self.batch_size
-        return math.ceil(self.num_samples / self.batch_size)
+        return math.ceil(self._local_count() / self.batch_size)
+
+    def shard(self, rank: int, world: int) -> None:
+        """Make this loader one of ``world`` processes' (``rank``). Training: ``batch_size`` stays the global
+        batch, and each batch is this rank's ``batch_size / world`` slice of the global batch of the same
+        seeded order (an incomplete last batch is dropped, so every rank runs the same steps). Evaluation:
+        this rank's disjoint share ``rank, rank + world, ...`` of the samples, whole batches of them."""
+        if world > 1 and self.train and self.batch_size % world:
+            raise DataError(f"batch size {self.batch_size} does not divide among {world} processes", field="train.batch_size")
+        self.rank, self.world = int(rank), int(world)
+
+    def _local_count(self) -> int:
+        return len(range(self.rank, self.num_samples, self.world)) if not self.train else self.num_samples
+
+    def _eval_order(self) -> torch.Tensor:
+        return torch.arange(self.rank, self.num_samples, self.world)
+
+    def _span(self, k: int) -> tuple[int, int]:
+        """Positions [s, e) of batch ``k`` in the epoch's order (this rank's slice of it when sharded)."""
+        if self.train and self.world > 1:
+            per = self.batch_size // self.world
+            s = k * self.batch_size + self.rank * per
+            return s, s + per
+        s = k * self.batch_size
+        return s, min(s + self.batch_size, self._local_count())
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Make the next iteration epoch ``epoch``, starting at batch ``start_batch`` (for exact resume)."""
@@ -243,7 +269,7 @@ class TensorLoader(EpochLoader):
         """Order, crop corners [N, 2] and flips [N] of an epoch, in iteration order."""
         n = self.num_samples
         if not self.train:
-            return torch.arange(n), None, None
+            return self._eval_order(), None, None
         g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
         order = torch.randperm(n, generator=g)
         corners = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=g) if self.pad else None
@@ -265,7 +291,7 @@ class TensorLoader(EpochLoader):
         if flips is not None:
             flips = flips.to(dev)
         for k in range(start, len(self)):
-            s, e = k * self.batch_size, min((k + 1) * self.batch_size, self.num_samples)
+            s, e = self._span(k)
             with _intra_op_threads(self.cpu_threads):
                 xb = self._fetch(order[s:e], k)
                 if corners is not None or flips is not None:

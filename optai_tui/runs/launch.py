@@ -10,7 +10,11 @@ checks and is recorded the same way:
 - :class:`RunSession` trains one run folder in this process: the trainer emits, the folder's
   :class:`~optai_tui.runs.recorder.RunRecorder` records, control requests come from ``control.jsonl``;
 - :func:`spawn_detached` starts ``optai-tui train`` on a run folder in a new session (an SSH hang-up or a
-  closed app does not stop it); the caller follows it through its folder (``runs/follow.py``).
+  closed app does not stop it); the caller follows it through its folder (``runs/follow.py``);
+- :func:`train_distributed` trains a run on several processes (``train.gpus`` above 1): it holds the run's lock
+  and starts ``python -m torch.distributed.run --standalone --nproc-per-node N -m optai_tui train --run-dir DIR``,
+  whose processes each open a :class:`RankSession` (rank 0 records, ``training/distributed.py`` does the rest);
+  when a process dies, it records the failed rank's error as the run's ``RunFailed``.
 
 One process trains a run folder at a time: it holds the folder's lock (``runs/lock.py``) from before anything
 in the folder changes until its run has ended. A new run's folder is created locked; a resume takes the lock
@@ -21,6 +25,7 @@ detached process it starts. A second resume of the same run is refused with one 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -98,6 +103,10 @@ def plan_resume(run: RunDir) -> ResumePlan:
     checkpoint cannot be read."""
     if run_lock.held_here(run.path) is None and run.is_training():
         raise _still_training(run)
+    return _plan_resume(run)
+
+
+def _plan_resume(run: RunDir) -> ResumePlan:
     summary = run.settled_summary()  # no process trains it (this one has not started to)
     cfg = run.load_config()
     done = int(summary.get("epochs_completed") or 0)
@@ -152,6 +161,12 @@ class RunSession:
         from ..training.engine import Trainer
 
         self.config = run.load_config()
+        if world_size(self.config) > 1:  # several processes are torchrun's (train_distributed), never this one alone
+            raise ConfigError(
+                f"run {run.run_id} trains on {world_size(self.config)} processes (train.gpus): start it with optai-tui train or the TUI",
+                field="train.gpus",
+                hint="a sweep trains each trial on one GPU (sweep run --gpus gives each its own)",
+            )
         # What a killed process left (runs/recover.py): temp files, half an event line, a checkpoint ahead of
         # the log, a best.pt behind; the recorder then rewrites the summary and the metrics from the log.
         remove_stale_temps(run)
@@ -292,3 +307,272 @@ def resume_detached(run: RunDir) -> subprocess.Popen:
             return spawn_detached(run, resume=True)
         except OSError as e:
             raise ConfigError(f"could not start training: {e.strerror or e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# several processes: torchrun and DistributedDataParallel (training/distributed.py)
+
+
+def world_size(cfg: RunConfig) -> int:
+    """Processes a run trains on, on this machine (``train.gpus``)."""
+    return cfg.train.world_size()
+
+
+def under_torchrun() -> bool:
+    """This process is one of several that torchrun started."""
+    from ..training.distributed import from_env
+
+    return from_env() is not None
+
+
+def set_world_size(run: RunDir, overrides: list[str]) -> RunConfig:
+    """A resume on another number of processes: ``--set train.gpus=N`` (the only setting a resume may change),
+    checked with the rest of the run's config (a batch that does not divide is refused), then saved."""
+    from ..config import validate_config
+    from ..configio import apply_overrides, config_to_yaml
+    from ..fsio import atomic_write_text
+
+    check_resume_overrides(overrides)
+    cfg = validate_config(apply_overrides(run.raw_config(), overrides), source=f"--set with {run.config_path}")
+    atomic_write_text(run.config_path, config_to_yaml(cfg))
+    return cfg
+
+
+def check_resume_overrides(overrides: list[str]) -> None:
+    """A resume keeps the run's settings: ``--set train.gpus=N`` is the one it takes."""
+    for o in overrides:
+        key = o.split("=", 1)[0].strip()
+        if key != "train.gpus":
+            raise ConfigError(
+                f"--resume continues a run with its saved config; only train.gpus may change (got {key!r})",
+                hint="drop --preset and --set, or give --set train.gpus=N to resume on N processes",
+            )
+
+
+class DistributedLaunch:
+    """A run trained by torchrun's processes, seen by the launching process as a session (for its signals:
+    SIGINT / SIGTERM ask the ranks to stop through the run's control file, so that they stop together at a
+    step boundary; a second one stops torchrun)."""
+
+    def __init__(self, run: RunDir, *, resume: bool, plain: bool = False):
+        self.run_dir = run
+        self.resume = resume
+        self.plain = plain  # rank 0's console: plain lines even on a terminal
+        self.lock = lock_run(run)  # this process holds it while torchrun's processes train
+        self.proc: subprocess.Popen | None = None
+        self.finishing = False
+        self.stopping = False
+
+    @property
+    def trainer(self) -> DistributedLaunch:  # what StopSignals looks at
+        return self
+
+    def request_stop(self, after_epoch: bool = False) -> None:
+        from ..training.events import ControlAction
+
+        if self.stopping and self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # a second request: torchrun stops its processes now
+            return
+        self.stopping = True
+        try:
+            self.run_dir.send_control(ControlAction.STOP_AFTER_EPOCH if after_epoch else ControlAction.STOP_NOW)
+        except OSError:
+            pass
+
+    def command(self) -> list[str]:
+        cfg = self.run_dir.load_config()
+        return [
+            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            "--nproc-per-node", str(world_size(cfg)),
+            "--log-dir", str(self.run_dir.path.resolve() / "torchrun"),
+            "-m", "optai_tui", "train", "--resume" if self.resume else "--run-dir", str(self.run_dir.path.resolve()),
+        ] + (["--plain"] if self.plain else [])  # fmt: skip
+
+    def run(self) -> dict[str, Any]:
+        """Start torchrun, wait for it, and return the run's summary. A run whose processes failed without
+        recording it (a rank killed, or failing in a way only torchrun saw) gets a RunFailed naming that rank
+        and its error, and a TrainingError is raised for the exit code."""
+        from ..errors import TrainingError
+        from ..training import events as ev
+        from ..training.distributed import ENV_LAUNCHED
+        from .torchrun import failure_message
+
+        log = self.run_dir.path / "torchrun.log"
+        try:
+            env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: "1"})
+            env.pop(run_lock.ENV_FD, None)
+            with open(log, "ab") as err:
+                start = err.tell()
+                # its own session: a Ctrl-C reaches this process alone, which asks the ranks to stop together
+                self.proc = subprocess.Popen(
+                    self.command(), stdin=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True, preexec_fn=_die_with_parent
+                )
+                code = _wait(self.proc)
+            recorder = RunRecorder(self.run_dir)
+            if code != 0 and not recorder.fold.ended:
+                report = log.read_bytes()[start:].decode("utf-8", "replace")
+                message = failure_message(report, code, log)
+                done = int(recorder.summary.get("epochs_completed") or 0)
+                recorder(ev.RunFailed(epoch=done, error=message, kind="error"))
+                raise TrainingError(message)
+            if not recorder.fold.ended:  # every rank exited, none recorded an end (cannot happen but for a bug)
+                recorder(ev.RunFailed(epoch=int(recorder.summary.get("epochs_completed") or 0), error="the training processes ended without finishing the run", kind="error"))
+            summary = recorder.summary
+            if summary.get("status") == ev.RunStatus.FAILED.value:
+                raise TrainingError(str(summary.get("error") or "the run failed"))
+            return summary
+        finally:
+            self.finishing = True
+            self.lock.release()
+
+
+def _die_with_parent() -> None:
+    """In torchrun's process, before it starts: SIGTERM when the launcher dies (it holds the run's lock; without
+    it another process could take the run while its ranks still train). torchrun then stops the ranks, which
+    stop together as on any stop request. Linux only; elsewhere nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _wait(proc: subprocess.Popen) -> int:
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the signal handler's second stop: torchrun was told; wait for it
+            proc.terminate()
+
+
+def train_distributed(run: RunDir, *, resume: bool = False, plain: bool = False) -> DistributedLaunch:
+    """Ready ``run`` (created by :func:`create_run`, or planned by :func:`plan_resume`) to train on
+    ``train.gpus`` processes through torchrun; ``.run()`` trains it (rank 0's console on this one's output:
+    progress bars on a terminal unless ``plain``)."""
+    return DistributedLaunch(run, resume=resume, plain=plain)
+
+
+class RankSession:
+    """One of torchrun's processes training ``run`` (``optai-tui train --run-dir DIR`` under torchrun).
+
+    Rank 0 alone writes: it repairs the folder (a resume), records the events (the recorder is its first
+    sink), reads the control file and writes the checkpoints; the other ranks train with no sink. Started by
+    :class:`DistributedLaunch`, the launcher holds the run's lock; started by hand (the multi-machine recipe),
+    rank 0 takes it."""
+
+    def __init__(self, run: RunDir, place: Any, *, resume: bool, sinks: Iterable[EventSink] = (), dist: Any = None):
+        from ..training.distributed import ENV_LAUNCHED, Distributed
+
+        self.run_dir = run
+        self.place = place
+        self.lock: run_lock.RunLock | None = None
+        self.recorder: RunRecorder | None = None
+        self.trainer: Any = None
+        self.config = run.load_config()
+        main = place.rank == 0
+        if main and not os.environ.get(ENV_LAUNCHED):
+            self.lock = lock_run(run)
+        try:
+            t = self.config.train
+            self.dist = dist or Distributed.setup(place, device=t.device, gpus=t.gpu_indices(), batch_size=t.batch_size, sync_bn=t.sync_bn)
+            self._open(run, resume, list(sinks) if main else [])
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _open(self, run: RunDir, resume: bool, sinks: list[EventSink]) -> None:
+        from ..training.checkpoint import load_checkpoint
+        from ..training.engine import Trainer
+
+        main = self.place.rank == 0
+        problem: str | None = None
+        completed = False
+        if main:  # rank 0 decides and repairs; the others wait for it, then read the same checkpoint
+            try:
+                remove_stale_temps(run)
+                run.trim_partial_event()
+                if resume:
+                    plan = _plan_resume(run)
+                    completed = plan.completed
+                    if plan.checkpoint is not None:
+                        complete_from_checkpoint(run, plan.checkpoint, self.config.train.epochs)
+                    resume = plan.checkpoint is not None
+            except OptaiError as e:
+                problem = str(e)
+                raise
+            finally:
+                problem, completed, resume = self.dist.broadcast_object((problem, completed, resume))
+        else:
+            problem, completed, resume = self.dist.broadcast_object()
+        if problem is not None:
+            raise ConfigError(f"rank 0 could not start the run: {problem}")
+        if completed:
+            raise ConfigError(f"run {run.run_id} already completed all its epochs: nothing to resume")
+        ckpt = load_checkpoint(run.last_checkpoint) if resume else None
+        backbone = None
+        if ckpt is None:
+            try:
+                backbone = _resolve_backbone(self.config, run.path.parent)
+            except OptaiError as e:
+                if main:
+                    RunRecorder(run).fail(str(e))
+                raise
+        if main:
+            self.recorder = RunRecorder(run)
+            sinks = [self.recorder, *sinks]
+        self.trainer = Trainer(
+            self.config,
+            sinks,
+            FileControls(run, from_start=not resume) if main else None,
+            checkpoint_dir=run.checkpoints_dir if main and self.config.train.checkpoint else None,
+            run_id=run.run_id,
+            backbone=backbone,
+            resume_from=ckpt,
+            dist=self.dist,
+        )
+
+    def run(self) -> RunStatus:
+        """Train this rank's part to the end or an agreed stop; returns how the run ended."""
+        try:
+            if self.recorder is not None:
+                self.recorder.begin()
+            return self.trainer.run()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+            self.dist.close()
+
+    def request_stop(self, after_epoch: bool = False) -> None:
+        self.trainer.request_stop(after_epoch)
+
+
+def create_run_on_ranks(cfg: RunConfig, runs_dir: Path | str | None, place: Any) -> tuple[RunDir, Any]:
+    """torchrun started by hand with a preset (``torchrun ... -m optai_tui train --preset P``): rank 0 checks the
+    config and creates the run folder (holding its lock), and tells the others where it is: a folder they
+    must see too (a shared file system). Returns the folder and the joined process group."""
+    from ..training.distributed import Distributed
+
+    t = cfg.train
+    dist = Distributed.setup(place, device=t.device, gpus=t.gpu_indices(), batch_size=t.batch_size, sync_bn=t.sync_bn)
+    if place.rank == 0:
+        path, problem = None, None
+        try:
+            run = create_run(cfg, runs_dir)
+            path = str(run.path.resolve())
+            return run, dist
+        except OptaiError as e:
+            problem = str(e)
+            raise
+        finally:
+            dist.broadcast_object((path, problem))
+    path, problem = dist.broadcast_object()
+    if problem is not None or path is None:
+        raise ConfigError(f"rank 0 could not create the run: {problem or 'see its output'}")
+    if not Path(path).is_dir():
+        raise ConfigError(
+            f"rank 0 created the run folder {path}, which this machine does not see",
+            hint="put the runs folder on a file system every machine shares (--runs-dir), or copy the folder here and use --run-dir",
+        )
+    return RunDir.open(path), dist

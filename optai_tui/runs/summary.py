@@ -60,7 +60,7 @@ def _dataset_label(data: dict[str, Any]) -> Any:
 _STARTED_FIELDS = (
     "arch", "dataset", "device", "device_name", "epochs", "params", "trainable_params",
     "num_train", "num_val", "macs", "num_classes", "image_size", "backbone",
-    "dataset_path", "classes", "class_counts", "val_class_counts", "val_source",
+    "dataset_path", "classes", "class_counts", "val_class_counts", "val_source", "world_size", "nodes", "hosts",
 )  # fmt: skip
 
 
@@ -170,7 +170,7 @@ def _last(rows: list[dict[str, float]], key: str) -> float | None:
 
 _WHOLE_FIELDS = (
     "epochs", "epochs_completed", "params", "trainable_params", "macs", "num_classes", "num_train", "num_val", "pid",
-    "early_stop_epoch",
+    "early_stop_epoch", "world_size", "nodes",
 )  # fmt: skip
 _NUMBER_FIELDS = (
     "width", "best_val_acc", "final_val_acc", "final_train_loss", "final_val_loss", "train_seconds",

@@ -88,16 +88,21 @@ class Trainer:
         run_id: str = "run",
         backbone: BackboneFile | None = None,
         resume_from: dict[str, Any] | None = None,
+        dist: Any = None,
     ):
         """``checkpoint_dir``: where last.pt / best.pt go (None: no checkpoints); ``backbone``: the resolved
         weights file of a transfer run (``transfer.backbone: imagenet`` needs none); ``resume_from``: the
-        checkpoint to continue from (every weight comes from it, not from the backbone again)."""
+        checkpoint to continue from (every weight comes from it, not from the backbone again); ``dist``: this
+        process's place among several (``training/distributed.py``: rank 0 alone is given sinks and a checkpoint
+        folder; the controls and a non-finite loss are agreed by every rank at step boundaries)."""
         self.config = config
         self.sinks: list[EventSink] = [] if sinks is None else ([sinks] if callable(sinks) else list(sinks))
         self.controls = controls
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.run_id = run_id
         self.backbone = backbone
+        self.dist = dist
+        self._pending: list[ev.ControlAction] = []  # several processes: requests this process votes for
         self._resume_ckpt = resume_from
         self._stop_now = threading.Event()
         self._stop_after_epoch = threading.Event()
@@ -123,15 +128,21 @@ class Trainer:
 
     # -- control (thread-safe; the controls object is polled at the same points) --------
     def request_stop(self, after_epoch: bool = False) -> None:
+        if self.dist is not None:  # every rank stops at the same step: voted at the next agreement
+            self._pending.append(ev.ControlAction.STOP_AFTER_EPOCH if after_epoch else ev.ControlAction.STOP_NOW)
+            return
         (self._stop_after_epoch if after_epoch else self._stop_now).set()
 
     def request_lr_div10(self) -> None:
+        if self.dist is not None:
+            self._pending.append(ev.ControlAction.LR_DIV10)
+            return
         self._lr_div10 += 1
 
     @property
     def stopping(self) -> bool:
         """A stop-now was requested (the run ends after the current batch)."""
-        return self._stop_now.is_set()
+        return self._stop_now.is_set() or ev.ControlAction.STOP_NOW in self._pending
 
     # -- events ---------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -169,6 +180,8 @@ class Trainer:
             raise
         except Exception as e:  # an unexpected bug: record it, keep the traceback for the log
             self._abandon_checkpoints()
+            if self.dist is not None and self.dist.defer_failures:
+                raise  # the launcher records which rank failed first (here, maybe a collective whose peer died)
             if is_oom(e):
                 msg = self._oom_message()
                 self._emit_failure(ev.RunFailed(epoch=len(self.history), error=msg, kind="oom"))
@@ -187,7 +200,7 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.config
-        self.device = resolve_device(cfg.train.device)
+        self.device = self.dist.device if self.dist is not None else resolve_device(cfg.train.device)
         activate(self.device)  # streams, events and stray allocations on this GPU, not GPU 0
         self.precision = precision_for(cfg.train.precision, self.device)
         self.amp_dtype = self.precision.dtype
@@ -250,9 +263,13 @@ class Trainer:
             # for a smaller shape); a set smaller than one batch trains on what it has
             drop_last=len(splits.train_y) >= cfg.train.batch_size,
         )
+        if self.dist is not None:
+            self.dist.shard_loaders(self.train_loader, self.val_loader)
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.dist is not None:
+            self.model = self.dist.prepare_model(self.model)
         no_compile = compile_problem() if cfg.train.compile else None
         if no_compile:
             self._setup_warnings.insert(0, f"train.compile: {no_compile}; training without compile (eager)")
@@ -292,6 +309,7 @@ class Trainer:
         self.train_loader, self.val_loader, self.step_model = self._base
         if prepare:
             self._feature_cache_seconds = prepare_phase(self, phase)
+            self._wrap()
         self.optimizer = build_optimizer(groups, cfg.optim, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler)
         steps = len(self.train_loader)
@@ -352,6 +370,9 @@ class Trainer:
                 image_size=self.image_size,
                 backbone=src.describe() if src is not None else None,
                 **self._data_identity(),
+                world_size=self.dist.world if self.dist is not None else 1,
+                nodes=self.dist.place.nodes if self.dist is not None else 1,
+                hosts=self.dist.hosts if self.dist is not None else None,
             )
         )
         self.emit(class_balance(self.splits))
@@ -362,6 +383,7 @@ class Trainer:
         if start_epoch and early_stop(self.history, cfg.train.early_stop_metric, cfg.train.early_stop_patience):
             return self._complete(early_stop_epoch=start_epoch)
         self._feature_cache_seconds = prepare_phase(self, self.phase)
+        self._wrap()
         if len(self.phases) > 1 or self.phase.name != "train":
             self._phase_changed(start_epoch + 1)
         self._t_progress = 0.0
@@ -411,6 +433,11 @@ class Trainer:
             "val_source": sp.val_name,
         }
 
+    def _wrap(self) -> None:
+        """Several processes: the module this phase trains, in DDP (built again each phase, for the parameters it trains)."""
+        if self.dist is not None:
+            self.step_model = self.dist.wrap(self.dist.unwrap(self.step_model))
+
     def _phase_changed(self, epoch: int) -> None:
         secs, self._feature_cache_seconds = self._feature_cache_seconds, None
         self.emit(ev.PhaseChanged(epoch=epoch, phase=self.phase.name, lr=self.phase.lr, feature_cache_seconds=round(secs, 3) if secs is not None else None))
@@ -430,6 +457,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
+        not_finite = torch.zeros((), device=self.device, dtype=torch.long)  # several processes: agreed at sync steps
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)  # peak_memory_mb is this epoch's
@@ -460,6 +488,10 @@ class Trainer:
                     torch.cuda.synchronize(self.device)
                 compile_seconds = time.perf_counter() - t0
                 self.emit(ev.Compiling(epoch=epoch + 1, mode=cfg.train.compile_mode, seconds=round(compile_seconds, 3)))
+            if self.dist is not None:
+                not_finite += (~torch.isfinite(loss.detach())).long()
+                if self.dist.sync_due(i, steps):  # a fixed step interval, the same on every rank
+                    self._poll_controls(epoch, i + 1, not_finite=bool(not_finite.item()))
             now = time.perf_counter()
             if now - t_last >= cfg.train.progress_every or i == steps - 1:
                 if self._pending is not None:  # the last epoch's checkpoint, written meanwhile: record it first
@@ -468,7 +500,7 @@ class Trainer:
                     if self._stop_after_epoch.is_set() and not asked:  # a sink's answer to that epoch's end
                         raise _StoppedAfterRecorded
                 lval = float(loss.item())  # the one sync, at the throttled rate
-                if not math.isfinite(lval):
+                if not math.isfinite(lval) and self.dist is None:
                     self._fail_nan(epoch, i + 1, lval)
                 now = time.perf_counter()
                 self.emit(
@@ -483,7 +515,8 @@ class Trainer:
                     )
                 )
                 t_last, seen_last = now, seen
-                self._poll_controls(epoch, i + 1)
+                if self.dist is None:
+                    self._poll_controls(epoch, i + 1)
                 if self._prune.is_set():  # judged on the previous epoch, recorded just now
                     raise _PruneNow
             if self._stop_now.is_set():
@@ -491,6 +524,12 @@ class Trainer:
                 raise _StopNow
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        if self.dist is not None:  # the epoch's sums over every rank's shard; one model for eval and checkpoints
+            loss_total, correct_total, seen = self.dist.sum(loss_sum, correct, seen)
+            loss_sum, correct, seen = torch.tensor(loss_total), torch.tensor(correct_total), int(seen)
+            if not self.config.train.sync_bn:
+                self.dist.average_buffers(self.model)
+            self.dist.check_same(lr, self.schedule.scale, what="learning rate")
         train_seconds = time.perf_counter() - t0
         train_loss = float(loss_sum.item()) / max(seen, 1)
         if not math.isfinite(train_loss):
@@ -519,18 +558,22 @@ class Trainer:
         n = 0
         topk = min(5, self.num_classes)
         full = getattr(self.val_loader, "batch_size", 0) if self.config.train.compile else 0
+        model = self.dist.unwrap(self.step_model) if self.dist is not None else self.step_model
         for x, y in self.val_loader:
             k = x.shape[0]
             if k < full:  # a compiled model sees one batch shape: pad the last batch, keep its own outputs
                 x = torch.cat([x, x.new_zeros((full - k, *x.shape[1:]))]).contiguous(memory_format=_memory_format(x))
             with self._autocast():
-                out = self.step_model(x)
+                out = model(x)
             out = out[:k].float()
             loss_sum += F.cross_entropy(out, y, reduction="sum")
             pred = out.topk(topk, dim=1).indices
             correct += (pred[:, 0] == y).sum()
             correct5 += (pred == y[:, None]).any(1).sum()
             n += y.shape[0]
+        if self.dist is not None:  # each rank evaluated its shard: the sums, reduced once
+            sums = self.dist.sum(loss_sum, correct, correct5, n)
+            loss_sum, correct, correct5, n = torch.tensor(sums[0]), torch.tensor(sums[1]), torch.tensor(sums[2]), int(sums[3])
         m = {"val_loss": float(loss_sum.item()) / max(n, 1), "val_acc": float(correct.item()) / max(n, 1)}
         if self.num_classes > 10:
             m["val_top5"] = float(correct5.item()) / max(n, 1)
@@ -682,8 +725,14 @@ class Trainer:
             save_checkpoint(path, payload)
             self.emit(ev.Checkpointed(epoch=epoch, path=str(path), is_best=False))
 
-    def _poll_controls(self, epoch: int, step: int) -> None:
-        for action in self.controls.poll() if self.controls is not None else ():
+    def _poll_controls(self, epoch: int, step: int, *, not_finite: bool = False) -> None:
+        actions = self.controls.poll() if self.controls is not None else []
+        if self.dist is not None:  # a collective: every rank calls it at the same step and applies the same
+            pending, self._pending = self._pending, []
+            actions, not_finite = self.dist.agree([*actions, *pending], not_finite=not_finite)
+            if not_finite:
+                self._fail_nan(epoch, step, float("nan"))
+        for action in actions:
             if action is ev.ControlAction.STOP_NOW:
                 self._stop_now.set()
             elif action is ev.ControlAction.STOP_AFTER_EPOCH:

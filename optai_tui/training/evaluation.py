@@ -65,18 +65,29 @@ def evaluate_best(trainer: Any) -> ev.Evaluated | None:
     model = trainer.model
     epoch = len(trainer.history)
     best = trainer.best_checkpoint
+    state = None
     if trainer.config.train.checkpoint and best is not None and best.is_file():
-        ckpt = load_checkpoint(best, map_location=trainer.device)
-        model.load_state_dict(ckpt["model"])
-        epoch = int(ckpt.get("epoch", epoch))
+        ckpt = load_checkpoint(best, map_location="cpu")
+        state, epoch = ckpt["model"], int(ckpt.get("epoch", epoch))
+    dist = getattr(trainer, "dist", None)
+    if dist is not None:  # several processes: rank 0 (which writes the checkpoints) hands its best weights to all
+        state, epoch = dist.broadcast_object((state, epoch))
+    if state is not None:
+        model.load_state_dict(state)
     logits, labels = predict(model, val_loader, trainer._autocast)
     n = trainer.num_classes
-    loss = float(F.cross_entropy(logits, labels).item()) if len(labels) else None
+    confusion = confusion_matrix(logits.argmax(1), labels, n)
+    loss_sum, count = (float(F.cross_entropy(logits, labels, reduction="sum").item()) if len(labels) else 0.0), len(labels)
+    if dist is not None:  # each rank judged its shard of the validation images: the counts, summed once
+        total = dist.sum(*(c for row in confusion for c in row), loss_sum, count)
+        confusion = [[int(round(v)) for v in total[i * n : (i + 1) * n]] for i in range(n)]
+        loss_sum, count = total[-2], int(round(total[-1]))
+    loss = loss_sum / count if count else None
     return ev.Evaluated(
         epoch=epoch,
         split=trainer.splits.val_name,
         classes=list(trainer.splits.classes),
-        confusion=confusion_matrix(logits.argmax(1), labels, n),
+        confusion=confusion,
         loss=loss,
     )
 

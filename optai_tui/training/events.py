@@ -143,6 +143,9 @@ class RunStarted(Event):
     class_counts: list[int] | None = None  # training images per class (after subset and val_split)
     val_class_counts: list[int] | None = None
     val_source: str | None = None  # "test", "val" (a folder) or "split" (held out of the training images)
+    world_size: int = 1  # processes training the run (torchrun: GPUs, or gloo processes on the CPU)
+    nodes: int = 1  # machines they run on
+    hosts: list[str] | None = None  # the host of each rank, in rank order (several processes only)
 
 
 @dataclass(frozen=True)
@@ -411,6 +414,8 @@ def event_line(e: Event) -> tuple[str, str] | None:
     (batch progress, routine checkpoints). Levels: info, success, warning, error, control, epoch."""
     if isinstance(e, RunStarted):
         where = f"{e.device} [{e.device_name}]"
+        if e.world_size > 1:
+            where += f" x {e.world_size} processes" + (f" on {e.nodes} machines" if e.nodes > 1 else "")
         if e.resumed:
             return "info", f"resumed at epoch {e.start_epoch + 1} on {where}, {e.precision}"
         return "info", (

@@ -179,12 +179,12 @@ class FeatureLoader(EpochLoader):
         if self.train:
             g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
             order = torch.randperm(self.num_samples, generator=g).to(self.features.device)
-        bs = self.batch_size
         for i in range(start, len(self)):
+            s, e = self._span(i)
             if order is None:
-                x, y = self.features[i * bs : (i + 1) * bs], self.labels[i * bs : (i + 1) * bs]
+                x, y = self.features[s:e], self.labels[s:e]
             else:
-                idx = order[i * bs : (i + 1) * bs]
+                idx = order[s:e]
                 x, y = self.features.index_select(0, idx), self.labels.index_select(0, idx)
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -232,8 +232,14 @@ def cache_features(trainer: Any) -> tuple[FeatureLoader, FeatureLoader | None]:
         resize_to=cfg.transfer.resize_to,
         channels_last=getattr(trainer, "channels_last", cfg.train.channels_last),
     )
+    dist = getattr(trainer, "dist", None)
+    if dist is not None:  # each rank computes its shard of the features once; every rank gets them all
+        in_order.shard(dist.rank, dist.world)
     train_x, train_y = extract_features(trainer.model, in_order, autocast)
     del in_order
+    if dist is not None:
+        n = len(splits.train_y)
+        train_x, train_y = dist.gather_rows(train_x, n), dist.gather_rows(train_y, n)
     val = None
     if base_val is not None:
         val_x, val_y = extract_features(trainer.model, base_val, autocast)
@@ -246,6 +252,8 @@ def cache_features(trainer: Any) -> tuple[FeatureLoader, FeatureLoader | None]:
         seed=cfg.train.seed,
         drop_last=getattr(base_train, "drop_last", False),
     )
+    if dist is not None:
+        train.shard(dist.rank, dist.world)  # the validation features are this rank's shard already
     return train, val
 
 

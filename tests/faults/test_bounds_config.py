@@ -163,8 +163,8 @@ def test_paths_are_bounded_and_free_of_nul(field):
 def _numeric(finfo) -> bool:
     import typing
 
-    if typing.get_origin(finfo.annotation) is list:
-        return False
+    if typing.get_origin(finfo.annotation) is list or any(typing.get_origin(a) is list for a in typing.get_args(finfo.annotation)):
+        return False  # a list of numbers, or a count or a list (train.gpus): tested on their own
     args = typing.get_args(finfo.annotation) or (finfo.annotation,)
     return any(a in (int, float) for a in args)  # not a list of numbers (milestones: tested on its own)
 

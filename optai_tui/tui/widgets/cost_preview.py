@@ -40,6 +40,7 @@ def cost_key(cfg: RunConfig) -> tuple:
         cfg.data.subset,
         cfg.data.val_split,
         features_cached(cfg),
+        cfg.train.world_size(),  # several GPUs: the memory is per GPU, for its share of the batch
     )
 
 
@@ -84,10 +85,14 @@ def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = N
     states = 2 if cfg.optim.name in ("adam", "adamw") else (1 if cfg.optim.momentum > 0 else 0)
     device = run_device(cfg.train.device, list(devices) if devices else None)
     act = activation_element_bytes(cfg.train.precision, device)
-    mem = estimate_train_memory_mb(model, cfg.train.batch_size, size, in_ch, optimizer_states=states, activation_bytes=act)
+    world = cfg.train.world_size()
+    per_gpu = max(1, cfg.train.batch_size // world)  # each process trains its share of the global batch
+    mem = estimate_train_memory_mb(model, per_gpu, size, in_ch, optimizer_states=states, activation_bytes=act)
     out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size,
                            "num_classes": num_classes, "folder_classes": dinfo.num_classes is None,
                            "then_all": len(phases) > 1}
+    if world > 1:
+        out.update(world=world, per_gpu_batch=per_gpu)
     if runs_dir is not None:
         estimate = estimate_epoch_seconds(cfg, runs_dir, device)
         if estimate is not None:
@@ -177,7 +182,10 @@ class CostPreview(Static):
         t.append(f"params  {params}\n")
         classes = f", {r['num_classes']} classes" if r.get("folder_classes") else ""  # an image folder's own
         t.append(f"MACs    {_num(r['macs'])} / image @{r['image_size']}px{classes}\n")
-        t.append(f"memory  ~{r['memory_mb']:,.0f} MiB @ batch {batch}\n")
+        if r.get("world"):
+            t.append(f"memory  ~{r['memory_mb']:,.0f} MiB per GPU @ batch {r['per_gpu_batch']} ({batch} / {r['world']} GPUs)\n")
+        else:
+            t.append(f"memory  ~{r['memory_mb']:,.0f} MiB @ batch {batch}\n")
         if r.get("scaled_to"):
             t.append(f"epoch   ~{fmt_secs(r['seconds_per_epoch'])} scaled from {r['measured_images']:,} img", style="green")
         elif r.get("seconds_per_epoch"):
