@@ -34,7 +34,7 @@ def photo_run(tmp_path_factory) -> tuple[Path, str, Path]:
         name="insects",
         data={"dataset": "imagefolder", "path": str(photos), "image_size": 16, "subset": None},
         model={"arch": "resnet18", "width": 0.125},
-        train={"epochs": 3, "batch_size": 16},
+        train={"epochs": 3, "batch_size": 8},  # 5 full batches an epoch (the incomplete last one is dropped)
     ))  # fmt: skip
     s = new_session(cfg, base / "runs").run()
     assert s["status"] == "completed"

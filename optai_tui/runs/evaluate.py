@@ -126,12 +126,12 @@ def _folder_samples(root: Path, classes: list[str], field: str = "--data") -> tu
 
 
 def _folder_samples_in(root: Path, classes: list[str]) -> tuple[Path, list[str], list[int]]:
-    from ..data.imagefolder import _scan
+    from ..data.folder_scan import scan_split
 
     if not root.is_dir():
         raise DataError(f"{root} is not a folder", hint="give a folder with one sub-folder per class (or a test/ or val/ folder)", field="data")
     split = next((root / n for n in ("test", "val") if (root / n).is_dir()), root)
-    found = _scan(split, allow_empty=True)
+    found = scan_split(split)
     unknown = [c for c in found.classes if c not in classes]
     if unknown:
         raise DataError(

@@ -301,8 +301,8 @@ def resume_detached(run: RunDir) -> subprocess.Popen:
         if plan.completed:
             settle_records(run)
             early = run.read_summary().get("early_stop_epoch")
-        done = f"stopped early at epoch {early}" if early else f"completed all {plan.epochs_done} epochs"
-        raise ConfigError(f"run {run.run_id} already {done}: nothing to resume")
+            done = f"stopped early at epoch {early}" if early else f"completed all {plan.epochs_done} epochs"
+            raise ConfigError(f"run {run.run_id} already {done}: nothing to resume")
         try:
             return spawn_detached(run, resume=True)
         except OSError as e:

@@ -102,7 +102,7 @@ class Trainer:
         self.run_id = run_id
         self.backbone = backbone
         self.dist = dist
-        self._pending: list[ev.ControlAction] = []  # several processes: requests this process votes for
+        self._votes: list[ev.ControlAction] = []  # several processes: requests this process votes for
         self._resume_ckpt = resume_from
         self._stop_now = threading.Event()
         self._stop_after_epoch = threading.Event()
@@ -129,20 +129,20 @@ class Trainer:
     # -- control (thread-safe; the controls object is polled at the same points) --------
     def request_stop(self, after_epoch: bool = False) -> None:
         if self.dist is not None:  # every rank stops at the same step: voted at the next agreement
-            self._pending.append(ev.ControlAction.STOP_AFTER_EPOCH if after_epoch else ev.ControlAction.STOP_NOW)
+            self._votes.append(ev.ControlAction.STOP_AFTER_EPOCH if after_epoch else ev.ControlAction.STOP_NOW)
             return
         (self._stop_after_epoch if after_epoch else self._stop_now).set()
 
     def request_lr_div10(self) -> None:
         if self.dist is not None:
-            self._pending.append(ev.ControlAction.LR_DIV10)
+            self._votes.append(ev.ControlAction.LR_DIV10)
             return
         self._lr_div10 += 1
 
     @property
     def stopping(self) -> bool:
         """A stop-now was requested (the run ends after the current batch)."""
-        return self._stop_now.is_set() or ev.ControlAction.STOP_NOW in self._pending
+        return self._stop_now.is_set() or ev.ControlAction.STOP_NOW in self._votes
 
     # -- events ---------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -728,7 +728,7 @@ class Trainer:
     def _poll_controls(self, epoch: int, step: int, *, not_finite: bool = False) -> None:
         actions = self.controls.poll() if self.controls is not None else []
         if self.dist is not None:  # a collective: every rank calls it at the same step and applies the same
-            pending, self._pending = self._pending, []
+            pending, self._votes = self._votes, []
             actions, not_finite = self.dist.agree([*actions, *pending], not_finite=not_finite)
             if not_finite:
                 self._fail_nan(epoch, step, float("nan"))
