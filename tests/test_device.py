@@ -405,3 +405,24 @@ def test_precision_auto_on_a_cpu_with_native_bf16_learns_as_fp32_does(cifar_sub,
 
 def event_started(t) -> dict:
     return next(e.to_dict() for e in t.run_dir.iter_events() if type(e).__name__ == "RunStarted")
+
+
+def test_preflight_refuses_gpus_this_machine_does_not_have(tiny_config):
+    """Issue 12: train.gpus naming a GPU that is not here (or more GPUs than are usable) is refused before a
+    run folder is made, at train.gpus (torchrun's ranks used to fail one by one after it was created)."""
+    from optai_tui.runs.preflight import device_problems
+
+    two = [dv.DeviceInfo("cuda:0", "NVIDIA H100"), dv.DeviceInfo("cuda:1", "NVIDIA H100"),
+           dv.DeviceInfo("cuda:2", "Tesla V100", usable=False), dv.DeviceInfo("cpu", "CPU")]
+    ok = tiny_config(train={"device": "cuda", "gpus": [0, 1]})
+    assert [p for p in device_problems(ok, two, probe=GpuProbe()) if p.field == "train.gpus"] == []
+    (p,) = [p for p in device_problems(tiny_config(train={"device": "cuda", "gpus": [0, 2]}), two, probe=GpuProbe()) if p.field == "train.gpus"]
+    assert p.message == "GPU 2 is not present here (usable CUDA GPUs: cuda:0, cuda:1)"
+    (p,) = [p for p in device_problems(tiny_config(train={"device": "cuda", "gpus": 4}), two, probe=GpuProbe()) if p.field == "train.gpus"]
+    assert p.message.startswith("4 processes on CUDA need 4 GPUs; this machine has 2 usable")
+    (p,) = [p for p in device_problems(tiny_config(train={"device": "cuda", "gpus": [0, 1]}), [dv.DeviceInfo("cpu", "CPU")], probe=GpuProbe())
+            if p.field == "train.gpus"]
+    assert "usable CUDA GPUs: none" in p.message
+    # gloo processes on the CPU need no GPU
+    assert [p for p in device_problems(tiny_config(train={"device": "cpu", "gpus": 2}), [dv.DeviceInfo("cpu", "CPU")], probe=GpuProbe())
+            if p.field == "train.gpus"] == []

@@ -83,6 +83,9 @@ BAD = [
     ({"space": {"optim.name": {"int": [1, 3]}}}, "space.optim.name: an int range needs a setting that takes numbers", None),
     ({"space": {"optim.lr": {"float": [0.001, 0.1], "lg": True}}}, "space.optim.lr.lg: unknown key", None),
     ({"space": {"train.device": ["cpu"]}}, "space.train.device: cannot be searched", None),
+    ({"space": {"train.gpus": [1, 2]}}, "space.train.gpus: cannot be searched: a trial trains in one process", None),
+    # a trial of several processes would be refused only once its run folder exists: refused with the spec
+    ({"set": {**TINY_SET, "train.gpus": 2}}, "set.train.gpus: train.gpus is 2: a sweep trains each trial in one process", "--gpus 0,1"),
     ({"space": {}}, "space: empty", None),
     ({"sampler": "grid"}, "sampler: grid needs every dimension to be a choice; space.optim.lr is a float range", None),
     ({"objective": ["val_acc", "flops"]}, "objective: the second objective must be one of params, macs, train_seconds", None),

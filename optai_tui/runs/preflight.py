@@ -153,6 +153,7 @@ def device_problems(cfg, devices: Iterable | None = None, probe=None) -> Iterato
     if refusal:
         yield Problem("train.device", f"{want}: {refusal}")
         return
+    yield from _gpus_problems(cfg, want, present)
     spec = device_spec(want, present)
     info = next((d for d in present if getattr(d, "spec", d) == spec), None)
     if info is None or not getattr(info, "usable", True):
@@ -167,6 +168,24 @@ def device_problems(cfg, devices: Iterable | None = None, probe=None) -> Iterato
             yield Problem(e.field or "train.precision", f"{e.message} (train.device auto is {spec} here)", ("train.device",))
         else:
             yield Problem(e.field or "train.precision", e.message)
+
+
+def _gpus_problems(cfg, want: str, present: list) -> Iterator[Problem]:
+    """``train.gpus`` above one process names GPUs this machine has (a list: each index; a count on CUDA: that
+    many usable GPUs), before the run folder is made (else torchrun's ranks would fail one by one)."""
+    indices, world = cfg.train.gpu_indices(), cfg.train.world_size()
+    if world <= 1 and indices is None:
+        return
+    usable = sorted(int(s[5:]) for s in (getattr(d, "spec", d) for d in present if getattr(d, "usable", True))
+                    if s.startswith("cuda:") and s[5:].isdigit())
+    have = ", ".join(f"cuda:{i}" for i in usable) or "none"
+    if indices is not None:
+        missing = [i for i in indices if i not in usable]
+        if missing:
+            yield Problem("train.gpus", f"GPU {missing[0]} is not present here (usable CUDA GPUs: {have})", ("train.device",))
+    elif want.startswith("cuda") and world > len(usable):
+        yield Problem("train.gpus", f"{world} processes on CUDA need {world} GPUs; this machine has {len(usable)} usable ({have})",
+                      ("train.device",))
 
 
 def machine_notes(cfg, devices: Iterable | None = None) -> list[str]:

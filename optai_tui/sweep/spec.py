@@ -50,7 +50,11 @@ COSTS = ("params", "macs", "train_seconds")
 SAMPLERS = ("tpe", "random", "grid", "nsga2")
 PRUNERS = ("median", "halving", "hyperband", "none")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-SET_BY_SWEEP = {"name": "each trial is named <sweep>-t<N>", "train.device": "the sweep pins each worker's device (--gpus)"}
+SET_BY_SWEEP = {
+    "name": "each trial is named <sweep>-t<N>",
+    "train.device": "the sweep pins each worker's device (--gpus)",
+    "train.gpus": "a trial trains in one process (run trials side by side on several GPUs with --gpus)",
+}
 MAX_COMBINATIONS = 4096  # the extreme values of every dimension are validated together up to this many combinations
 
 
@@ -430,6 +434,13 @@ def _parse(data: Any, default_name: str | None, base_dir: Path | None, base_conf
         base_config = resolve_base(m.base, overrides, base_dir)
     else:
         base_config = copy.deepcopy(base_config)
+    gpus = base_config.get("train", {}).get("gpus", 1)
+    if (isinstance(gpus, int) and gpus > 1) or (isinstance(gpus, list) and len(gpus) > 1):
+        raise ConfigError(
+            f"train.gpus is {gpus}: a sweep trains each trial in one process",
+            field="set.train.gpus" if "train.gpus" in overrides else "base",
+            hint="drop train.gpus (or set it to 1); `sweep run --gpus 0,1` runs one trial on each GPU at a time",
+        )
     known = settings()
     if not m.space:
         raise ConfigError("empty: search at least one setting, e.g. optim.lr: {float: [0.001, 0.5], log: true}", field="space")

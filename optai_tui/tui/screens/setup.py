@@ -106,8 +106,11 @@ class SetupScreen(Screen):
     def _load_torch(self) -> None:
         if self._torch_started or not self.is_active:
             return
+        panels = self.query(DevicePanel)
+        if not panels:  # the screen is being torn down (the app quits, a run ended meanwhile): nothing to detect for
+            return
         self._torch_started = True
-        self.query_one(DevicePanel).detect()
+        panels.first().detect()
 
     @property
     def form(self) -> ConfigForm:
