@@ -305,10 +305,15 @@ def wait_for(predicate, timeout: float = 120.0, what: str = "") -> None:
         time.sleep(0.01)
 
 
-def stopped(pid: int) -> bool:
-    """The process is stopped (SIGSTOP, by OPTAI_FAULT=...:pause)."""
+def proc_state(pid: int) -> str | None:
+    """The process's state letter in /proc (R, S, T stopped, Z zombie...); None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+            return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
-        return False
+        return None
+
+
+def stopped(pid: int) -> bool:
+    """The process is stopped (SIGSTOP, by OPTAI_FAULT=...:pause)."""
+    return proc_state(pid) == "T"

@@ -26,6 +26,7 @@ from .conftest import (
     assert_reads_consistently,
     assert_whole,
     child_env,
+    proc_state,
     resume_args,
     stopped,
     the_run,
@@ -99,11 +100,7 @@ def test_two_sigterms_stop_with_130_not_143(fork_server, preset_file, reference,
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    return proc_state(pid) in (None, "Z")  # exited: a zombie until the server reaps it, or gone
 
 
 @pytest.mark.parametrize("where", [STARTING, MID_RUN], ids=["while-starting", "mid-run"])
