@@ -176,8 +176,9 @@ def _gpus_problems(cfg, want: str, present: list) -> Iterator[Problem]:
     indices, world = cfg.train.gpu_indices(), cfg.train.world_size()
     if world <= 1 and indices is None:
         return
-    usable = sorted(int(s[5:]) for s in (getattr(d, "spec", d) for d in present if getattr(d, "usable", True))
-                    if s.startswith("cuda:") and s[5:].isdigit())
+    from ..training.device import usable_cuda_indices
+
+    usable = usable_cuda_indices(present)
     have = ", ".join(f"cuda:{i}" for i in usable) or "none"
     if indices is not None:
         missing = [i for i in indices if i not in usable]

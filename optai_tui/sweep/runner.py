@@ -513,9 +513,9 @@ def parse_gpus(text: str | None) -> list[int] | None:
     if text is None:
         return None
     text = text.strip().lower()
-    from ..training.device import detect_devices
+    from ..training.device import detect_devices, usable_cuda_indices
 
-    present = [int(d.spec.split(":")[1]) for d in detect_devices() if d.spec.startswith("cuda:")]
+    present = usable_cuda_indices(detect_devices())  # a GPU this torch build cannot train on is not offered
     if text == "all":
         if not present:
             raise ConfigError("no CUDA GPU on this machine", field="--gpus", hint="see optai-tui doctor; without --gpus trials run one at a time")

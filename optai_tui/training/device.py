@@ -331,10 +331,20 @@ def _info(d) -> DeviceInfo:
     return d if isinstance(d, DeviceInfo) else DeviceInfo(str(d), str(d))
 
 
+def usable_gpus(devices: Sequence[DeviceInfo | str]) -> list[DeviceInfo]:
+    """The CUDA devices of ``devices`` this torch build can train on."""
+    return [d for d in map(_info, devices) if d.spec.startswith("cuda:") and d.spec[5:].isdigit() and d.usable]
+
+
+def usable_cuda_indices(devices: Sequence[DeviceInfo | str]) -> list[int]:
+    """The CUDA numbers (``cuda:N``) of the usable GPUs among ``devices``, in order."""
+    return sorted(int(d.spec[5:]) for d in usable_gpus(devices))
+
+
 def best_gpu(devices: Sequence[DeviceInfo | str]) -> str | None:
     """The usable CUDA device with the most free memory (the lowest number among equals; unknown memory
     counts as none free), or None."""
-    gpus = [d for d in map(_info, devices) if d.spec.startswith("cuda:") and d.usable]
+    gpus = usable_gpus(devices)
     if not gpus:
         return None
     return max(gpus, key=lambda d: (d.free_mb if d.free_mb is not None else -1.0, -int(d.spec[5:]))).spec
