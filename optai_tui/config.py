@@ -397,6 +397,14 @@ class TrainConfig(_Section):
             raise FieldProblem("gpus", f"{self.device} names one GPU; choose the GPUs with train.gpus (e.g. [0, 2]) and device cuda", related=("device",))
         if isinstance(self.gpus, list) and self.device == "cpu":
             raise FieldProblem("gpus", "device indices need device cuda; on the CPU give a count of processes (e.g. 2)", related=("device",))
+        if isinstance(self.gpus, list) and len(self.gpus) == 1:
+            # one GPU named by its index trains in one process on that GPU: train.device names it
+            (index,) = self.gpus
+            if self.device.startswith("cuda:") and self.device != f"cuda:{index}":
+                raise FieldProblem("gpus", f"[{index}] and train.device {self.device} name different GPUs; set one of them", related=("device",))
+            if self.device == "mps":
+                raise FieldProblem("gpus", "device indices need device cuda", related=("device",))
+            self.device, self.gpus = f"cuda:{index}", 1
         return self
 
     @field_validator("device")

@@ -19,7 +19,7 @@ from textual.widgets import Label, Static
 
 EXTRA = [
     ("Everywhere", [("ctrl+p", "command palette: screens, presets, runs"), ("tab / shift+tab", "next / previous field")]),
-    ("Setup form", [("enter / space", "open a select, toggle a switch"), ("type", "edit a field: errors show under it")]),
+    ("Setup form", [("enter / space", "open a select, toggle a switch"), ("enter on gpus", "pick the GPUs from the detected list"), ("type", "edit a field: errors show under it")]),
 ]
 KEY_NAMES = {"question_mark": "?", "escape": "esc", "slash": "/"}
 # Text width inside the dialog (76 columns less border, padding and the scrollbar).

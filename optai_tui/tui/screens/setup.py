@@ -7,11 +7,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.widgets import Button, Footer, Header, Input, Select, Static
 
 from ...config import RunConfig, validate_config
 from ...errors import ConfigError, Problem
@@ -184,6 +185,8 @@ class SetupScreen(Screen):
     def help_for(self, spec: FieldSpec) -> Text:
         t = Text()
         t.append(spec.key, style="bold")
+        if spec.key == "train.gpus":
+            t.append(" (enter: pick from the detected GPUs)", style="bold cyan")
         preset = None
         if self.loaded_preset is not None:
             name, cfg = self.loaded_preset
@@ -217,6 +220,36 @@ class SetupScreen(Screen):
         cost.ready = True  # torch is loaded (detection imported it)
         cost.refresh_measured()
         self.form.validate()
+
+    # -- the GPU picker (enter on train.gpus) -------------------------------------------------
+    @on(Input.Submitted, "#f-train-gpus")
+    def pick_gpus(self, event: Input.Submitted | None = None) -> None:
+        """The detected GPUs as a check list; the pick sets train.gpus and train.device."""
+        from .gpu_picker import GpuPicker
+
+        if event is not None:
+            event.stop()
+        if self.devices is None:
+            self.notify("the GPUs are still being detected: try again in a moment", title="train.gpus")
+            return
+        raw = self.form.raw_values()
+        try:
+            batch = int(str(raw.get("train.batch_size", "")).strip())
+        except ValueError:
+            batch = None
+        why = self.query_one(DevicePanel).why_no_gpu
+        picker = GpuPicker(self.devices, device=str(raw.get("train.device", "auto")), gpus=raw.get("train.gpus", "1"), batch_size=batch, why_no_gpu=why)
+        self.app.push_screen(picker, self._gpus_picked)
+
+    def _gpus_picked(self, values: tuple[str, str] | None) -> None:
+        if values is None:
+            return
+        device, gpus = values
+        with self.form.prevent(Input.Changed, Select.Changed):
+            self.form.set_value("train.device", device)
+            self.form.set_value("train.gpus", gpus)
+        self.form.validate()
+        self.form.focus_field("train.gpus")
 
     # -- actions ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
