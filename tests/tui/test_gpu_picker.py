@@ -168,3 +168,34 @@ async def test_without_a_gpu_the_picker_says_how_to_use_the_cpu(runs_dir):
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen is screen, what="back to the form")
         assert form.raw_values()["train.gpus"] == "1"
+
+
+def test_sweep_workers_are_picked_as_indices():
+    from optai_tui.tui.screens.gpu_picker import describe_workers, workers_selection
+
+    devs = _gpus()
+    assert workers_selection(devs, "all") == [0, 1, 2]  # the usable ones
+    assert workers_selection(devs, "0,3") == [0] and workers_selection(devs, "2") == [2] and workers_selection(devs, "") == []
+    assert describe_workers([2, 0]) == "2 workers: one trial at a time on each of cuda:0, cuda:2"
+    assert describe_workers([]).startswith("none picked")
+
+
+async def test_the_sweep_screen_picks_its_worker_gpus(runs_dir, monkeypatch):
+    from optai_tui.tui.screens.sweep_setup import SweepSetupScreen
+
+    app = await _setup_with(runs_dir, monkeypatch, _gpus())
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.devices is not None, what="devices detected")
+        await pilot.press("ctrl+w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepSetupScreen), what="the sweep screen")
+        sweep = app.screen
+        field = sweep.query_one("#sw-gpus")
+        field.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, GpuPicker), what="the picker")
+        await pilot.pause()
+        assert "Sweep workers: one per GPU" in screen_text(app)
+        await pilot.press("a", "enter")
+        await wait_for(pilot, lambda: app.screen is sweep, what="back to the sweep screen")
+        assert field.value == "0,1,2"

@@ -97,8 +97,30 @@ def _label(d) -> Text:
     return t
 
 
+def workers_selection(devices: Sequence, raw: Any) -> list[int]:
+    """The sweep's ``--gpus`` text (``0,1``, ``all`` or empty) as the usable CUDA indices it names."""
+    from ...training.device import usable_cuda_indices
+
+    usable = usable_cuda_indices(devices)
+    text = str(raw or "").strip().lower()
+    if text == "all":
+        return usable
+    gpus = parse_gpus(text) if text else None
+    if isinstance(gpus, int):
+        gpus = [gpus]
+    return [i for i in gpus or [] if i in usable]
+
+
+def describe_workers(indices: Sequence[int]) -> str:
+    n = len(set(indices))
+    if n == 0:
+        return "none picked: trials run one at a time on train.device"
+    return f"{n} worker{'s' if n != 1 else ''}: one trial at a time on each of " + ", ".join(f"cuda:{i}" for i in sorted(set(indices)))
+
+
 class GpuPicker(ModalScreen[tuple[str, str] | None]):
-    """A check list of the detected CUDA GPUs; enter returns (train.device, train.gpus), escape None."""
+    """A check list of the detected CUDA GPUs; enter returns (train.device, train.gpus), escape None.
+    For a sweep (``workers=True``): ("", the picked indices as ``0,1``; empty: train.device)."""
 
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Cancel"),
@@ -107,17 +129,30 @@ class GpuPicker(ModalScreen[tuple[str, str] | None]):
         Binding("n", "none", "None"),
     ]
 
-    def __init__(self, devices: Sequence, *, device: str, gpus: Any, batch_size: int | None, why_no_gpu: str | None = None) -> None:
+    def __init__(
+        self,
+        devices: Sequence,
+        *,
+        device: str = "auto",
+        gpus: Any = "1",
+        batch_size: int | None = None,
+        why_no_gpu: str | None = None,
+        workers: bool = False,
+    ) -> None:
         super().__init__()
         self.devices = [d for d in devices if _cuda_index(d.spec) is not None]
         self.device = str(device).strip().lower()
         self.batch_size = batch_size
         self.why_no_gpu = why_no_gpu
-        self.start = initial_selection(devices, device, gpus)
+        self.for_sweep = workers
+        self.start = workers_selection(devices, gpus) if workers else initial_selection(devices, device, gpus)
+
+    def _plan(self, indices: Sequence[int]) -> str:
+        return describe_workers(indices) if self.for_sweep else describe_pick(indices, self.batch_size)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="gpu-dialog"):
-            yield Label("Train on the GPUs", classes="dialog-title")
+            yield Label("Sweep workers: one per GPU" if self.for_sweep else "Train on the GPUs", classes="dialog-title")
             if not self.devices:
                 why = f": {self.why_no_gpu}" if self.why_no_gpu else ""
                 yield Label(
@@ -133,7 +168,7 @@ class GpuPicker(ModalScreen[tuple[str, str] | None]):
                 for d in self.devices
             ]
             yield SelectionList[int](*items, id="gpu-list")
-            yield Label(describe_pick(self.start, self.batch_size), id="gpu-plan", classes="dialog-text", markup=False)
+            yield Label(self._plan(self.start), id="gpu-plan", classes="dialog-text", markup=False)
             yield Label("space pick   a all   n none   enter ok   esc cancel", classes="dialog-keys")
 
     def on_mount(self) -> None:
@@ -148,7 +183,7 @@ class GpuPicker(ModalScreen[tuple[str, str] | None]):
 
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
         event.stop()
-        self.query_one("#gpu-plan", Label).update(describe_pick(self.picked, self.batch_size))
+        self.query_one("#gpu-plan", Label).update(self._plan(self.picked))
 
     def action_all(self) -> None:
         if self.devices:  # every usable GPU (select_all would pick the disabled ones too)
@@ -164,6 +199,9 @@ class GpuPicker(ModalScreen[tuple[str, str] | None]):
     def action_ok(self) -> None:
         if not self.devices:
             self.dismiss(None)
+            return
+        if self.for_sweep:
+            self.dismiss(("", ",".join(str(i) for i in self.picked)))
             return
         if not self.picked:
             self.query_one("#gpu-plan", Label).update("! pick at least one GPU (space), or esc to keep the form as it is")

@@ -290,7 +290,7 @@ class SetupScreen(Screen):
         result = self.refuse_if_invalid("cannot search around this form")
         if result is not None:
             preset = self.loaded_preset[0] if self.loaded_preset else None
-            self.app.push_screen(SweepSetupScreen(self.runs_dir, result.config, preset))
+            self.app.push_screen(SweepSetupScreen(self.runs_dir, result.config, preset, devices=self.devices))
 
     def action_load_preset(self) -> None:
         self.app.push_screen(PresetPicker(), self._preset_chosen)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -48,9 +49,10 @@ class SweepSetupScreen(Screen):
         Binding("escape", "back", "Back", tooltip="back to the setup form"),
     ]
 
-    def __init__(self, runs_dir: Path, base: RunConfig, preset: str | None = None) -> None:
+    def __init__(self, runs_dir: Path, base: RunConfig, preset: str | None = None, devices: list | None = None) -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
+        self.devices = devices  # the setup screen's detected devices (the GPU picker of --gpus)
         self.model = SweepForm(base=base, preset=preset)
         self.spec = None  # the checked spec, or None while something is wrong
         self.problem: str | None = None
@@ -85,7 +87,7 @@ class SweepSetupScreen(Screen):
                 yield self._line("warm-up", Input(m.warmup, compact=True, id="sw-warmup"))
                 yield self._line("trials", Input(m.n_trials, compact=True, id="sw-trials"))
                 yield self._line("timeout s", Input(m.timeout, placeholder="(none)", compact=True, id="sw-timeout"))
-                yield self._line("gpus", Input("", placeholder="(train.device) or 0,1 / all", compact=True, id="sw-gpus"))
+                yield self._line("gpus", Input("", placeholder="(train.device) or 0,1 / all; enter: pick", compact=True, id="sw-gpus"))
                 yield Static("", id="sweep-status", markup=False)
                 yield Button("Start (ctrl+r)", id="sweep-start", variant="success", compact=True)
         yield Footer(compact=True)
@@ -231,6 +233,24 @@ class SweepSetupScreen(Screen):
         return self.spec is not None
 
     # -- actions ----------------------------------------------------------------------------------
+    @on(Input.Submitted, "#sw-gpus")
+    def pick_gpus(self, event: Input.Submitted | None = None) -> None:
+        """The detected GPUs as a check list: one sweep worker on each GPU picked."""
+        from .gpu_picker import GpuPicker
+
+        if event is not None:
+            event.stop()
+        if self.devices is None:
+            self.notify("the GPUs are still being detected: try again from the form in a moment", title="gpus")
+            return
+        field = self.query_one("#sw-gpus", Input)
+
+        def picked(values: tuple[str, str] | None) -> None:
+            if values is not None:
+                field.value = values[1]
+
+        self.app.push_screen(GpuPicker(self.devices, gpus=field.value, workers=True), picked)
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "sweep-start":
             event.stop()
