@@ -378,14 +378,13 @@ def cmd_runs(args) -> int:
         return EXIT_OK
     table = Table("run", "status", "arch", "dataset", "mode", "params", "epochs", "best val", "time", box=None)
     # the id is what --resume, attach and export need, and the status what one looks for: never cut them
-    shown_status = lambda s: "damaged" if s.get("damaged") else status_text(s)  # noqa: E731
     table.columns[0].no_wrap = table.columns[1].no_wrap = True
     table.columns[0].min_width = max(len(str(s.get("run_id", "?"))) for s in rows)
-    table.columns[1].min_width = max(len(shown_status(s)) for s in rows)
+    table.columns[1].min_width = max(len(status_text(s)) for s in rows)
     for s in rows:
         table.add_row(
             str(s.get("run_id", "?")),
-            shown_status(s),
+            status_text(s),
             str(s.get("arch") or "-"),
             str(s.get("dataset") or "-"),
             str(s.get("transfer_mode") or "-"),
