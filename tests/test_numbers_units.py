@@ -37,8 +37,8 @@ def test_reports_write_measured_numbers_as_the_tui_does_and_exports_keep_them_ra
     big = 27140.2
     figures = {"train_seconds": big, "seconds_per_epoch": 2714.02, "images_per_second": big, "peak_memory_mb": big}
     runs = tmp_path / "runs"
-    for i in (1, 2):
-        make_run(runs, f"2026010{i}-000000-long{i}", epochs=2, summary={**figures, "macs": 27_140_200_000 * i})
+    make_run(runs, "20260101-000000-long1", epochs=2, summary={**figures, "macs": 27_140_200_000})
+    make_run(runs, "20260102-000000-long2", epochs=4, done=2, summary={**figures, "macs": 54_280_400_000, "early_stop_epoch": 2})
     ids = [p.name for p in sorted(runs.iterdir())]
     md = export_runs(ids, "md", tmp_path / "r.md", runs, image_format="svg").read_text()
     assert not re.search(r"\d\.?\d*e[+-]\d", md), re.findall(r".{30}\d\.?\d*e[+-]\d.{10}", md)
@@ -47,6 +47,8 @@ def test_reports_write_measured_numbers_as_the_tui_does_and_exports_keep_them_ra
     row = next(line for line in md.splitlines() if line.startswith("| ") and "2,714 | 27,140 |" in line)
     cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
     assert cells["s/epoch"] == "2,714" and cells["img/s"] == "27,140" and cells["Train time"] == "7h32m"
+    # the status as every face says it: in the comparison table and the run's heading
+    assert "| completed (early stop at epoch 2) |" in md and re.search(r"^### .*: completed \(early stop at epoch 2\)$", md, re.M)
     rows = list(csv.DictReader(io.StringIO(export_runs(ids, "csv", tmp_path / "r.csv", runs).read_text())))
     assert float(rows[0]["train_seconds"]) == big and float(rows[0]["seconds_per_epoch"]) == 2714.02
     data = json.loads(export_runs(ids, "json", tmp_path / "r.json", runs).read_text())

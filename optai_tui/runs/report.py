@@ -198,7 +198,7 @@ def make_figures(records: Sequence[RunRecord], labels: dict[str, str], image_for
 def run_blocks(r: RunRecord, label: str) -> list[Block]:
     s = r.summary
     running = " (still running: numbers so far)" if r.is_running else ""
-    blocks = [H(3, f"{label}: {r.status}{running}")]
+    blocks = [H(3, f"{label}: {status_text({**s, 'status': r.status})}{running}")]
     device = str(s.get("device") or "-")
     dname = s.get("device_name")
     facts = [
