@@ -219,7 +219,8 @@ def download_weights(url: str, target: Path, *, progress: bool | None = None) ->
         sha, done = hashlib.sha256(), 0
         request = urllib.request.Request(url, headers={"User-Agent": "optai-tui"})
         with os.fdopen(fd, "wb") as f, socket_timeout(DOWNLOAD_TIMEOUT_S), urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as r:
-            total = int(r.headers.get("Content-Length") or 0)
+            length = str(r.headers.get("Content-Length") or "")
+            total = int(length) if length.isdigit() else 0  # unknown: the bytes so far, without a percentage
             say(f"downloading {url} to {target} ({fmt_sig(total / 1e6)} MB)" if total else f"downloading {url} to {target}")
             while chunk := r.read(1 << 20):
                 f.write(chunk)
