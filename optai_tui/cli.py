@@ -378,14 +378,13 @@ def cmd_runs(args) -> int:
         return EXIT_OK
     table = Table("run", "status", "arch", "dataset", "mode", "params", "epochs", "best val", "time", box=None)
     # the id is what --resume, attach and export need, and the status what one looks for: never cut them
-    shown_status = lambda s: "damaged" if s.get("damaged") else status_text(s)  # noqa: E731
     table.columns[0].no_wrap = table.columns[1].no_wrap = True
     table.columns[0].min_width = max(len(str(s.get("run_id", "?"))) for s in rows)
-    table.columns[1].min_width = max(len(shown_status(s)) for s in rows)
+    table.columns[1].min_width = max(len(status_text(s)) for s in rows)
     for s in rows:
         table.add_row(
             str(s.get("run_id", "?")),
-            shown_status(s),
+            status_text(s),
             str(s.get("arch") or "-"),
             str(s.get("dataset") or "-"),
             str(s.get("transfer_mode") or "-"),
@@ -522,17 +521,27 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
-def cmd_evaluate(args) -> int:
-    from .fmt import finite_json, fmt_pct
-    from .runs.evaluate import evaluate_run
+def _answer_from_run(args, flag: str, count: int | None, answer: Callable[..., dict | list]) -> dict | list | None:
+    """The opening ``evaluate`` and ``predict`` share: check their count flag, resolve the run, compute the
+    answer from its best checkpoint; with --json, print it as strict JSON and return None (nothing to show)."""
+    from .fmt import finite_json
     from .runs.store import resolve_run
+
+    _check_positive(flag, count, whole=True)
+    result = answer(resolve_run(args.run, _runs_dir(args)))
+    if args.json:
+        print(json.dumps(finite_json(result), indent=2, allow_nan=False))
+        return None
+    return result
+
+
+def cmd_evaluate(args) -> int:
+    from .fmt import fmt_pct
+    from .runs.evaluate import evaluate_run
     from .training.classmetrics import confusion_text
 
-    _check_positive("--worst", args.worst, whole=True)
-    run = resolve_run(args.run, _runs_dir(args))
-    r = evaluate_run(run, args.data, device=args.device, worst=args.worst)
-    if args.json:
-        print(json.dumps(finite_json(r), indent=2, allow_nan=False))
+    r = _answer_from_run(args, "--worst", args.worst, lambda run: evaluate_run(run, args.data, device=args.device, worst=args.worst))
+    if r is None:
         return EXIT_OK
     out = _table_console()
     out.print(Text(f"run {r['run_id']}: best checkpoint (epoch {r['checkpoint_epoch']}) on {r['data']}: {r['images']} images"))
@@ -557,15 +566,11 @@ def _num(v) -> str:
 
 
 def cmd_predict(args) -> int:
-    from .fmt import finite_json, fmt_pct
+    from .fmt import fmt_pct
     from .runs.evaluate import predict_files
-    from .runs.store import resolve_run
 
-    _check_positive("--top-k", args.top_k, whole=True)
-    run = resolve_run(args.run, _runs_dir(args))
-    rows = predict_files(run, args.images, top_k=args.top_k, device=args.device)
-    if args.json:
-        print(json.dumps(finite_json(rows), indent=2, allow_nan=False))
+    rows = _answer_from_run(args, "--top-k", args.top_k, lambda run: predict_files(run, args.images, top_k=args.top_k, device=args.device))
+    if rows is None:
         return EXIT_OK
     table = Table("image", "class", "probability", *(["then"] if args.top_k > 1 else []), box=None)
     table.columns[0].overflow = "fold"  # a file name is never cut: it wraps

@@ -66,11 +66,6 @@ def fmt_seconds(v: Any) -> str:
     return f"{d}d{h:02d}h"
 
 
-def fmt_float(v: Any, digits: int = 3) -> str:
-    x = num(v)
-    return "-" if x is None else f"{x:.{digits}g}"
-
-
 def fmt_sig(v: Any, digits: int = 3) -> str:
     """A measured number to ``digits`` significant digits (whole numbers keep all theirs), never in
     scientific notation, without trailing zeros: 27140.2 -> '27,140', 293.12 -> '293', 2.5 -> '2.5',

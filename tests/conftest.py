@@ -15,6 +15,19 @@ REPO = Path(__file__).resolve().parent.parent
 CIFAR_SUB = REPO.parent / "shared" / "data" / "cifar10-sub"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_home(tmp_path_factory):
+    """HOME and the XDG folders of this test session, set before any other fixture: the processes the tests
+    start once per session (the fault suite's fork server, forked for dozens of runs) inherit them, so no
+    crash log, cache or config a test provokes lands in the real ~/.cache or ~/.config."""
+    home = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        for var, sub in (("XDG_CACHE_HOME", ".cache"), ("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"), ("XDG_STATE_HOME", ".local/state")):
+            mp.setenv(var, str(home / sub))
+        yield home
+
+
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")

@@ -23,6 +23,7 @@ from optai_tui.errors import CheckpointError, ConfigError
 from optai_tui.models import create_model
 from optai_tui.models.resnet import ResNet
 from optai_tui.presets import list_presets, load_preset
+from optai_tui.training import backbones
 from optai_tui.training import transfer as tr
 from optai_tui.runs.backbones import find_source_run, resolve_backbone, source_architecture
 from optai_tui.training.backbones import (
@@ -46,11 +47,11 @@ def _offline(tmp_path, monkeypatch):
     monkeypatch.setenv("OPTAI_RUNS_DIR", str(tmp_path / "runs"))
     calls: list[str] = []
 
-    def no_network(url, dst, hash_prefix=None, progress=True):
+    def no_network(url, target, progress=None):
         calls.append(url)
         raise urllib.error.URLError("no network in tests")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(backbones, "download_weights", no_network)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny convolutions: one thread is much faster on a busy 2-core machine
     yield calls
@@ -427,6 +428,7 @@ def test_imagenet_weights_absent_offline_is_one_clear_line(tmp_path, _offline, m
     assert refused.value.field == "transfer.backbone" and fname in refused.value.message and url in refused.value.message
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     # a corrupt cached file is named as such
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / fname).write_bytes(b"truncated")
     with pytest.raises(CheckpointError, match="cannot read the cached ImageNet weights.*delete the file"):
         load_imagenet_backbone(create_model("tv_resnet18", 10, 3), "tv_resnet18")

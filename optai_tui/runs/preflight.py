@@ -273,8 +273,12 @@ _REACH: dict[str, tuple[float, str | None]] = {}
 def offline_reason(url: str) -> str | None:
     """Why ``url`` cannot be downloaded from this machine now (None when its host answers): the
     environment says offline (``OPTAI_OFFLINE=1``), or its host cannot be reached (checked once in a while)."""
-    if os.environ.get("OPTAI_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return "OPTAI_OFFLINE is set"
+    from ..training.backbones import OFFLINE_ENV, offline_by_env
+
+    if offline_by_env():
+        return f"{OFFLINE_ENV} is set"
+    if urlparse(url).scheme == "file":  # a mirror on this machine or a mounted share: nothing to reach
+        return None
     host = urlparse(url).hostname or ""
     hit = _REACH.get(host)
     if hit is not None and time.monotonic() - hit[0] < REACH_TTL_S:
@@ -290,7 +294,7 @@ def offline_reason(url: str) -> str | None:
 
 def imagenet_problems(cfg) -> Iterator[Problem]:
     """A transfer run from ImageNet weights needs them in the torch hub cache, or a way to download them."""
-    from ..training.backbones import imagenet_weights_file
+    from ..training.backbones import imagenet_missing_message, imagenet_weights_file
 
     try:
         url, fname, folder = imagenet_weights_file(cfg.model.arch)
@@ -300,8 +304,4 @@ def imagenet_problems(cfg) -> Iterator[Problem]:
         return
     reason = offline_reason(url)
     if reason is not None:
-        yield Problem(
-            "transfer.backbone",
-            f"the ImageNet weights of {cfg.model.arch} are not in the cache and cannot be downloaded ({reason}): "
-            f"download {url} and save it as {fname} in the folder {folder} (TORCH_HOME sets another cache)",
-        )
+        yield Problem("transfer.backbone", imagenet_missing_message(cfg.model.arch, url, fname, folder, reason))

@@ -30,7 +30,7 @@ import yaml
 from ..errors import ConfigError
 from . import report_charts
 from .interventions import read_interventions
-from ..fmt import fmt_count, fmt_date, fmt_float, fmt_pct, fmt_seconds, now_iso, num
+from ..fmt import fmt_count, fmt_date, fmt_pct, fmt_rate, fmt_seconds, fmt_secs, fmt_sig, now_iso, num
 from ..fsio import atomic_write_bytes
 from .classcompare import compare_classes, evaluation_of
 from .summary import status_text
@@ -100,9 +100,9 @@ def L(items: list[str]) -> Block:
 
 COMPARISON_COLUMNS: list[tuple[str, Any]] = [
     ("Run", lambda r, lab: lab),
-    ("Status", lambda r, lab: r.status),
+    ("Status", lambda r, lab: status_text({**r.summary, "status": r.status})),
     ("Arch", lambda r, lab: r.arch),
-    ("Width", lambda r, lab: fmt_float(r.width, 6)),
+    ("Width", lambda r, lab: fmt_sig(r.width, 6)),
     ("Dataset", lambda r, lab: r.dataset),
     ("Transfer", lambda r, lab: str(r.get("transfer_mode", "-"))),
     ("Params", lambda r, lab: fmt_count(r.get("params"))),
@@ -113,8 +113,8 @@ COMPARISON_COLUMNS: list[tuple[str, Any]] = [
     ("Macro F1", lambda r, lab: _macro_f1(r.summary)),
     ("Epochs", lambda r, lab: fmt_epochs(r)),
     ("Train time", lambda r, lab: fmt_seconds(r.get("train_seconds"))),
-    ("s/epoch", lambda r, lab: fmt_float(r.get("seconds_per_epoch"), 3)),
-    ("img/s", lambda r, lab: fmt_float(r.get("images_per_second"), 4)),
+    ("s/epoch", lambda r, lab: fmt_sig(r.get("seconds_per_epoch"))),  # as the runs screen's columns
+    ("img/s", lambda r, lab: fmt_sig(r.get("images_per_second"))),
     ("Device", lambda r, lab: str(r.get("device_name") or r.get("device") or "-")),
 ]
 
@@ -198,14 +198,14 @@ def make_figures(records: Sequence[RunRecord], labels: dict[str, str], image_for
 def run_blocks(r: RunRecord, label: str) -> list[Block]:
     s = r.summary
     running = " (still running: numbers so far)" if r.is_running else ""
-    blocks = [H(3, f"{label}: {r.status}{running}")]
+    blocks = [H(3, f"{label}: {status_text({**s, 'status': r.status})}{running}")]
     device = str(s.get("device") or "-")
     dname = s.get("device_name")
     facts = [
         f"Run id: {r.run_id}",
         f"Status: {status_text({**s, 'status': r.status})}" + (f" ({s['error']})" if s.get("error") else "")
         + (f"; damaged summary ({r.damaged}): numbers rebuilt from the event log" if r.damaged else ""),
-        f"Architecture: {r.arch}, width x{fmt_float(r.width, 6)}, transfer mode {s.get('transfer_mode', '-')}",
+        f"Architecture: {r.arch}, width x{fmt_sig(r.width, 6)}, transfer mode {s.get('transfer_mode', '-')}",
         f"Dataset: {r.dataset}, {s.get('num_train', '-')} train / {s.get('num_val', '-')} validation images, "
         f"{s.get('num_classes', '-')} classes, {s.get('image_size', '-')}px"
         + (f" (classes: {', '.join(r.classes[:12])}{', ...' if len(r.classes) > 12 else ''})" if r.classes else "")
@@ -217,10 +217,10 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
            + (f" (always {s['majority_class']})" if s.get("majority_class") else "") if s.get("majority_baseline") is not None else "")
         + (f", chance {fmt_pct(s['chance_acc'], 2)}" if s.get("chance_acc") is not None else ""),
         f"Epochs: {fmt_epochs(r)}",
-        f"Wall time: {fmt_seconds(s.get('train_seconds'))} ({fmt_float(s.get('train_seconds'), 4)} s), "
-        f"{fmt_float(s.get('seconds_per_epoch'), 3)} s/epoch, {fmt_float(s.get('images_per_second'), 4)} images/s",
+        f"Wall time: {fmt_seconds(s.get('train_seconds'))} ({fmt_secs(s.get('train_seconds'))}), "
+        f"{fmt_sig(s.get('seconds_per_epoch'))} s/epoch, {fmt_rate(s.get('images_per_second'))}",
         f"Hardware: {device}" + (f" ({dname})" if dname else "") + f" on host {s.get('host', '-')}, "
-        f"peak memory {fmt_float(s.get('peak_memory_mb'), 4)} MB",
+        f"peak memory {fmt_sig(s.get('peak_memory_mb'))} MB",
         f"Started {fmt_date(s.get('started_at'))}, finished {fmt_date(s.get('finished_at'))}",
     ]
     if r.tags:
@@ -316,14 +316,14 @@ def build_document(
         items = []
         for cost in TRADEOFF_AXES:
             front = pareto_runs(records, cost)
-            names = ", ".join(f"{labels[r.run_id]} ({fmt_pct(r.get(ACCURACY_KEY))} at {_cost(r, cost)})" for r in front)
+            names = ", ".join(f"{labels[r.run_id]} ({fmt_pct(r.get(ACCURACY_KEY))} at {cost_text(cost, r.get(cost))})" for r in front)
             items.append(f"Accuracy vs {AXIS_NAMES[cost]}: {names or 'no run has both values'}")
         blocks.append(L(items))
         blocks.extend(class_comparison_blocks(records, labels))
         diff = config_diff(records)
         blocks.append(H(3, "Config differences"))
         if diff:
-            rows = [[k] + [_cell(r.get(k)) for r in records] for k in diff]
+            rows = [[k] + [setting_text(r.get(k)) for r in records] for k in diff]
             blocks.append(T(["Field"] + [labels[r.run_id] for r in records], rows, marked=set(range(len(rows)))))
         else:
             blocks.append(P("The runs share the same config (apart from their names)."))
@@ -341,16 +341,24 @@ def build_document(
     return title, blocks
 
 
-def _cost(r: RunRecord, cost: str) -> str:
-    v = r.get(cost)
-    return fmt_seconds(v) if cost == "train_seconds" else f"{fmt_count(v)} {'params' if cost == 'params' else 'MACs'}"
+def cost_text(cost: str, v: Any, *, unit: bool = True) -> str:
+    """A cost axis's value as the reports write it (run and sweep): a duration, or a count of parameters
+    or MACs (``unit``: with its name, for a sentence; a column's header names it)."""
+    if v is None:
+        return "-"
+    if cost == "train_seconds":
+        return fmt_seconds(v)
+    return f"{fmt_count(v)} {'params' if cost == 'params' else 'MACs'}" if unit else fmt_count(v)
 
 
-def _cell(v: Any) -> str:
+def setting_text(v: Any, digits: int = 6) -> str:
+    """A setting's value in a report table (run config differences, sweep trials): written as in a config
+    file (a learning rate may read 1e-05), lists and mappings inline."""
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:g}"
+        text = f"{v:.{digits}g}"
+        return f"{v:.0f}" if "e" in text and abs(v) >= 1 else text  # 27140.2 at 4 digits: 27140, not 2.714e+04
     if isinstance(v, (list, dict)):
         return yaml.safe_dump(v, default_flow_style=True).strip()
     return str(v)

@@ -273,10 +273,14 @@ def _is_evaluation(v: Any) -> bool:
     return len(matrix) == len(classes) and all(isinstance(r, list) and len(r) == len(classes) and all(whole(x) for x in r) for r in matrix)
 
 
-def status_text(summary: dict[str, Any]) -> str:
-    """The status as a person reads it: ``completed (early stop at epoch 7)`` for a run early stopping ended."""
+def status_text(summary: dict[str, Any], *, short: bool = False) -> str:
+    """The status as a person reads it, the one rule of every face: ``completed (early stop at epoch 7)`` for a
+    run early stopping ended (``short``: ``early stop 7``, for a table column at 80 columns), ``damaged``
+    where the summary says why it is (``damaged``, set by the readers of ``read_summary_checked``)."""
+    if summary.get("damaged"):
+        return "damaged"
     status = str(summary.get("status") or "?")
     epoch = summary.get("early_stop_epoch")
     if status == ev.RunStatus.COMPLETED.value and isinstance(epoch, int) and not isinstance(epoch, bool):
-        return f"{status} (early stop at epoch {epoch})"
+        return f"early stop {epoch}" if short else f"{status} (early stop at epoch {epoch})"
     return status

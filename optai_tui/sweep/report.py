@@ -22,7 +22,9 @@ from ..fsio import atomic_write_bytes, writing
 from ..runs import report_charts
 from ..runs.compare import RunCurve, TradeoffPoint
 from ..runs.export import format_for_output
-from ..runs.report import Block, Figure, H, L, P, T, is_stream, render_html, render_markdown, report_files_dir, write_output
+from ..runs.report import (
+    Block, Figure, H, L, P, T, cost_text, is_stream, render_html, render_markdown, report_files_dir, setting_text, write_output,
+)  # fmt: skip
 from .results import SweepResults, TrialRow, load_results
 
 JSON_SCHEMA = "optai-tui/sweep"
@@ -34,17 +36,11 @@ TRIAL_FIELDS = (
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    return setting_text(v, 4)
 
 
 def _cost(res: SweepResults, v: Any) -> str:
-    if v is None:
-        return "-"
-    return fmt_seconds(v) if res.spec.objectives[1] == "train_seconds" else fmt_count(v)
+    return cost_text(res.spec.objectives[1], v, unit=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,9 +25,14 @@ overridden behind the user's back. :func:`source_architecture` tells a form whic
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import os
 import sys
+import tempfile
+import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +43,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..fsio import socket_timeout
+from ..fmt import fmt_sig
+from ..fsio import socket_timeout, umask
 from ..models import get_model_info, list_models
 from .backbone_file import IMAGENET, BackboneFile
 from .checkpoint import FORMAT, load_checkpoint, strip_wrapper_prefixes, unwrap_state_dict
@@ -123,33 +129,47 @@ def imagenet_weights_file(arch: str) -> tuple[str, str, Path]:
     return url, os.path.basename(urlparse(url).path), Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def load_imagenet_backbone(model: nn.Module, arch: str, *, progress: bool | None = None) -> BackboneSource:
-    """torchvision's ImageNet weights for ``arch`` into ``model.body``, via ``weights.get_state_dict``."""
-    import torchvision
+OFFLINE_ENV = "OPTAI_OFFLINE"
 
+
+def offline_by_env() -> bool:
+    """Whether the environment says this machine has no internet (``OPTAI_OFFLINE=1``): nothing is
+    downloaded, and a missing file is an error at once instead of a connection that may hang."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def imagenet_missing_message(arch: str, url: str, fname: str, folder: Path, reason: str) -> str:
+    """The one line that says ImageNet weights are missing: which file, where it goes, how to get it
+    (preflight and the trainer say the same)."""
+    return (
+        f"the ImageNet weights of {arch} are not in the cache and cannot be downloaded ({reason}): "
+        f"download {url} on a machine with internet (e.g. curl -LO {url}) and copy {fname} into the folder {folder} "
+        f"(TORCH_HOME sets another cache)"
+    )
+
+
+def load_imagenet_backbone(model: nn.Module, arch: str, *, progress: bool | None = None) -> BackboneSource:
+    """torchvision's ImageNet weights for ``arch`` into ``model.body``, from the torch hub cache, downloaded
+    there first when missing (not with ``OPTAI_OFFLINE`` set: then a missing file is an error at once)."""
     url, fname, folder = imagenet_weights_file(arch)
     if not hasattr(model, "load_body_state_dict"):
         raise ConfigError(f"{arch} is not a torchvision architecture; ImageNet weights need a tv_* model", field="model.arch")
     target = folder / fname
-    cached = target.is_file()
-    weights = torchvision.models.get_weight(get_model_info(arch).pretrained)
-    if progress is None:
-        progress = sys.stderr.isatty()
-    try:
-        with socket_timeout(DOWNLOAD_TIMEOUT_S):
-            sd = weights.get_state_dict(progress=progress, check_hash=True, weights_only=True, map_location="cpu")
-    except Exception as e:  # URLError, HTTPError, timeouts, hash mismatch, a corrupt cached file
-        reason = _first_line(e)
-        if cached:
+    if not target.is_file():
+        if offline_by_env():
+            raise CheckpointError(imagenet_missing_message(arch, url, fname, folder, f"{OFFLINE_ENV} is set"), field="transfer.backbone")
+        try:
+            download_weights(url, target, progress=progress)
+        except Exception as e:  # URLError, HTTPError, timeouts, a hash mismatch, a full disk
             raise CheckpointError(
-                f"cannot read the cached ImageNet weights {target} ({reason})",
-                hint=f"delete the file to download it again from {url}",
-                field="transfer.backbone",
+                imagenet_missing_message(arch, url, fname, folder, f"the download failed: {_first_line(e)}"), field="transfer.backbone"
             ) from None
+    try:
+        sd = torch.load(target, map_location="cpu", weights_only=True)
+    except Exception as e:  # a corrupt or truncated cached file
         raise CheckpointError(
-            f"ImageNet weights for {arch} are not in the cache and the download failed ({reason}): "
-            f"download {url} and save it as {fname} in the folder {folder}",
-            hint="set TORCH_HOME to use another cache folder",
+            f"cannot read the cached ImageNet weights {target} ({_first_line(e)})",
+            hint=f"delete the file to download it again from {url}",
             field="transfer.backbone",
         ) from None
     res = model.load_body_state_dict(sd)
@@ -158,6 +178,69 @@ def load_imagenet_backbone(model: nn.Module, arch: str, *, progress: bool | None
         raise _mismatch_error(str(target), arch, 1.0, missing, list(res.unexpected_keys), [])
     loaded = len(sd) - len(res.ignored_keys) - len(res.unexpected_keys)
     return BackboneSource(IMAGENET, IMAGENET, str(target), arch=arch, width=1.0, loaded=loaded, ignored=tuple(res.ignored_keys))
+
+
+class _Say:
+    """Download progress on stderr, best effort like the console sink: a terminal that went away (SSH
+    dropped: EIO), a closed pipe or a closed stderr silences it, and the download goes on."""
+
+    def __init__(self, live: bool | None) -> None:
+        self.broken = False
+        self.live = self._isatty() if live is None else live  # one line redrawn on a terminal; else start and end lines
+        self.last = 0.0
+
+    def _isatty(self) -> bool:
+        try:
+            return sys.stderr.isatty()
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def __call__(self, text: str, *, redraw: bool = False) -> None:
+        if self.broken or (redraw and not self.live):
+            return
+        try:
+            sys.stderr.write(("\r" + text) if redraw else (("\n" if self.last else "") + text + "\n"))
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):  # EIO, EPIPE, a closed file, no stderr at all
+            self.broken = True
+        self.last = time.monotonic() if redraw else 0.0
+
+
+def download_weights(url: str, target: Path, *, progress: bool | None = None) -> None:
+    """Download ``url`` into ``target`` atomically (a temp file beside it, fsynced, checked against the
+    sha256 prefix in its name as torch.hub does, then renamed), saying how far it got on stderr, best
+    effort (``progress``: redraw one line; default: when stderr is a terminal)."""
+    say = _Say(progress)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    m = torch.hub.HASH_REGEX.search(target.name)
+    prefix = m.group(1) if m else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    try:
+        sha, done = hashlib.sha256(), 0
+        request = urllib.request.Request(url, headers={"User-Agent": "optai-tui"})
+        with os.fdopen(fd, "wb") as f, socket_timeout(DOWNLOAD_TIMEOUT_S), urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as r:
+            length = str(r.headers.get("Content-Length") or "")
+            total = int(length) if length.isdigit() else 0  # unknown: the bytes so far, without a percentage
+            say(f"downloading {url} to {target} ({fmt_sig(total / 1e6)} MB)" if total else f"downloading {url} to {target}")
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+                sha.update(chunk)
+                done += len(chunk)
+                if time.monotonic() - say.last >= 0.5:
+                    shown = f"{fmt_sig(done / 1e6)} of {fmt_sig(total / 1e6)} MB ({100 * done // total}%)" if total else f"{fmt_sig(done / 1e6)} MB"
+                    say(f"  {target.name}: {shown}", redraw=True)
+            f.flush()
+            os.fsync(f.fileno())
+        digest = sha.hexdigest()
+        if prefix and not digest.startswith(prefix):
+            raise RuntimeError(f"the file's sha256 {digest[:len(prefix)]}... is not the {prefix}... its name promises")
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600 files; the cache is shared like any file
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    say(f"downloaded {target.name} ({fmt_sig(done / 1e6)} MB)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,7 +47,8 @@ TEMP_FILE = re.compile(r"^\..+\.tmp$")
 def child_env(**extra: str | None) -> dict[str, str]:
     """The environment of a training process started by a test: this repository's code, one thread, the
     test's isolated folders, no fault unless asked for."""
-    env = {k: os.environ[k] for k in ("OPTAI_PRESETS_DIR", "OPTAI_DATA_ROOT", "TORCH_HOME", "HOME", "PATH") if k in os.environ}
+    keep = ("OPTAI_PRESETS_DIR", "OPTAI_DATA_ROOT", "TORCH_HOME", "HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "PATH")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", OPTAI_FAULT=None, OPTAI_FAULT_TRACE=None, OPTAI_RUN_LOCK_FD=None)
     env.update(extra)
     return env

@@ -617,3 +617,22 @@ async def test_runs_on_different_classes_are_marked_and_never_ranked_together_at
         # ants-big is beaten by ants-small; both flowers runs are on the flowers front, whatever ants scored
         assert front == {"20260100-000000-run0": "★", "20260101-000000-run1": "·",
                          "20260102-000000-run2": "★", "20260103-000000-run3": "★"}
+
+
+async def test_an_early_stopped_run_says_so_in_the_table_at_80x24(runs_dir):
+    """The table's status of a run early stopping completed follows the rule of runs list and the dashboard
+    (runs/summary.status_text), short enough for its column at 80 columns; a run of all its epochs stays plain."""
+    from optai_tui.runs.summary import status_text
+
+    make_run(runs_dir, "20260101-000000-full", epochs=3)
+    early = make_run(runs_dir, "20260102-000000-early", epochs=6, done=3, summary={"early_stop_epoch": 3})
+    assert status_text(early.read_summary()) == "completed (early stop at epoch 3)"  # what runs list says
+    app = RunsApp(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert sorted(column(screen, "status")) == ["completed", "early stop 3"]
+        assert "early stop 3" in screen_text(app)  # shown whole at 80 columns, not cut
+        await pilot.press("slash", *"completed", "enter")
+        await pilot.pause()
+        assert sorted(column(screen, "status")) == ["completed", "early stop 3"]  # still a completed run for the filter

@@ -207,7 +207,7 @@ class DashboardScreen(Screen):
             baseline, majority, chance, early = m.majority_baseline, m.majority_class, m.chance, m.early_stop_epoch
         epoch_eta, run_eta = m.eta(time.time())
         title = Text()
-        title.append(f"{status:<9}" if early is None else f"{status} (early stop at epoch {early})", style=STATUS_STYLE.get(status, ""))
+        title.append(f"{status_text({'status': status, 'early_stop_epoch': early}):<9}", style=STATUS_STYLE.get(status, ""))
         title.append(f" {self.run_id}")
         if info:
             title.append(f"  {info.get('arch')} on {info.get('dataset')}, {info.get('device')}", style="dim")

@@ -10,17 +10,17 @@ from rich.text import Text
 
 from ...fmt import fmt_count, fmt_date, fmt_pct, fmt_seconds, fmt_sig
 from ...runs.compare import RunRecord, fmt_epochs
+from ...runs.summary import status_text as shown_status
 
 STATUS_STYLES = {"running": "bold green", "completed": "green", "failed": "bold red", "stopped": "yellow", "pruned": "magenta"}
 
 
-def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLES.get(status, ""))
-
-
 def status_cell(r: RunRecord) -> Text:
-    """The run's status, or 'damaged' when its summary.json is (the reason is on the detail line)."""
-    return Text("damaged", style="bold magenta") if r.damaged else status_text(r.status)
+    """The run's status as every face says it (``early stop 7`` for a run early stopping completed), or
+    'damaged' when its summary.json is (the reason is on the detail line)."""
+    if r.damaged:
+        return Text("damaged", style="bold magenta")
+    return Text(shown_status({**r.summary, "status": r.status}, short=True), style=STATUS_STYLES.get(r.status, ""))
 
 
 def as_text(cell: Any) -> Any:
