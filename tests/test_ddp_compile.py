@@ -88,3 +88,56 @@ def test_a_compiled_ddp_run_compiles_the_ddp_module_per_phase_and_matches_the_ea
         assert not [k for k in ckpt["model"] if k.startswith(("_orig_mod.", "module."))]
         model = build_model(validate_config(data), 10, 3, load_weights=False)
         model.load_state_dict(ckpt["model"])  # strict
+
+
+@pytest.mark.skipif(compile_problem() is not None, reason=f"torch.compile cannot work here: {compile_problem()}")
+def test_a_phase_that_trains_the_same_parameters_keeps_its_compiled_ddp_module(tmp_path, monkeypatch):
+    """probe_then_finetune with transfer.backbone_lr_mult 0 and augmentation (no feature cache): both phases train
+    the head alone, on the whole model, so the fine-tuning phase keeps the probe's DDP module and its compiled
+    graphs (no second warm-up). A process group of one, in this process; Dynamo's ``eager`` backend."""
+    import socket
+
+    import torch.distributed as dist
+
+    from optai_tui.models import create_model
+    from optai_tui.runs.backbones import resolve_backbone
+    from optai_tui.training import events as ev
+    from optai_tui.training.distributed import Distributed, Place
+    from optai_tui.training.engine import Trainer
+
+    from .ddp_compile_worker import chain
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    monkeypatch.setenv("OPTAI_COMPILE_BACKEND", "eager")
+    backbone = tmp_path / "backbone.pt"
+    torch.save(create_model("vgg11", num_classes=10, in_channels=3, width=0.125).state_dict(), backbone)
+    cfg = validate_config(tiny(data={"dataset": "shapes", "subset": 128, "augment": True},
+                               transfer={"mode": "probe_then_finetune", "backbone": str(backbone), "probe_epochs": 1, "backbone_lr_mult": 0},
+                               train={"epochs": 2, "batch_size": 32, "compile": True}))  # fmt: skip
+    torch._dynamo.reset()
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        d = Distributed.setup(Place(0, 0, 1, 1, 1, 0), device="cpu", gpus=None, batch_size=32, sync_bn=False)
+        phases: list = []
+        warmups: list[int] = []
+        trainer: Trainer | None = None
+
+        def sink(e):
+            if isinstance(e, ev.PhaseChanged):
+                phases.append((e.phase, trainer.step_model))
+            elif isinstance(e, ev.Compiling) and e.seconds is not None:
+                warmups.append(e.epoch)
+
+        trainer = Trainer(cfg, sink, backbone=resolve_backbone(str(backbone), tmp_path), dist=d)
+        assert trainer.run().value == "completed"
+    finally:
+        dist.destroy_process_group()
+        torch._dynamo.reset()
+    assert [p for p, _ in phases] == ["linear_probe", "finetune"]
+    assert phases[0][1] is phases[1][1]  # the same compiled DDP module
+    assert chain(phases[1][1], trainer.model) == ["OptimizedModule", "DistributedDataParallel", "<the model>"]
+    assert warmups == [1]
