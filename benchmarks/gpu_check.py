@@ -222,7 +222,7 @@ def usable_processes(device: str) -> tuple[int, str]:
         from optai_tui.training.device import detect_devices, usable_cuda_indices
 
         idx = usable_cuda_indices(detect_devices())
-        return len(idx), "usable GPU" + ("s " if len(idx) != 1 else " ") + (",".join(map(str, idx)) or "none")
+        return len(idx), (f"usable GPU{'s' if len(idx) > 1 else ''} {','.join(map(str, idx))}" if idx else "no usable GPU")
     n = os.cpu_count() or 1
     return n, f"CPU core{'s' if n != 1 else ''}"
 

@@ -13,6 +13,7 @@ CPU the resumed run's per-epoch metrics equal an uninterrupted run's (every epoc
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import resource
@@ -45,6 +46,19 @@ EventSink = Callable[[ev.Event], None]
 COMPILE_BACKEND_ENV = "OPTAI_COMPILE_BACKEND"
 """A test hook: a torch.compile backend (``eager``, ``aot_eager``) used instead of inductor and
 ``train.compile_mode``, so that tests of compiled runs need not build kernels on a small CPU."""
+
+
+def _quiet_ddp_profiler_notice() -> None:
+    """Dynamo's notice that it ignores DDP's profiler ranges when it compiles a DDP module: torch's own, harmless
+    noise on every rank's console (``Profiler record function ... will be ignored``); filtered once."""
+    logger = logging.getLogger("torch._dynamo.variables.ctx_manager")
+    if not any(isinstance(f, _ProfilerNoticeFilter) for f in logger.filters):
+        logger.addFilter(_ProfilerNoticeFilter())
+
+
+class _ProfilerNoticeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Profiler record function")
 
 
 class Controls(Protocol):
@@ -462,6 +476,7 @@ class Trainer:
             return
         wrapped = self.dist.wrap(module)
         if self._compiled:
+            _quiet_ddp_profiler_notice()
             wrapped = self._compile(wrapped)
             self._warmup = True
         self._wrapped = (key, wrapped)
