@@ -14,7 +14,8 @@
 #                through optai-tui train --set train.gpus=N: torchrun + NCCL); else the line saying it is skipped.
 # Written under $OUT: <step>.txt (each step's whole output), device_check.log (the steps and exit codes) and
 # summary.txt (the result blocks). The exit status is 0 when every step that ran succeeded.
-# Knobs: PYTHON (default: .venv/bin/python when present, else python3); DEVICE_CHECK_TINY=1 (CPU, tiny sizes).
+# Knobs: PYTHON (default: .venv/bin/python when present, else python3); DEVICE_CHECK_TINY=1 (CPU, tiny sizes);
+# a .device-site/ folder (carried to the machine) is put on PYTHONPATH for dependencies its python lacks.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 OUT=${OUT:-$(mktemp -d /tmp/device-check.XXXXXX)}
@@ -22,7 +23,11 @@ mkdir -p "$OUT" || exit 2
 if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# a machine whose python has torch but not optai-tui's other dependencies: carry them in .device-site/
+# (e.g. pip install --target .device-site rich pydantic pyyaml textual textual-plotext plotext optuna, for its python)
+SITE=""
+[ -d .device-site ] && SITE="$PWD/.device-site:"
+export PYTHONPATH="$PWD:$SITE${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 TINY=${DEVICE_CHECK_TINY:-0}
 failed=0
 
