@@ -15,6 +15,16 @@ Steps, each timed and printed as it goes, then one result block:
 5. ``optai-tui profile resnet18`` in the same precision and memory format;
 6. host syncs per training step (``torch.cuda.set_sync_debug_mode``) over one epoch of the trainer (CUDA only).
 
+Scaling mode (issue 12), instead of the steps above: ``--scaling 1,2,4,8`` (or ``all``) trains ResNet-18 (torchvision's
+ImageNet architecture, ``tv_resnet18``, from scratch) at 224 px (``data.image_size``: cifar10-sub beside the project
+when present, else the built-in ``shapes``, upscaled once at load) through ``optai-tui train --set train.gpus=N``
+(torchrun, NCCL on CUDA, gloo on the CPU) for each N, ``--per-gpu-batch`` images a process a step, and prints per N
+the steady s/epoch (the trainer's own epoch time, the first epoch out), img/s, the speed-up vs 1 GPU, the scaling
+efficiency t1/(N*tN) and PASS/BELOW against 0.9. More GPUs than usable: refused (exit 2); a 1-GPU machine: skipped.
+
+    .venv/bin/python benchmarks/gpu_check.py --scaling all
+    .venv/bin/python benchmarks/gpu_check.py --scaling 1,2 --device cpu --image-size 64 --scaling-images 256 --per-gpu-batch 32 --scaling-epochs 3
+
 The block: steady s/epoch and img/s (the first, compiling epoch left out), model FLOP utilisation against the
 GPU's bf16 dense peak (``--peak-tflops`` for a GPU not in the table), checkpoint seconds (held up the loop /
 written in the background), peak memory, time to the first step (compile), and the ratio to the reference loop.
@@ -206,6 +216,115 @@ def bf16_peak(device: str, override: float | None) -> tuple[float | None, str]:
     return None, f"{name}: bf16 peak unknown (give --peak-tflops)"
 
 
+def usable_processes(device: str) -> tuple[int, str]:
+    """How many processes can train here on ``device`` (usable GPUs; CPU cores), and what they are."""
+    if device.startswith("cuda"):
+        from optai_tui.training.device import detect_devices, usable_cuda_indices
+
+        idx = usable_cuda_indices(detect_devices())
+        return len(idx), (f"usable GPU{'s' if len(idx) > 1 else ''} {','.join(map(str, idx))}" if idx else "no usable GPU")
+    n = os.cpu_count() or 1
+    return n, f"CPU core{'s' if n != 1 else ''}"
+
+
+def scaling_counts(spec: str, usable: int) -> list[int]:
+    """1 and the counts of ``--scaling`` (``all``: 1, 2, 4, ... and ``usable``), sorted; ValueError for a bad list."""
+    if spec.strip().lower() == "all":
+        counts, n = {1, usable}, 2
+        while n < usable:
+            counts.add(n)
+            n *= 2
+    else:
+        counts = {int(v) for v in spec.split(",") if v.strip()}
+        if not counts or min(counts) < 1:
+            raise ValueError(spec)
+    return sorted(counts | {1})
+
+
+def scaling_data(spec: str) -> tuple[dict[str, Any], str]:
+    """The --set overrides of the scaling runs' data, and what it is."""
+    if spec == "auto":
+        spec = str(CIFAR_SUB) if (CIFAR_SUB / "train").is_dir() else "shapes"
+    if spec == "shapes":
+        return {"data.dataset": "shapes"}, "shapes (built-in, 5,000 training images, drawn at 32 px)"
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(spec)
+    return {"data.dataset": "imagefolder", "data.path": str(path)}, f"image folder {path}"
+
+
+def scaling_mode(args: argparse.Namespace) -> int:
+    """ResNet-18 at --image-size on 1..N processes through optai-tui train: the scaling table (issue 12)."""
+    from ddp_common import AIM, BenchError, scaling_table, train_cli
+
+    cuda = args.device.startswith("cuda")
+    usable, what = usable_processes(args.device)
+    try:
+        counts = scaling_counts(args.scaling, usable)
+    except ValueError:
+        print(f"gpu_check: --scaling {args.scaling!r}: give process counts such as 1,2,4,8, or all", file=sys.stderr)
+        return 2
+    if usable < 2:
+        print(f"scaling: needs 2+ {'GPUs' if cuda else 'CPU cores'}; this machine has {usable} ({what}): skipped", flush=True)
+        return 0
+    if max(counts) > usable:
+        print(f"gpu_check: --scaling asks for {max(counts)} processes; this machine has {usable} ({what}); use at most {usable}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        data, source = scaling_data(args.scaling_data)
+    except FileNotFoundError:
+        print(f"gpu_check: --scaling-data {args.scaling_data}: no such folder (auto, shapes, or an image folder's path)", file=sys.stderr)
+        return 2
+    precision = args.precision if args.precision != "auto" else ("bf16" if cuda else "fp32")
+    compile_ = args.compile == "on"  # auto: eager (each count would compile anew)
+    base = {
+        "name": "gpu-check-scaling",
+        **data,
+        "data.image_size": args.image_size,
+        "data.augment": "false",
+        "model.arch": args.scaling_arch,
+        "model.width": 1.0,  # a torchvision architecture has no other
+        "train.epochs": args.scaling_epochs,
+        "train.eval_every": args.scaling_epochs,  # validated after the last epoch only: the figures are training's
+        "train.device": "cuda" if cuda else "cpu",
+        "train.precision": precision,
+        "train.channels_last": "true" if cuda else "false",
+        "train.compile": "true" if compile_ else "false",
+        "train.checkpoint": "false",
+        "train.progress_every": 5,
+    }
+    if args.scaling_images:
+        base["data.subset"] = args.scaling_images
+    log(f"scaling: {args.scaling_arch} at {args.image_size} px, {source}, {args.per_gpu_batch} images a process a step, "
+        f"{precision}, {'compiled' if compile_ else 'eager'}, {args.scaling_epochs} epochs; counts {counts} of {usable} ({what})")  # fmt: skip
+    results = []
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory() as runs:
+        for n in counts:
+            sets = {**base, "train.batch_size": args.per_gpu_batch * n}
+            try:
+                r = train_cli(Path(runs), sets, n, threads=None if cuda else args.threads, timeout=args.run_timeout)
+            except BenchError as e:
+                print(f"gpu_check: scaling: {e}", file=sys.stderr)
+                return 1
+            results.append(r)
+            log(f"  {n} process(es): epochs " + ", ".join(f"{t:.2f}" for t in r.epoch_seconds) + f" s; {r.images_per_epoch} images an epoch; wall {r.wall:.1f} s")
+    unit = "GPUs" if cuda else "processes"
+    lines = [
+        f"== optai-tui scaling: {args.scaling_arch} at {args.image_size} px, {source}, global batch {args.per_gpu_batch} x N, "
+        f"{precision}, {'compiled' if compile_ else 'eager'}, {'NCCL' if cuda else 'gloo'} through torchrun ==",
+        "steady s/epoch: the trainer's own epoch time, the first epoch left out; efficiency t1/(N*tN), aim >= " f"{AIM:g}",
+        *scaling_table(results, unit=unit),
+    ]
+    if len({r.images_per_epoch for r in results}) > 1:
+        lines.append("images an epoch (whole global batches): " + ", ".join(f"{r.gpus}: {r.images_per_epoch}" for r in results)
+                     + "; speed-up and efficiency are per image")
+    lines.append(f"total                 {time.perf_counter() - t_all:.0f} s")
+    print("\n".join(lines), flush=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -218,8 +337,21 @@ def main() -> int:
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="auto: bf16 where the device has it")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the device's dense bf16 peak, if not in the table")
     ap.add_argument("--skip-cli", action="store_true", help="skip doctor, the default preset and profile")
+    sc = ap.add_argument_group("scaling mode (--scaling): the same training on 1..N GPUs through optai-tui train --set train.gpus=N")
+    sc.add_argument("--scaling", metavar="LIST", help="process counts, e.g. 1,2,4,8, or 'all' (1, 2, 4, ... up to every usable GPU)")
+    sc.add_argument("--scaling-arch", default="tv_resnet18", help="tv_resnet18: torchvision's ImageNet ResNet-18, from scratch")
+    sc.add_argument("--image-size", type=int, default=224, help="data.image_size: the images upscaled once, at load")
+    sc.add_argument("--scaling-data", default="auto", help="auto: cifar10-sub beside the project if present, else the built-in shapes; "
+                    "shapes; or an image folder's path")  # fmt: skip
+    sc.add_argument("--scaling-images", type=int, default=None, help="data.subset: training images (default: all of the set)")
+    sc.add_argument("--per-gpu-batch", type=int, default=64, help="each process's batch (the global batch is N times it)")
+    sc.add_argument("--scaling-epochs", type=int, default=5, help="epochs of each run (the first is left out)")
+    sc.add_argument("--threads", type=int, default=1, help="CPU threads a process (OMP_NUM_THREADS; --device cpu)")
+    sc.add_argument("--run-timeout", type=float, default=240, help="seconds one run may take")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.scaling:
+        return scaling_mode(args)
     from optai_tui.training.device import cpu_supports_bf16
 
     t_all = time.perf_counter()

@@ -9,8 +9,10 @@ each process it starts reads its place from torchrun's environment (:func:`from_
   of a step's slices is the 1-process run's batch), with ``drop_last`` so that every rank runs the same steps.
   Validation is split into disjoint shards, and its sums (loss, correct, seen) are reduced once per epoch;
 - the model is wrapped in DDP per phase (:meth:`Distributed.wrap`: only the parameters a phase trains, so a
-  frozen backbone raises no unused-parameter error); BatchNorm becomes SyncBatchNorm with ``train.sync_bn``,
-  else each rank's running statistics are averaged before evaluation and checkpoints;
+  frozen backbone raises no unused-parameter error); with ``train.compile`` the trainer compiles the DDP module
+  (``torch.compile(DDP(model))``, PyTorch's order: DDPOptimizer overlaps the all-reduce with the backward);
+  BatchNorm becomes SyncBatchNorm with ``train.sync_bn``, else each rank's running statistics are averaged
+  before evaluation and checkpoints;
 - stop, stop-after-epoch, lr/10, a prune and a non-finite loss on any rank are agreed at step boundaries: one
   small all-reduce every :data:`SYNC_EVERY` steps and at each epoch's last step (never on a timer: ranks reach
   a time at different steps, and a collective that only some ranks enter deadlocks);
@@ -184,7 +186,14 @@ class Distributed:
 
     @staticmethod
     def unwrap(module: nn.Module) -> nn.Module:
-        return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+        """The bare module inside DDP and torch.compile wrappers (``.module``, ``._orig_mod``), in any order."""
+        while True:
+            if isinstance(module, nn.parallel.DistributedDataParallel):
+                module = module.module
+            elif isinstance(getattr(module, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
+                module = module._orig_mod
+            else:
+                return module
 
     def sync_due(self, step_index: int, steps: int) -> bool:
         """Whether the 0-based step ``step_index`` of an epoch of ``steps`` ends with an agreement."""

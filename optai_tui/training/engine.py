@@ -13,6 +13,7 @@ CPU the resumed run's per-epoch metrics equal an uninterrupted run's (every epoc
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import resource
@@ -41,6 +42,23 @@ from .profile import count_macs, count_parameters
 from .transfer import Phase, build_model, configure_phase, phase_at, plan_phases, prepare_phase, set_train_mode
 
 EventSink = Callable[[ev.Event], None]
+
+COMPILE_BACKEND_ENV = "OPTAI_COMPILE_BACKEND"
+"""A test hook: a torch.compile backend (``eager``, ``aot_eager``) used instead of inductor and
+``train.compile_mode``, so that tests of compiled runs need not build kernels on a small CPU."""
+
+
+def _quiet_ddp_profiler_notice() -> None:
+    """Dynamo's notice that it ignores DDP's profiler ranges when it compiles a DDP module: torch's own, harmless
+    noise on every rank's console (``Profiler record function ... will be ignored``); filtered once."""
+    logger = logging.getLogger("torch._dynamo.variables.ctx_manager")
+    if not any(isinstance(f, _ProfilerNoticeFilter) for f in logger.filters):
+        logger.addFilter(_ProfilerNoticeFilter())
+
+
+class _ProfilerNoticeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Profiler record function")
 
 
 class Controls(Protocol):
@@ -116,6 +134,8 @@ class Trainer:
         self._unsaved: tuple[int, dict[str, Any]] | None = None  # (epoch, CPU snapshot) of an epoch not due yet
         self._best_unsaved: tuple[int, dict[str, Any]] | None = None  # the best epoch, while not in best.pt yet
         self._warmup = False  # compiled and not yet run: the first steps compile
+        self._compiled = False  # train.compile in effect (a machine without a C compiler trains eager)
+        self._wrapped: tuple[tuple[int, ...], torch.nn.Module] | None = None  # several processes: the phase's DDP (compiled) module
         self._snapshot_buffers: dict[Any, torch.Tensor] = {}  # the CPU copies, reused epoch after epoch
 
     @property
@@ -273,8 +293,11 @@ class Trainer:
         no_compile = compile_problem() if cfg.train.compile else None
         if no_compile:
             self._setup_warnings.insert(0, f"train.compile: {no_compile}; training without compile (eager)")
-        compiled = cfg.train.compile and not no_compile
-        self.step_model = torch.compile(self.model, mode=cfg.train.compile_mode) if compiled else self.model
+        compiled = self._compiled = bool(cfg.train.compile and not no_compile)
+        # One process compiles the model once. Several compile the DDP-wrapped module of each phase
+        # (torch.compile(DDP(model)), in _wrap): Dynamo's DDPOptimizer then splits the graph at DDP's
+        # bucket boundaries, so that the gradient all-reduce overlaps the backward pass.
+        self.step_model = self._compile(self.model) if compiled and self.dist is None else self.model
         self._warmup = compiled
         self._base = (self.train_loader, self.val_loader, self.step_model)
         self.phases = plan_phases(cfg)
@@ -433,10 +456,31 @@ class Trainer:
             "val_source": sp.val_name,
         }
 
+    def _compile(self, module: torch.nn.Module) -> torch.nn.Module:
+        backend = os.environ.get(COMPILE_BACKEND_ENV)
+        if backend:  # a test hook (see COMPILE_BACKEND_ENV)
+            return torch.compile(module, backend=backend)
+        return torch.compile(module, mode=self.config.train.compile_mode)
+
     def _wrap(self) -> None:
-        """Several processes: the module this phase trains, in DDP (built again each phase, for the parameters it trains)."""
-        if self.dist is not None:
-            self.step_model = self.dist.wrap(self.dist.unwrap(self.step_model))
+        """Several processes: the module this phase trains, in DDP for the parameters it trains, then compiled
+        with train.compile (torch.compile(DDP(module))). A phase that trains the same module and parameters as
+        the one before keeps its DDP module and compiled graphs; one that changes them wraps and compiles anew
+        (its first epoch is a warm-up again)."""
+        if self.dist is None:
+            return
+        module = self.dist.unwrap(self.step_model)
+        key = (id(module), *(id(p) for p in module.parameters() if p.requires_grad))
+        if self._wrapped is not None and self._wrapped[0] == key:
+            self.step_model = self._wrapped[1]
+            return
+        wrapped = self.dist.wrap(module)
+        if self._compiled:
+            _quiet_ddp_profiler_notice()
+            wrapped = self._compile(wrapped)
+            self._warmup = True
+        self._wrapped = (key, wrapped)
+        self.step_model = wrapped
 
     def _phase_changed(self, epoch: int) -> None:
         secs, self._feature_cache_seconds = self._feature_cache_seconds, None
@@ -558,7 +602,9 @@ class Trainer:
         n = 0
         topk = min(5, self.num_classes)
         full = getattr(self.val_loader, "batch_size", 0) if self.config.train.compile else 0
-        model = self.dist.unwrap(self.step_model) if self.dist is not None else self.step_model
+        # several processes, eager: the bare module (no DDP hooks); compiled: the compiled DDP module, whose
+        # evaluation graph (grad off, eval mode) is traced once
+        model = self.dist.unwrap(self.step_model) if self.dist is not None and not self._compiled else self.step_model
         for x, y in self.val_loader:
             k = x.shape[0]
             if k < full:  # a compiled model sees one batch shape: pad the last batch, keep its own outputs

@@ -72,7 +72,7 @@ EPOCH_METRICS = (
     "images_per_second",
     "epoch_seconds",
     "peak_memory_mb",
-    "compile_seconds",  # only on a compiled run's warm-up epoch (the first one a process trains)
+    "compile_seconds",  # only on a compiled run's warm-up epochs (the first a process trains; under DDP, a phase's first)
     "checkpoint_seconds",  # what the epoch's checkpoint held the loop up (a CPU snapshot, a wait for a write)
     "checkpoint_write_seconds",  # the background write of that checkpoint (serialise, write, fsync)
 )
