@@ -357,9 +357,8 @@ def _preset_error(name: str) -> ConfigError | None:
 
 
 def cmd_runs(args) -> int:
-    from .fmt import finite_json, fmt_pct
+    from .fmt import finite_json
     from .runs.store import list_runs
-    from .runs.summary import status_text
 
     runs = list_runs(_runs_dir(args))
     rows = []
@@ -376,13 +375,24 @@ def cmd_runs(args) -> int:
     if not rows:
         print(f"no runs in {_runs_dir(args)}")
         return EXIT_OK
-    table = Table("run", "status", "arch", "dataset", "mode", "params", "epochs", "best val", "time", box=None)
-    # the id is what --resume, attach and export need, and the status what one looks for: never cut them
-    table.columns[0].no_wrap = table.columns[1].no_wrap = True
-    table.columns[0].min_width = max(len(str(s.get("run_id", "?"))) for s in rows)
-    table.columns[1].min_width = max(len(status_text(s)) for s in rows)
-    for s in rows:
-        table.add_row(
+    _print_runs(_table_console(), rows)
+    for s in rows:  # the reason under the table: the run is still listed, with what its log tells
+        if s.get("damaged"):
+            _table_console().print(Text(f"damaged: {s.get('run_id')}: {s['damaged']} ({s.get('status')} as rebuilt from its events.jsonl)"))
+    return EXIT_OK
+
+
+def _print_runs(console: Console, rows: list[dict]) -> None:
+    """The runs as a table when its cells fit the width whole; on a narrower terminal (80 columns: a run id
+    alone takes 30) each run on two lines, its id and status, then its figures indented, so that no number is
+    cut ("61.…" said nothing)."""
+    import io
+
+    from .fmt import fmt_pct
+    from .runs.summary import status_text
+
+    cells = [
+        (
             str(s.get("run_id", "?")),
             status_text(s),
             str(s.get("arch") or "-"),
@@ -393,11 +403,22 @@ def cmd_runs(args) -> int:
             fmt_pct(s.get("best_val_acc"), 2),
             f"{s.get('train_seconds') or 0:.0f}s",
         )
-    _table_console().print(table)
-    for s in rows:  # the reason under the table: the run is still listed, with what its log tells
-        if s.get("damaged"):
-            _table_console().print(Text(f"damaged: {s.get('run_id')}: {s['damaged']} ({s.get('status')} as rebuilt from its events.jsonl)"))
-    return EXIT_OK
+        for s in rows
+    ]
+    table = Table("run", "status", "arch", "dataset", "mode", "params", "epochs", "best val", "time", box=None)
+    for col in table.columns:
+        col.no_wrap = True
+    for c in cells:
+        table.add_row(*c)
+    probe = Console(file=io.StringIO(), width=10_000, highlight=False)
+    probe.print(table)
+    if max(len(ln.rstrip()) for ln in probe.file.getvalue().splitlines()) <= console.width:
+        console.print(table)
+        return
+    for run_id, status, arch, dataset, mode, params, epochs, best, secs in cells:
+        console.print(Text(f"{run_id}  {status}"), soft_wrap=True)  # the id whole: --resume, attach, export take it
+        figures = f"{arch} on {dataset}, {mode}, {params} params, {epochs} epochs, best val {best}, {secs}"
+        console.print(Padding(Text(figures, style="dim"), (0, 0, 0, 4)))
 
 
 def cmd_profile(args) -> int:

@@ -416,3 +416,33 @@ def test_data_warnings_reach_the_console_and_the_run_as_one_plain_line(tmp_path)
     run = list_runs(tmp_path / "runs")[0]
     warned = [e["message"] for e in event_dicts(run) if e["event"] == "RunWarning"]
     assert len(warned) == 1 and "dog/broken.png" in warned[0]
+
+
+def test_runs_list_at_80_columns_cuts_no_id_and_no_number():
+    """A new user's `runs list` at 80x24 read `vgg…  sha…  579…  61.…  14…`: every figure but the id was cut.
+    A table that does not fit whole becomes two lines a run (id and status, then the figures); a wide
+    terminal keeps the table."""
+    import io
+
+    from rich.console import Console
+
+    from optai_tui.cli import _print_runs
+
+    rows = [
+        {"run_id": "20261201-100445-vgg11-shapes", "status": "completed", "arch": "vgg11", "dataset": "shapes",
+         "transfer_mode": "scratch", "params": 579786, "epochs": 2, "epochs_completed": 2, "best_val_acc": 0.615,
+         "train_seconds": 143.09},
+        {"run_id": "20261201-100758-densenet121-my-flowers-lr0.05", "status": "running", "arch": "densenet121",
+         "dataset": "imagefolder", "transfer_mode": "probe_then_finetune", "params": 6956298, "epochs": 30,
+         "epochs_completed": 7, "best_val_acc": 0.8123, "train_seconds": 27140.0},
+    ]
+    for width, stacked in ((80, True), (100, True), (220, False)):
+        buf = io.StringIO()
+        _print_runs(Console(file=buf, width=width, highlight=False), rows)
+        out = buf.getvalue()
+        assert "…" not in out, (width, out)
+        assert max(len(ln.rstrip()) for ln in out.splitlines()) <= width, (width, out)
+        for figure in ("20261201-100445-vgg11-shapes", "579,786", "61.50%", "143s", "6,956,298", "81.23%",
+                       "27140s", "7/30", "probe_then_finetune", "densenet121"):
+            assert figure in out, (width, figure, out)
+        assert ("best val" in out.splitlines()[0]) is not stacked, (width, out)
