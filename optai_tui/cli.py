@@ -463,7 +463,7 @@ def cmd_profile(args) -> int:
     from .fmt import fmt_sig
 
     table = Table(box=None, show_header=False)
-    units = {"latency_ms": "ms", "checkpoint_mb": "MiB", "throughput": "img/s"}  # a number says what it counts
+    units = {"latency_ms": "ms", "checkpoint_mb": "MiB", "throughput": "img/s", "train_throughput": "img/s", "throughput_batch": "images"}  # a number says what it counts
     for k, v in d.items():
         if k in units and isinstance(v, (int, float)) and not isinstance(v, bool):
             table.add_row(k, f"{fmt_sig(v, 4)} {units[k]}")

@@ -446,3 +446,12 @@ def test_runs_list_at_80_columns_cuts_no_id_and_no_number():
                        "27140s", "7/30", "probe_then_finetune", "densenet121"):
             assert figure in out, (width, figure, out)
         assert ("best val" in out.splitlines()[0]) is not stacked, (width, out)
+
+
+def test_profile_table_gives_every_rate_its_unit(capsys):
+    """A new user's `profile` printed `train_throughput  26.424`: a rate without its unit, beside
+    `throughput  136.8 img/s`."""
+    assert main(["profile", "vgg11", "--width", "0.125", "--batch-size", "4", "--device", "cpu"]) == 0
+    rows = {ln.split()[0]: ln.split()[1:] for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    assert rows["train_throughput"][-1] == "img/s" and rows["throughput"][-1] == "img/s", rows
+    assert rows["throughput_batch"] == ["4", "images"], rows
