@@ -382,12 +382,19 @@ def cmd_runs(args) -> int:
     return EXIT_OK
 
 
+def _fits(table: Table, width: int) -> bool:
+    """Whether ``table`` prints within ``width`` columns with no cell cut or wrapped."""
+    import io
+
+    probe = Console(file=io.StringIO(), width=10_000, highlight=False)
+    probe.print(table)
+    return max(len(ln.rstrip()) for ln in probe.file.getvalue().splitlines()) <= width
+
+
 def _print_runs(console: Console, rows: list[dict]) -> None:
     """The runs as a table when its cells fit the width whole; on a narrower terminal (80 columns: a run id
     alone takes 30) each run on two lines, its id and status, then its figures indented, so that no number is
     cut ("61.…" said nothing)."""
-    import io
-
     from .fmt import fmt_pct
     from .runs.summary import status_text
 
@@ -410,9 +417,7 @@ def _print_runs(console: Console, rows: list[dict]) -> None:
         col.no_wrap = True
     for c in cells:
         table.add_row(*c)
-    probe = Console(file=io.StringIO(), width=10_000, highlight=False)
-    probe.print(table)
-    if max(len(ln.rstrip()) for ln in probe.file.getvalue().splitlines()) <= console.width:
+    if _fits(table, console.width):
         console.print(table)
         return
     for run_id, status, arch, dataset, mode, params, epochs, best, secs in cells:
@@ -774,7 +779,21 @@ def _sweep_show(args) -> int:
             row.append(_fmt_param(t.cost) if t.cost is not None else "-")
         row += [f"epoch {t.pruned_epoch}" if t.pruned_epoch else "-", fmt_seconds(t.seconds), t.run_id or "-"]
         table.add_row(*row)
-    console.print(table)
+    if not _fits(table, console.width):
+        # the run id is what attach, export and --resume take, and a parameter's name says what was searched:
+        # on a terminal too narrow for the table whole (80 columns), each trial takes two lines, nothing cut
+        table = None
+        for t in res.trials:
+            head = f"t{t.number}{'*' if t.number in best else ''}  {t.state}  val acc {_pct(t.value)}"
+            if res.multi:
+                head += f"  {spec.objectives[1]} {_fmt_param(t.cost) if t.cost is not None else '-'}"
+            if t.pruned_epoch:
+                head += f"  pruned at epoch {t.pruned_epoch}"
+            console.print(Text(f"{head}  {fmt_seconds(t.seconds)}  run {t.run_id or '-'}"), soft_wrap=True)
+            params = ", ".join(f"{k}={_fmt_param(t.params.get(k, '-'))}" for k in keys)
+            console.print(Padding(Text(params, style="dim"), (0, 0, 0, 4)))
+    if table is not None:
+        console.print(table)
     if res.best:
         label = "best trial" if not res.multi else "Pareto front (* above)"
         console.print(f"{label}: " + "; ".join(f"t{t.number} {_pct(t.value)}" + (f" / {_fmt_param(t.cost)}" if res.multi else "") for t in res.best), markup=False)
