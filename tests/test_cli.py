@@ -455,3 +455,27 @@ def test_profile_table_gives_every_rate_its_unit(capsys):
     rows = {ln.split()[0]: ln.split()[1:] for ln in capsys.readouterr().out.splitlines() if ln.strip()}
     assert rows["train_throughput"][-1] == "img/s" and rows["throughput"][-1] == "img/s", rows
     assert rows["throughput_batch"] == ["4", "images"], rows
+
+
+def test_an_offline_torchvision_dataset_is_refused_before_a_run_folder_exists(tmp_path, capsys, monkeypatch):
+    """A new user on an offline server ran `train --preset course-lab` (CIFAR-10, not on disk): each attempt
+    left a `failed` run in the runs list. The dataset is checked with the preflight, as ImageNet weights are:
+    exit 2, the loader's message (what to put where), and no run folder."""
+    from optai_tui.config import validate_config
+    from optai_tui.runs.preflight import download_problems
+
+    from .test_data import write_cifar10
+
+    runs, data = tmp_path / "runs", tmp_path / "data"
+    monkeypatch.setenv("OPTAI_OFFLINE", "1")
+    monkeypatch.setenv("OPTAI_DATA_ROOT", str(data))
+    assert main(["train", "--preset", "course-lab", "--runs-dir", str(runs)]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "data.dataset: cifar10 is not in" in err and "could not be downloaded (OPTAI_OFFLINE is set)" in err
+    assert "cifar-10-python.tar.gz" in err and "Traceback" not in err
+    assert not runs.exists() or not any(runs.iterdir())
+    # the files on disk (or no download asked for): nothing to refuse here, the loader reads or judges them
+    write_cifar10(data)
+    assert list(download_problems(validate_config({"data": {"dataset": "cifar10"}}))) == []
+    assert list(download_problems(validate_config({"data": {"dataset": "mnist", "download": False}}))) == []
+    assert [p.field for p in download_problems(validate_config({"data": {"dataset": "mnist"}}))] == ["data.dataset"]
