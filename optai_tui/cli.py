@@ -357,9 +357,8 @@ def _preset_error(name: str) -> ConfigError | None:
 
 
 def cmd_runs(args) -> int:
-    from .fmt import finite_json, fmt_pct
+    from .fmt import finite_json
     from .runs.store import list_runs
-    from .runs.summary import status_text
 
     runs = list_runs(_runs_dir(args))
     rows = []
@@ -376,13 +375,31 @@ def cmd_runs(args) -> int:
     if not rows:
         print(f"no runs in {_runs_dir(args)}")
         return EXIT_OK
-    table = Table("run", "status", "arch", "dataset", "mode", "params", "epochs", "best val", "time", box=None)
-    # the id is what --resume, attach and export need, and the status what one looks for: never cut them
-    table.columns[0].no_wrap = table.columns[1].no_wrap = True
-    table.columns[0].min_width = max(len(str(s.get("run_id", "?"))) for s in rows)
-    table.columns[1].min_width = max(len(status_text(s)) for s in rows)
-    for s in rows:
-        table.add_row(
+    _print_runs(_table_console(), rows)
+    for s in rows:  # the reason under the table: the run is still listed, with what its log tells
+        if s.get("damaged"):
+            _table_console().print(Text(f"damaged: {s.get('run_id')}: {s['damaged']} ({s.get('status')} as rebuilt from its events.jsonl)"))
+    return EXIT_OK
+
+
+def _fits(table: Table, width: int) -> bool:
+    """Whether ``table`` prints within ``width`` columns with no cell cut or wrapped."""
+    import io
+
+    probe = Console(file=io.StringIO(), width=10_000, highlight=False)
+    probe.print(table)
+    return max(len(ln.rstrip()) for ln in probe.file.getvalue().splitlines()) <= width
+
+
+def _print_runs(console: Console, rows: list[dict]) -> None:
+    """The runs as a table when its cells fit the width whole; on a narrower terminal (80 columns: a run id
+    alone takes 30) each run on two lines, its id and status, then its figures indented, so that no number is
+    cut ("61.…" said nothing)."""
+    from .fmt import fmt_pct
+    from .runs.summary import status_text
+
+    cells = [
+        (
             str(s.get("run_id", "?")),
             status_text(s),
             str(s.get("arch") or "-"),
@@ -393,11 +410,20 @@ def cmd_runs(args) -> int:
             fmt_pct(s.get("best_val_acc"), 2),
             f"{s.get('train_seconds') or 0:.0f}s",
         )
-    _table_console().print(table)
-    for s in rows:  # the reason under the table: the run is still listed, with what its log tells
-        if s.get("damaged"):
-            _table_console().print(Text(f"damaged: {s.get('run_id')}: {s['damaged']} ({s.get('status')} as rebuilt from its events.jsonl)"))
-    return EXIT_OK
+        for s in rows
+    ]
+    table = Table("run", "status", "arch", "dataset", "mode", "params", "epochs", "best val", "time", box=None)
+    for col in table.columns:
+        col.no_wrap = True
+    for c in cells:
+        table.add_row(*c)
+    if _fits(table, console.width):
+        console.print(table)
+        return
+    for run_id, status, arch, dataset, mode, params, epochs, best, secs in cells:
+        console.print(Text(f"{run_id}  {status}"), soft_wrap=True)  # the id whole: --resume, attach, export take it
+        figures = f"{arch} on {dataset}, {mode}, {params} params, {epochs} epochs, best val {best}, {secs}"
+        console.print(Padding(Text(figures, style="dim"), (0, 0, 0, 4)))
 
 
 def cmd_profile(args) -> int:
@@ -442,7 +468,7 @@ def cmd_profile(args) -> int:
     from .fmt import fmt_sig
 
     table = Table(box=None, show_header=False)
-    units = {"latency_ms": "ms", "checkpoint_mb": "MiB", "throughput": "img/s"}  # a number says what it counts
+    units = {"latency_ms": "ms", "checkpoint_mb": "MiB", "throughput": "img/s", "train_throughput": "img/s", "throughput_batch": "images"}  # a number says what it counts
     for k, v in d.items():
         if k in units and isinstance(v, (int, float)) and not isinstance(v, bool):
             table.add_row(k, f"{fmt_sig(v, 4)} {units[k]}")
@@ -753,7 +779,21 @@ def _sweep_show(args) -> int:
             row.append(_fmt_param(t.cost) if t.cost is not None else "-")
         row += [f"epoch {t.pruned_epoch}" if t.pruned_epoch else "-", fmt_seconds(t.seconds), t.run_id or "-"]
         table.add_row(*row)
-    console.print(table)
+    if not _fits(table, console.width):
+        # the run id is what attach, export and --resume take, and a parameter's name says what was searched:
+        # on a terminal too narrow for the table whole (80 columns), each trial takes two lines, nothing cut
+        table = None
+        for t in res.trials:
+            head = f"t{t.number}{'*' if t.number in best else ''}  {t.state}  val acc {_pct(t.value)}"
+            if res.multi:
+                head += f"  {spec.objectives[1]} {_fmt_param(t.cost) if t.cost is not None else '-'}"
+            if t.pruned_epoch:
+                head += f"  pruned at epoch {t.pruned_epoch}"
+            console.print(Text(f"{head}  {fmt_seconds(t.seconds)}  run {t.run_id or '-'}"), soft_wrap=True)
+            params = ", ".join(f"{k}={_fmt_param(t.params.get(k, '-'))}" for k in keys)
+            console.print(Padding(Text(params, style="dim"), (0, 0, 0, 4)))
+    if table is not None:
+        console.print(table)
     if res.best:
         label = "best trial" if not res.multi else "Pareto front (* above)"
         console.print(f"{label}: " + "; ".join(f"t{t.number} {_pct(t.value)}" + (f" / {_fmt_param(t.cost)}" if res.multi else "") for t in res.best), markup=False)

@@ -417,3 +417,66 @@ def test_data_warnings_reach_the_console_and_the_run_as_one_plain_line(tmp_path)
     run = list_runs(tmp_path / "runs")[0]
     warned = [e["message"] for e in event_dicts(run) if e["event"] == "RunWarning"]
     assert len(warned) == 1 and "dog/broken.png" in warned[0]
+
+
+def test_runs_list_at_80_columns_cuts_no_id_and_no_number():
+    """A new user's `runs list` at 80x24 read `vgg…  sha…  579…  61.…  14…`: every figure but the id was cut.
+    A table that does not fit whole becomes two lines a run (id and status, then the figures); a wide
+    terminal keeps the table."""
+    import io
+
+    from rich.console import Console
+
+    from optai_tui.cli import _print_runs
+
+    rows = [
+        {"run_id": "20261201-100445-vgg11-shapes", "status": "completed", "arch": "vgg11", "dataset": "shapes",
+         "transfer_mode": "scratch", "params": 579786, "epochs": 2, "epochs_completed": 2, "best_val_acc": 0.615,
+         "train_seconds": 143.09},
+        {"run_id": "20261201-100758-densenet121-my-flowers-lr0.05", "status": "running", "arch": "densenet121",
+         "dataset": "imagefolder", "transfer_mode": "probe_then_finetune", "params": 6956298, "epochs": 30,
+         "epochs_completed": 7, "best_val_acc": 0.8123, "train_seconds": 27140.0},
+    ]
+    for width, stacked in ((80, True), (100, True), (220, False)):
+        buf = io.StringIO()
+        _print_runs(Console(file=buf, width=width, highlight=False), rows)
+        out = buf.getvalue()
+        assert "…" not in out, (width, out)
+        assert max(len(ln.rstrip()) for ln in out.splitlines()) <= width, (width, out)
+        for figure in ("20261201-100445-vgg11-shapes", "579,786", "61.50%", "143s", "6,956,298", "81.23%",
+                       "27140s", "7/30", "probe_then_finetune", "densenet121"):
+            assert figure in out, (width, figure, out)
+        assert ("best val" in out.splitlines()[0]) is not stacked, (width, out)
+
+
+def test_profile_table_gives_every_rate_its_unit(capsys):
+    """A new user's `profile` printed `train_throughput  26.424`: a rate without its unit, beside
+    `throughput  136.8 img/s`."""
+    assert main(["profile", "vgg11", "--width", "0.125", "--batch-size", "4", "--device", "cpu"]) == 0
+    rows = {ln.split()[0]: ln.split()[1:] for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    assert rows["train_throughput"][-1] == "img/s" and rows["throughput"][-1] == "img/s", rows
+    assert rows["throughput_batch"] == ["4", "images"], rows
+
+
+def test_an_offline_torchvision_dataset_is_refused_before_a_run_folder_exists(tmp_path, capsys, monkeypatch):
+    """A new user on an offline server ran `train --preset course-lab` (CIFAR-10, not on disk): each attempt
+    left a `failed` run in the runs list. The dataset is checked with the preflight, as ImageNet weights are:
+    exit 2, the loader's message (what to put where), and no run folder."""
+    from optai_tui.config import validate_config
+    from optai_tui.runs.preflight import download_problems
+
+    from .test_data import write_cifar10
+
+    runs, data = tmp_path / "runs", tmp_path / "data"
+    monkeypatch.setenv("OPTAI_OFFLINE", "1")
+    monkeypatch.setenv("OPTAI_DATA_ROOT", str(data))
+    assert main(["train", "--preset", "course-lab", "--runs-dir", str(runs)]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "data.dataset: cifar10 is not in" in err and "could not be downloaded (OPTAI_OFFLINE is set)" in err
+    assert "cifar-10-python.tar.gz" in err and "Traceback" not in err
+    assert not runs.exists() or not any(runs.iterdir())
+    # the files on disk (or no download asked for): nothing to refuse here, the loader reads or judges them
+    write_cifar10(data)
+    assert list(download_problems(validate_config({"data": {"dataset": "cifar10"}}))) == []
+    assert list(download_problems(validate_config({"data": {"dataset": "mnist", "download": False}}))) == []
+    assert [p.field for p in download_problems(validate_config({"data": {"dataset": "mnist"}}))] == ["data.dataset"]

@@ -156,3 +156,26 @@ def test_onnx_export_without_its_packages_says_what_to_install(photo_run, capsys
     code, _, err = run_cli(capsys, "export-model", run_id, "--runs-dir", str(runs), "--format", "onnx", "-o", str(tmp_path / "m.onnx"))
     assert code == 2 and "needs the onnxscript package" in err and "optai-tui[onnx]" in err and "Traceback" not in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_evaluate_and_predict_errors_name_what_the_user_gave(photo_run, capsys, tmp_path):
+    """A new user's findings: `predict RUN notes.txt` said `data.path: none of the 1 images could be read`
+    (predict has no data.path: the images are named on the command line), and `evaluate --data FOLDER` of a
+    dataset folder holding train/ alone said `classes the run was not trained on: train` without a way out."""
+    runs, run_id, photos = photo_run
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    code, _, err = run_cli(capsys, "predict", run_id, str(notes), "--runs-dir", str(runs), "--device", "cpu")
+    assert code == 2 and "images: none of the 1 images could be read" in err and "data.path" not in err
+    bad = tmp_path / "bad" / "test"
+    for c in ("ants", "bees"):
+        (bad / c).mkdir(parents=True)
+        (bad / c / "x.jpg").write_text("not a jpeg")
+    code, _, err = run_cli(capsys, "evaluate", run_id, "--runs-dir", str(runs), "--data", str(bad.parent), "--device", "cpu")
+    assert code == 2 and "--data: none of the 2 images" in err and "data.path" not in err
+    only_train = write_photos(tmp_path / "only-train", {"train": {"ants": 2, "bees": 2}})
+    code, _, err = run_cli(capsys, "evaluate", run_id, "--runs-dir", str(runs), "--data", str(only_train), "--device", "cpu")
+    assert code == 2 and "not trained on: train" in err
+    assert f"give --data {only_train / 'train'}".replace(" ", "") in err.replace(" ", "")  # the panel wraps long paths
+    code, out, _ = run_cli(capsys, "evaluate", run_id, "--runs-dir", str(runs), "--data", str(only_train / "train"), "--device", "cpu", "--json")
+    assert code == 0 and json.loads(out)["images"] == 4

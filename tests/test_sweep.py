@@ -261,3 +261,28 @@ def test_one_worker_process_per_gpu_share_one_embedded_study_exactly(tmp_path, m
     pids = {sweep.study.trials[t.number].user_attrs["pid"] for t in res.trials}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2  # the worker processes trained them, not this one
     assert len(list_runs(tmp_path / "runs")) == 4
+
+
+def test_sweep_show_at_80_columns_cuts_no_run_id_and_no_parameter(sweep4, capsys, monkeypatch):
+    """A new user's `sweep show` at 80x24 read `20261201-102616-tiny-s…` in the run column (the id attach and
+    export need) and, once that was kept whole, `complet…` or `optim.…`. A table that does not fit becomes two
+    lines a trial; a wide terminal keeps the table."""
+    import io
+
+    from rich.console import Console
+
+    from optai_tui import cli
+
+    _, runs = sweep4
+    data = show("s4", runs, capsys)
+    for width in (80, 240):
+        buf = io.StringIO()
+        monkeypatch.setattr(cli, "_table_console", lambda: Console(file=buf, width=width, highlight=False))
+        assert main(["sweep", "show", "s4", "--runs-dir", str(runs)]) == 0
+        out = buf.getvalue()
+        assert "…" not in out, (width, out)
+        assert max(len(ln.rstrip()) for ln in out.splitlines()) <= width, (width, out)
+        for t in data["trials"]:
+            assert t["run_id"] in out and "completed" in out, (width, out)
+        assert "optim.lr" in out and "model.width" in out
+        assert (" trial " in out) is (width == 240), (width, out)

@@ -88,12 +88,18 @@ def _inputs_from_data(cfg: Any) -> dict[str, Any]:
             "resize_to": cfg.transfer.resize_to}
 
 
-def decode_files(rm: RunModel, paths: list[str], folder: Path | None = None):
+def decode_files(rm: RunModel, paths: list[str], folder: Path | None = None, field: str = "data.path"):
     """(uint8 images, the indices into ``paths`` of those decoded): unreadable files are skipped with a
-    warning naming them (as training does)."""
+    warning naming them (as training does); when none can be read, the error names ``field`` (what the user
+    gave: ``images`` for predict, ``--data`` for evaluate)."""
     from ..data.imagefolder import decode_images
 
-    x, kept = decode_images(paths, list(range(len(paths))), rm.image_size, folder=folder)
+    try:
+        x, kept = decode_images(paths, list(range(len(paths))), rm.image_size, folder=folder)
+    except DataError as e:
+        if e.field != "data.path" or field == "data.path":
+            raise
+        raise DataError(e.message, hint=e.hint, field=field) from None
     if rm.in_channels == 1:
         x = x.float().mean(1, keepdim=True).round().to(x.dtype)
     return x, kept
@@ -134,9 +140,13 @@ def _folder_samples_in(root: Path, classes: list[str]) -> tuple[Path, list[str],
     found = scan_split(split)
     unknown = [c for c in found.classes if c not in classes]
     if unknown:
+        hint = f"the run knows {', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}"
+        if split == root and "train" in unknown and (root / "train").is_dir():
+            # a dataset folder without test/ or val/: its train/ was read as a class
+            hint += f"; {root} has train/ but no test/ or val/: to judge the training images, give --data {root / 'train'}"
         raise DataError(
             f"{split} has classes the run was not trained on: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}",
-            hint=f"the run knows {', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''}",
+            hint=hint,
             field="data",
         )
     if not found.samples:
@@ -171,7 +181,7 @@ def evaluate_run(run: RunDir, data: str | os.PathLike | None = None, *, device: 
     else:
         where, paths, labels = None, [], []
     if where is not None:
-        x, kept = decode_files(rm, paths, where)
+        x, kept = decode_files(rm, paths, where, "data.path" if data is None else "--data")
         y = torch.as_tensor(labels, dtype=torch.int64)[kept]
         files = [paths[i] for i in kept.tolist()]
         split = str(where)
@@ -232,7 +242,7 @@ def predict_files(run: RunDir, files: list[str], *, top_k: int = 1, device: str 
         if not p.is_file():
             what = "is a folder" if p.is_dir() else "does not exist"
             raise DataError(f"image {f} {what}", hint="name image files (JPEG, PNG, ...)", field="images")
-    x, kept = decode_files(rm, [str(f) for f in files])
+    x, kept = decode_files(rm, [str(f) for f in files], field="images")
     prob = logits(rm, x).softmax(1)
     k = min(top_k, len(rm.classes))
     top = prob.topk(k, dim=1)

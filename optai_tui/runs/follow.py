@@ -7,6 +7,7 @@ sweep.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -108,6 +109,12 @@ def _process_gone(run: RunDir, proc: subprocess.Popen | None) -> str | None:
         rc = proc.poll()
         if rc is None:
             return None
+        if rc < 0:  # killed by a signal (kill -9, the OOM killer): the run is stopped, as the runs screen says
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = f"signal {-rc}"
+            return f"the training process was killed by {name} before finishing; u resumes it from its last completed epoch"
         tail = log_tail(run)
         return f"training process exited with code {rc} before finishing" + (f":\n{tail}" if tail else "")
     if run.status() != "running":

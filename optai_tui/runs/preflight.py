@@ -28,7 +28,7 @@ def preflight(cfg, *, runs_dir: Path | str | None = None, devices: Iterable[str]
 
     ``devices``: the device specs present (``cuda:0``, ``mps``, ``cpu``); detected when not given.
     """
-    return [*data_problems(cfg), *device_problems(cfg, devices), *backbone_problems(cfg, runs_dir)]
+    return [*data_problems(cfg), *download_problems(cfg), *device_problems(cfg, devices), *backbone_problems(cfg, runs_dir)]
 
 
 def raise_if_problems(problems: list[Problem]) -> None:
@@ -264,6 +264,44 @@ def backbone_problems(cfg, runs_dir: Path | str | None = None) -> Iterator[Probl
             yield Problem("transfer.backbone", f"cannot read the backbone {ref!r}: {e.strerror or e}")
 
 
+# -- a torchvision dataset: on disk, or downloadable from here ---------------------------------------
+# (folder under the data root, the files torchvision finds there, what to put there, where it downloads from);
+# torch-free, so that the check costs nothing before torch is loaded (data/torchvision_sets.py reads them)
+_DOWNLOADS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
+    "cifar10": ("", ("cifar-10-batches-py", "cifar-10-python.tar.gz"),
+                "cifar-10-python.tar.gz (or the extracted cifar-10-batches-py/)", "https://www.cs.toronto.edu/~kriz/"),
+    "cifar100": ("", ("cifar-100-python", "cifar-100-python.tar.gz"),
+                 "cifar-100-python.tar.gz (or the extracted cifar-100-python/)", "https://www.cs.toronto.edu/~kriz/"),
+    "mnist": ("MNIST/raw", ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"),
+              "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte",
+              "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+    "fashion_mnist": ("FashionMNIST/raw", ("train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"),
+                      "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte",
+                      "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+    "svhn": ("", ("train_32x32.mat",), "train_32x32.mat and test_32x32.mat", "http://ufldl.stanford.edu/housenumbers/"),
+}
+
+
+def download_problems(cfg) -> Iterator[Problem]:
+    """A torchvision dataset that is not in the data root and cannot be downloaded from here (``OPTAI_OFFLINE``,
+    or its host does not answer) is refused before a run folder exists, with the message the loader would give:
+    on an offline server, each attempt left a failed run behind."""
+    known = _DOWNLOADS.get(cfg.data.dataset)
+    if known is None or not cfg.data.download:
+        return  # without download, the loader's own message (the files are missing or corrupted) says it
+    from ..locations import default_data_root
+
+    sub, files, expected, url = known
+    root = Path(cfg.data.root).expanduser() if cfg.data.root else default_data_root()
+    folder = root / sub if sub else root
+    if any((folder / f).exists() for f in files):
+        return  # there (torchvision checks the files themselves)
+    reason = offline_reason(url)
+    if reason is not None:
+        yield Problem("data.dataset", f"{cfg.data.dataset} is not in {folder} and could not be downloaded ({reason}): "
+                                      f"put {expected} in {folder}; or point data.root ($OPTAI_DATA_ROOT) at a folder that has it")
+
+
 # -- ImageNet weights: in the torch hub cache, or downloadable from here -------------------------
 REACH_TIMEOUT_S = 1.5
 REACH_TTL_S = 120.0
@@ -280,11 +318,12 @@ def offline_reason(url: str) -> str | None:
     if urlparse(url).scheme == "file":  # a mirror on this machine or a mounted share: nothing to reach
         return None
     host = urlparse(url).hostname or ""
+    port = 80 if urlparse(url).scheme == "http" else 443
     hit = _REACH.get(host)
     if hit is not None and time.monotonic() - hit[0] < REACH_TTL_S:
         return hit[1]
     try:
-        with socket.create_connection((host, 443), timeout=REACH_TIMEOUT_S):
+        with socket.create_connection((host, port), timeout=REACH_TIMEOUT_S):
             reason = None
     except OSError as e:
         reason = f"{host} cannot be reached: {e.strerror or e}"

@@ -140,6 +140,8 @@ def arch_label(name: str) -> str:
 def format_value(spec: FieldSpec, value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):  # as the switch reads ([x] on), not Python's True
+        return "on" if value else "off"
     if spec.scalar == "int_list":
         return ", ".join(str(v) for v in value)
     if spec.scalar == "float":

@@ -40,3 +40,17 @@ def test_notes_follow_related_not_the_fields_a_message_happens_to_name():
     assert "train.epochs" not in r.problems and "optim.momentum" not in r.problems
     assert r.problems["train.seed"] == ["a plain (field, message) pair naming optim.momentum"]
     assert r.config is None and r.order[0] == "optim.lr"
+
+
+def test_help_lines_say_on_or_off_for_switches_as_the_form_shows_them():
+    """A new user read `train.channels_last: ... (default False)` under a switch that reads `[ ] off`."""
+    from optai_tui.tui.form_spec import form_fields
+
+    specs = {s.key: s for s in form_fields()}
+    assert specs["train.channels_last"].help_line().endswith("(default off)")
+    assert specs["data.augment"].help_line().endswith("(default on)")
+    for s in specs.values():
+        assert "True" not in s.help_line() and "False" not in s.help_line(), s.key
+    # a preset whose value differs from the schema's names both in the same words
+    line = specs["train.compile"].help_line(("fast-gpu-resnet18", True))
+    assert "default on (preset fast-gpu-resnet18; without a preset: off)" in line

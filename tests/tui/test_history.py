@@ -140,3 +140,29 @@ def test_model_memory_is_flat():
 
     small, large = replay(1_000), replay(20_000)
     assert large <= 1.2 * small, (small, large)
+
+
+def test_a_training_process_killed_by_a_signal_reads_stopped_as_on_the_runs_screen(tmp_path):
+    """A new user's kill -9 of a run the TUI started: the dashboard said `failed` and `training process exited
+    with code -9 before finishing:` (a colon, then nothing) while the runs screen said `stopped`. A signal
+    reads stopped, names the signal and says how to go on; a crash (an exit code) still reads failed."""
+    import subprocess
+    import sys
+
+    from optai_tui.runs.follow import _process_gone
+
+    run = make_run(tmp_path / "runs", epochs=2)
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed.kill()
+    killed.wait()
+    model = RunModel(run.run_id)
+    model.status = "running"
+    model.process_gone(_process_gone(run, killed))
+    assert model.status == "stopped", model.error
+    assert "killed by SIGKILL" in model.error and "resumes" in model.error and not model.error.endswith(":")
+    crashed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    crashed.wait()
+    model = RunModel(run.run_id)
+    model.status = "running"
+    model.process_gone(_process_gone(run, crashed))
+    assert model.status == "failed" and "exited with code 3" in model.error

@@ -636,3 +636,31 @@ async def test_an_early_stopped_run_says_so_in_the_table_at_80x24(runs_dir):
         await pilot.press("slash", *"completed", "enter")
         await pilot.pause()
         assert sorted(column(screen, "status")) == ["completed", "early stop 3"]  # still a completed run for the filter
+
+
+async def test_compare_curves_have_round_evenly_spaced_y_ticks():
+    """A new user comparing two 1-epoch runs read the loss axis `1.09736 1.09659 1.09505 1.09427 1.09273`
+    (plotext's own ticks: uneven and unround). The compare curves take the dashboard's round ticks."""
+    import re as _re
+
+    from optai_tui.runs.compare import RunCurve
+
+    class CurvesApp(App):
+        def compose(self):
+            yield RunsCurvesPlot(id="p")
+
+    app = CurvesApp()
+    async with app.run_test(size=(80, 14)) as pilot:
+        plot = app.query_one(RunsCurvesPlot)
+        plot.set_series([RunCurve("a", "a", [1.0], [1.09736]), RunCurve("b", "b", [1.0], [1.09273])],
+                        colors={"a": "blue", "b": "red"}, title="validation loss", x_label="epoch", x_integer=True)
+        await pilot.pause()
+        labels = [m.group(1) for ln in screen_text(app).splitlines() if (m := _re.match(r"\s*(-?\d+(?:\.\d+)?)\s*┤", ln))]
+        values = [float(v) for v in labels]
+        assert len(values) >= 2, screen_text(app)
+        assert len({len(v.split(".")[-1]) if "." in v else 0 for v in labels}) == 1, labels  # one number of decimals
+        steps = {round(a - b, 9) for a, b in zip(values, values[1:])}
+        assert len(steps) == 1, labels  # evenly spaced
+        step = steps.pop()
+        assert any(abs(step - m * 10**e) < 1e-12 for m in (1, 2, 2.5, 5) for e in range(-6, 3)), labels  # round
+        assert min(values) <= 1.09273 and max(values) >= 1.09736, labels  # they enclose the points

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -9,7 +10,7 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from ...runs.compare import RunCurve
-from .metric_chart import thin
+from .metric_chart import nice_ticks, thin, tick_labels
 
 # plotext names of ANSI colours, readable in a 16-colour terminal; a run keeps its colour across plots.
 RUN_COLORS = ("blue", "red", "green", "orange", "magenta", "cyan", "yellow", "white", "gray")
@@ -63,13 +64,23 @@ class RunsCurvesPlot(PlotextPlot):
         if self.x_integer and all_x and max(all_x) - min(all_x) <= 12:
             ticks = list(range(int(min(all_x)), int(max(all_x)) + 1))
             plt.xticks(ticks, [str(t) for t in ticks])
+        shown_y: list[float] = []
         for s in self.series:
             xs, ys = thin(s.x, s.y, limit)
             if self.y_pct:
                 ys = [100 * y for y in ys]
+            shown_y += ys
             color = self.run_colors.get(s.run_id, "default")
             if len(xs) == 1:
                 plt.scatter(xs, ys, marker="●", color=color)
             else:
                 plt.plot(xs, ys, marker="braille", color=color)
+        # round, evenly spaced y ticks enclosing every run's points, as the dashboard's charts have (plotext's
+        # own read 1.09736, 1.09659, 1.09505: uneven, unround)
+        finite = [y for y in shown_y if y is not None and math.isfinite(y)]
+        if finite:
+            rows = max(self.size.height - 5, 2)
+            ticks = nice_ticks(min(finite), max(finite), count=max(2, min(5, rows // 2 + 1)))
+            plt.ylim(ticks[0], ticks[-1])
+            plt.yticks(ticks, tick_labels(ticks))
         return super().render()
