@@ -99,8 +99,8 @@ class DataConfig(_Section):
     """Download the dataset when it is not in the data root yet."""
 
     image_size: int | None = Field(default=None, ge=8, le=1024)
-    """Training image size in pixels (default: the dataset's own, 32 for CIFAR; an image folder: the
-    architecture's, 32 or 224). Photos are resized keeping their aspect ratio, then centre-cropped."""
+    """Training image size in pixels (default: the dataset's own; an image folder: the architecture's, 32 or
+    224). Photos are scaled keeping their aspect ratio, then centre-cropped."""
 
     subset: int | None = Field(default=None, ge=1, le=MAX_IMAGES)
     """Train on N images drawn with a fixed seed (e.g. 15000 for the course lab); empty = all."""
@@ -299,10 +299,12 @@ class TrainConfig(_Section):
     """Images per training step."""
 
     device: str = "auto"
-    """auto (the usable GPU with the most free memory, then MPS, then CPU; refused when nvidia-smi sees GPUs this torch cannot use), cpu, cuda (the GPU with the most free memory), cuda:N (CUDA's numbering) or mps."""
+    """auto (the usable GPU with the most free memory, then MPS, then CPU; refused if nvidia-smi sees GPUs this
+    torch cannot use), cpu, cuda (the freest GPU), cuda:N (CUDA's numbering) or mps."""
 
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """Mixed precision: auto = bf16 on GPUs of compute capability 8.0+, else fp16 with a GradScaler; on a CPU with native bf16 (AMX/AVX512-BF16) bf16 with channels-last, else fp32."""
+    """Mixed precision. auto: bf16 on GPUs of compute capability 8.0+, else fp16 with a GradScaler; on a CPU
+    with native bf16 (AMX, AVX512-BF16) bf16 + channels-last, else fp32."""
 
     channels_last: bool = False
     """Channels-last memory format (faster convolutions on recent GPUs)."""
@@ -341,12 +343,12 @@ class TrainConfig(_Section):
     """Early stopping watches val_acc (higher is better) or val_loss (lower is better)."""
 
     gpus: int | list[int] = 1
-    """GPUs to train on: a count (1-64) or a list of CUDA device indices, e.g. [0, 2]; above 1, torchrun
-    starts one process per GPU (DistributedDataParallel). With device cpu: that many gloo processes."""
+    """GPUs to train on: a count (1-64) or CUDA indices, e.g. [0, 2]; above 1, torchrun starts one process
+    per GPU (DDP). With device cpu: that many gloo processes."""
 
     sync_bn: bool = False
-    """Several GPUs: synchronise BatchNorm statistics across them every step (SyncBatchNorm); off: each
-    GPU normalises its own share and the running statistics are averaged before evaluation and checkpoints."""
+    """Several GPUs: synchronise BatchNorm statistics every step (SyncBatchNorm); off: each GPU normalises its
+    share, and the running statistics are averaged before evaluation and checkpoints."""
 
     @field_validator("gpus", mode="before")
     @classmethod

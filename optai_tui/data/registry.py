@@ -51,17 +51,16 @@ DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         _info("shapes", 10, 3, 32,
-              "built-in offline dataset: 10 procedurally drawn shapes and textures, 32x32 RGB, "
-              "5,000 train / 1,000 test", False),
+              "built in, offline: 10 shape classes, 32x32, 5,000 train / 1,000 test", False),
         _info("cifar10", 10, 3, 32, "CIFAR-10: 50,000 train / 10,000 test, 32x32 RGB, 10 classes", True),
         _info("cifar100", 100, 3, 32, "CIFAR-100: 50,000 train / 10,000 test, 32x32 RGB, 100 classes", True),
         _info("mnist", 10, 1, 28, "MNIST digits: 60,000 train / 10,000 test, 28x28 grayscale", True),
         _info("fashion_mnist", 10, 1, 28,
-              "Fashion-MNIST: 60,000 train / 10,000 test, 28x28 grayscale, 10 clothing classes", True),
+              "Fashion-MNIST clothes: 28x28 grey, 60,000 train / 10,000 test", True),
         _info("svhn", 10, 3, 32,
               "SVHN house numbers: 73,257 train / 26,032 test, 32x32 RGB (needs scipy)", True),
         _info("imagefolder", None, 3, None,
-              "your own images: <path>/train/<class>/*.png|jpg and <path>/val/ (or test/)", False),
+              "your own images: PATH/train/CLASS/*.jpg|png, PATH/val/ or test/", False),
     )
 }
 

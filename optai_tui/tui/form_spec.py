@@ -58,7 +58,8 @@ class FieldSpec:
         extra = []
         if self.limits:
             extra.append(self.limits)
-        if self.choices and self.kind == "select" and len(self.choices) <= 8:
+        named = all(re.search(rf"\b{re.escape(c)}\b", self.help) for c in self.choices)  # the help lists them already
+        if self.choices and self.kind == "select" and len(self.choices) <= 8 and not named:
             extra.append("one of " + ", ".join(self.choices))
         if preset is not None and preset[1] != self.default:
             schema = format_value(self, self.default) if self.default not in (None, []) else "empty"

@@ -54,3 +54,27 @@ def test_help_lines_say_on_or_off_for_switches_as_the_form_shows_them():
     # a preset whose value differs from the schema's names both in the same words
     line = specs["train.compile"].help_line(("fast-gpu-resnet18", True))
     assert "default on (preset fast-gpu-resnet18; without a preset: off)" in line
+
+
+def test_every_fields_help_fits_the_help_box_at_80_columns():
+    """The help box under the form holds HELP_LINES lines (80 columns, 1 of padding each side): the help of
+    every field as the setup screen writes it, with the default preset loaded, fits whole; for the dataset
+    and the architecture with each of their values."""
+    import textwrap
+
+    from optai_tui.data.registry import DATASETS
+    from optai_tui.models import list_models
+    from optai_tui.presets import DEFAULT_PRESET, load_preset
+    from optai_tui.tui.form_spec import flat_values, form_fields
+    from optai_tui.tui.screens.setup import HELP_LINES, field_help
+
+    preset = flat_values(load_preset(DEFAULT_PRESET))
+    too_long = {}
+    for spec in form_fields():
+        values = {"data.dataset": list(DATASETS), "model.arch": list_models()}.get(spec.key, [preset.get(spec.key)])
+        for value in values:
+            text = field_help(spec, (DEFAULT_PRESET, preset.get(spec.key)), value).plain
+            lines = [w for part in text.split("\n") for w in textwrap.wrap(part, 78)]
+            if len(lines) > HELP_LINES:
+                too_long[f"{spec.key}={value}"] = len(lines)
+    assert not too_long, too_long

@@ -88,7 +88,7 @@ async def test_enter_on_train_gpus_picks_from_the_detected_list(runs_dir, monkey
         form.set_value("train.batch_size", 128)
         form.focus_field("train.gpus")
         await pilot.pause()
-        assert "train.gpus (enter: pick from the detected GPUs):" in screen_text(app)
+        assert "train.gpus (enter: pick the GPUs):" in screen_text(app)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, GpuPicker), what="the picker")
         await pilot.pause()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -183,30 +184,11 @@ class SetupScreen(Screen):
         self.query_one("#help-text", Static).update(self.help_for(message.spec))
 
     def help_for(self, spec: FieldSpec) -> Text:
-        t = Text()
-        t.append(spec.key, style="bold")
-        if spec.key == "train.gpus":
-            t.append(" (enter: pick from the detected GPUs)", style="bold cyan")
         preset = None
         if self.loaded_preset is not None:
             name, cfg = self.loaded_preset
             preset = (name, flat_values(cfg).get(spec.key))
-        t.append(": " + spec.help_line(preset))
-        value = self.form.raw_values().get(spec.key)
-        try:
-            if spec.key == "data.dataset":
-                from ...data import dataset_info
-
-                t.append(f"\n{value}: {dataset_info(str(value)).description}", style="dim")
-            elif spec.key == "model.arch":
-                from ...models import architecture_info  # the torch-free catalogue
-
-                info = architecture_info(str(value))
-                pre = f", ImageNet weights: {info.pretrained}" if info.pretrained else ""
-                t.append(f"\n{value}: {info.family}, {info.kind}, min image {info.min_image_size}px{pre}", style="dim")
-        except ConfigError:
-            pass
-        return t
+        return field_help(spec, preset, self.form.raw_values().get(spec.key))
 
     def on_devices_ready(self, message: DevicesReady) -> None:
         self.devices = message.devices
@@ -378,3 +360,30 @@ class SetupScreen(Screen):
             t.append(f"\n{error}", style="red")
         self.query_one("#preset-status", Static).update(t)
         self.preset_error = error
+
+
+HELP_LINES = 4  # the help box under the form (app.tcss #help-text): what every field's help must fit at 80 columns
+
+
+def field_help(spec: FieldSpec, preset: tuple[str, Any] | None, value: Any) -> Text:
+    """The help box's text for the focused field: its key, help, range, choices and default; for the dataset
+    and the architecture, a line on the one chosen."""
+    t = Text()
+    t.append(spec.key, style="bold")
+    if spec.key == "train.gpus":
+        t.append(" (enter: pick the GPUs)", style="bold cyan")
+    t.append(": " + spec.help_line(preset))
+    try:
+        if spec.key == "data.dataset":
+            from ...data import dataset_info
+
+            t.append(f"\n{value}: {dataset_info(str(value)).description}", style="dim")
+        elif spec.key == "model.arch":
+            from ...models import architecture_info  # the torch-free catalogue
+
+            info = architecture_info(str(value))
+            pre = f", weights {str(info.pretrained).rsplit('.', 1)[-1]}" if info.pretrained else ""
+            t.append(f"\n{value}: {info.family}, {info.kind}, min image {info.min_image_size}px{pre}", style="dim")
+    except ConfigError:
+        pass
+    return t
