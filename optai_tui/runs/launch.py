@@ -401,13 +401,26 @@ class DistributedLaunch:
         try:
             env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: "1"})
             env.pop(run_lock.ENV_FD, None)
-            with open(log, "ab") as err:
-                start = err.tell()
-                # its own session: a Ctrl-C reaches this process alone, which asks the ranks to stop together
-                self.proc = subprocess.Popen(
-                    self.command(), stdin=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True, preexec_fn=_die_with_parent
-                )
-                code = _wait(self.proc)
+            ranks = RankProcesses.prepare(self.run_dir)
+            # torchrun holds the run's lock too (an inherited copy): killed, this process leaves the run locked
+            # until torchrun has stopped the ranks (it waits for them), so no resume can start beside them
+            # (a duplicate: the fork handlers that run with preexec_fn close the lock's own descriptor in the child)
+            keep = (os.dup(self.lock.fd),) if self.lock.fd is not None else ()
+            try:
+                with open(log, "ab") as err:
+                    start = err.tell()
+                    # its own session: a Ctrl-C reaches this process alone, which asks the ranks to stop together
+                    self.proc = subprocess.Popen(
+                        self.command(), stdin=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True,
+                        pass_fds=keep, preexec_fn=_die_with_parent,
+                    )  # fmt: skip
+            finally:
+                for fd in keep:
+                    os.close(fd)
+            code = _wait(self.proc)
+            # torchrun killed (kill -9, the OOM killer): its ranks, told by their parent-death signal, stop
+            # together; the run is theirs to record until they are gone, and stays locked until then
+            ranks.wait_gone()
             recorder = RunRecorder(self.run_dir)
             if code != 0 and not recorder.fold.ended:
                 report = log.read_bytes()[start:].decode("utf-8", "replace")
@@ -436,6 +449,103 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
     except Exception:
         pass
+
+
+RANKS_FILE = "ranks"
+"""In the run's ``torchrun/`` folder: each rank the launcher's torchrun started holds a shared ``flock`` on it (and
+appends its pid), so that the launcher knows when every rank is gone, even those torchrun left behind."""
+
+RANKS_PATIENCE = 120.0
+"""Seconds the launcher waits for ranks that outlived torchrun to stop together (they stop at their next agreement,
+within a few steps) before it kills them."""
+
+
+@dataclass
+class RankProcesses:
+    """The launcher's view of the ranks of one torchrun: gone once nobody holds the shared lock of :data:`RANKS_FILE`."""
+
+    path: Path
+
+    @classmethod
+    def prepare(cls, run: RunDir) -> RankProcesses:
+        path = run.path / "torchrun" / RANKS_FILE
+        try:
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(b"")  # the pids of this torchrun's ranks only
+        except OSError:  # a folder that cannot be written: the ranks fail on it, and nothing waits here
+            pass
+        return cls(path)
+
+    def _try_exclusive(self) -> bool:
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        except OSError:  # no flock here: nothing to wait on
+            return True
+        finally:
+            os.close(fd)
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(x) for x in self.path.read_text().split() if x.isdigit()]
+        except OSError:
+            return []
+
+    def wait_gone(self, patience: float = RANKS_PATIENCE) -> None:
+        """Return once every rank has exited; past ``patience`` seconds, kill those left (SIGKILL)."""
+        try:
+            import fcntl  # noqa: F401
+        except ImportError:  # pragma: no cover - not on POSIX
+            return
+        deadline = time.monotonic() + patience
+        killed = False
+        while not self._try_exclusive():
+            if time.monotonic() >= deadline and not killed:
+                for pid in self.pids():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                killed = True
+                deadline = time.monotonic() + 10.0
+            elif time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
+
+
+def hold_rank_place(run: RunDir) -> None:
+    """In a rank the launcher's torchrun started: stop (SIGTERM, as a stop request: the ranks stop together) when
+    torchrun dies, and tell the launcher this process lives (:class:`RankProcesses`). For the process's lifetime."""
+    global _RANK_FD
+    _die_with_parent()
+    parent = os.getppid()
+    try:
+        cmdline = Path(f"/proc/{parent}/cmdline").read_bytes()
+        alive = b"torch.distributed.run" in cmdline or b"torchrun" in cmdline
+    except OSError:
+        alive = True  # no /proc: nothing to check
+    if not alive:  # torchrun died before the signal was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
+    try:
+        import fcntl
+
+        fd = os.open(run.path / "torchrun" / RANKS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _RANK_FD = fd  # held until this process exits
+    except (ImportError, OSError):
+        pass
+
+
+_RANK_FD: int | None = None
 
 
 def _wait(proc: subprocess.Popen) -> int:
@@ -471,7 +581,9 @@ class RankSession:
         self.trainer: Any = None
         self.config = run.load_config()
         main = place.rank == 0
-        if main and not os.environ.get(ENV_LAUNCHED):
+        if os.environ.get(ENV_LAUNCHED):
+            hold_rank_place(run)
+        elif main:
             self.lock = lock_run(run)
         try:
             t = self.config.train
