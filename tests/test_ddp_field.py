@@ -141,3 +141,21 @@ def test_a_run_started_with_stdout_and_stderr_closed_trains(tmp_path):
         s = RunDir.open(path).read_summary()
         assert (res.returncode, s["status"], s.get("error")) == (0, "completed", None)
         assert s["world_size"] == gpus
+
+
+def test_a_run_folder_where_torchrun_log_cannot_be_written_is_one_line_not_a_traceback(tmp_path):
+    """A read-only or full disk under a resume with train.gpus=2 (here torchrun.log is a folder: any OSError)."""
+    from optai_tui.runs.launch import create_run
+
+    cfg = validate_config(tiny(data={"dataset": "shapes", "subset": 128}, train={"epochs": 1, "batch_size": 32, "gpus": 2}))
+    run = create_run(cfg, tmp_path / "runs")
+    held_here(run.path).release()
+    (run.path / "torchrun.log").mkdir()
+    res = subprocess.run(
+        [sys.executable, "-m", "optai_tui", "train", "--plain", "--run-dir", str(run.path)],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "cannot write" in res.stderr and "torchrun.log" in res.stderr, res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+    assert lock_state(run.path) is False

@@ -394,6 +394,7 @@ class DistributedLaunch:
         and its error, and a TrainingError is raised for the exit code."""
         from ..errors import TrainingError
         from ..training import events as ev
+        from ..fsio import storage
         from ..training.distributed import ENV_LAUNCHED
         from .torchrun import failure_message
 
@@ -407,7 +408,9 @@ class DistributedLaunch:
             # (a duplicate: the fork handlers that run with preexec_fn close the lock's own descriptor in the child)
             keep = (os.dup(self.lock.fd),) if self.lock.fd is not None else ()
             try:
-                with open(log, "ab") as err:
+                with storage(log):  # a read-only or full disk: one line naming the file, not a traceback
+                    err = open(log, "ab")  # noqa: SIM115
+                with err:
                     start = err.tell()
                     # its own session: a Ctrl-C reaches this process alone, which asks the ranks to stop together
                     self.proc = subprocess.Popen(
