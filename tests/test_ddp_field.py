@@ -17,6 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import torch
+
 from optai_tui.config import validate_config
 from optai_tui.runs.lock import held_here, lock_state
 from optai_tui.runs.store import RunDir
@@ -159,3 +162,27 @@ def test_a_run_folder_where_torchrun_log_cannot_be_written_is_one_line_not_a_tra
     assert "cannot write" in res.stderr and "torchrun.log" in res.stderr, res.stderr
     assert "internal error" not in res.stderr and "Traceback" not in res.stderr
     assert lock_state(run.path) is False
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA GPUs")
+def test_a_resume_whose_processes_fail_to_start_reports_their_error_not_the_earlier_stop(tmp_path):
+    """A stopped run folder brought from the GPU server (train.device cuda) to a machine without GPUs: the resume's
+    processes fail before training. The launcher used to read the stop already in the log as this session's end
+    (exit 130, no message); it reports and records the processes' error."""
+    from optai_tui.runs.launch import create_run
+    from optai_tui.runs.recorder import RunRecorder
+    from optai_tui.training import events as ev
+
+    cfg = validate_config(tiny(data={"dataset": "shapes", "subset": 128}, train={"epochs": 1, "batch_size": 32, "gpus": 2}))
+    run = create_run(cfg, tmp_path / "runs")
+    RunRecorder(run)(ev.RunStopped(epoch=0, reason="stop requested"))  # stopped before its first epoch: resumable
+    held_here(run.path).release()
+    run.config_path.write_text(run.config_path.read_text().replace("device: cpu", "device: cuda"))
+    res = subprocess.run(
+        [sys.executable, "-m", "optai_tui", "train", "--plain", "--resume", str(run.path)],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "no CUDA GPU visible" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    s = run.read_summary()
+    assert s["status"] == "failed" and "no CUDA GPU visible" in s["error"]

@@ -403,6 +403,7 @@ class DistributedLaunch:
             env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: "1"})
             env.pop(run_lock.ENV_FD, None)
             ranks = RankProcesses.prepare(self.run_dir)
+            mark = _complete_log_size(self.run_dir)  # what this torchrun's ranks record comes after it
             # torchrun holds the run's lock too (an inherited copy): killed, this process leaves the run locked
             # until torchrun has stopped the ranks (it waits for them), so no resume can start beside them
             # (a duplicate: the fork handlers that run with preexec_fn close the lock's own descriptor in the child)
@@ -425,13 +426,15 @@ class DistributedLaunch:
             # together; the run is theirs to record until they are gone, and stays locked until then
             ranks.wait_gone()
             recorder = RunRecorder(self.run_dir)
-            if code != 0 and not recorder.fold.ended:
+            # the end of this session, not the stop or failure a resumed run's log already ends with
+            ended = recorder.fold.ended and _ended_since(self.run_dir, mark)
+            if code != 0 and not ended:
                 report = log.read_bytes()[start:].decode("utf-8", "replace")
                 message = failure_message(report, code, log)
                 done = int(recorder.summary.get("epochs_completed") or 0)
                 recorder(ev.RunFailed(epoch=done, error=message, kind="error"))
                 raise TrainingError(message)
-            if not recorder.fold.ended:  # every rank exited, none recorded an end (cannot happen but for a bug)
+            if not ended:  # every rank exited, none recorded an end (cannot happen but for a bug)
                 recorder(ev.RunFailed(epoch=int(recorder.summary.get("epochs_completed") or 0), error="the training processes ended without finishing the run", kind="error"))
             summary = recorder.summary
             if summary.get("status") == ev.RunStatus.FAILED.value:
@@ -440,6 +443,37 @@ class DistributedLaunch:
         finally:
             self.finishing = True
             self.lock.release()
+
+
+_END_EVENTS = ("RunFinished", "RunFailed", "RunStopped", "RunPruned")
+
+
+def _complete_log_size(run: RunDir) -> int:
+    """Bytes of the event log's complete lines (a torn last line is trimmed by the resume that follows)."""
+    try:
+        data = run.events_path.read_bytes()
+    except OSError:
+        return 0
+    return data.rfind(b"\n") + 1
+
+
+def _ended_since(run: RunDir, mark: int) -> bool:
+    """Whether an event that ends a run was logged after byte ``mark`` of the event log."""
+    try:
+        with open(run.events_path, "rb") as f:
+            f.seek(mark)
+            tail = f.read()
+    except OSError:
+        return False
+    import json
+
+    for line in tail.splitlines():
+        try:
+            if json.loads(line).get("event") in _END_EVENTS:
+                return True
+        except (ValueError, AttributeError):  # a torn line
+            continue
+    return False
 
 
 def _die_with_parent() -> None:
