@@ -186,3 +186,45 @@ def test_a_resume_whose_processes_fail_to_start_reports_their_error_not_the_earl
     assert "no CUDA GPU visible" in res.stderr and "Traceback" not in res.stderr, res.stderr
     s = run.read_summary()
     assert s["status"] == "failed" and "no CUDA GPU visible" in s["error"]
+
+
+def test_ctrl_c_while_a_resumed_run_starts_stops_it(tmp_path):
+    """Ctrl-C (SIGINT) of ``optai-tui train --resume RUN`` while torchrun starts its processes: the launcher writes
+    the stop to the control file before rank 0 is up, and rank 0 of a resumed run used to read only the requests
+    sent after it was up: the run trained to its end."""
+    from optai_tui.runs.launch import RunSession, create_run
+
+    cfg = validate_config(tiny(data={"dataset": "shapes", "subset": 128}, train={"epochs": 3, "batch_size": 32}))
+    run = create_run(cfg, tmp_path / "runs")
+    run.send_control("stop_after_epoch")  # one process, one epoch: a run to resume on two
+    RunSession(run).run()
+    assert run.read_summary()["status"] == "stopped"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "optai_tui", "train", "--plain", "--resume", str(run.path), "--set", "train.gpus=2"],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not _children(proc.pid):  # torchrun started: the launcher's signal handling is in place
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    s = run.read_summary()
+    assert s["status"] == "stopped" and s["epochs_completed"] < 3, s
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out

@@ -349,6 +349,10 @@ def check_resume_overrides(overrides: list[str]) -> None:
             )
 
 
+ENV_CONTROLS_FROM = "OPTAI_CONTROLS_FROM"
+"""Set by the launcher for torchrun's processes: the offset of ``control.jsonl`` from which rank 0 reads requests."""
+
+
 class DistributedLaunch:
     """A run trained by torchrun's processes, seen by the launching process as a session (for its signals:
     SIGINT / SIGTERM ask the ranks to stop through the run's control file, so that they stop together at a
@@ -359,6 +363,9 @@ class DistributedLaunch:
         self.resume = resume
         self.plain = plain  # rank 0's console: plain lines even on a terminal
         self.lock = lock_run(run)  # this process holds it while torchrun's processes train
+        # a resumed run's rank 0 takes the control requests sent from now on (a Ctrl-C while torchrun starts),
+        # not only those sent once it is up; an earlier process's requests stay ignored
+        self.controls_from = run.control_end() if resume else 0
         self.proc: subprocess.Popen | None = None
         self.finishing = False
         self.stopping = False
@@ -400,7 +407,7 @@ class DistributedLaunch:
 
         log = self.run_dir.path / "torchrun.log"
         try:
-            env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: "1"})
+            env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: "1", ENV_CONTROLS_FROM: str(self.controls_from)})
             env.pop(run_lock.ENV_FD, None)
             ranks = RankProcesses.prepare(self.run_dir)
             mark = _complete_log_size(self.run_dir)  # what this torchrun's ranks record comes after it
@@ -671,10 +678,13 @@ class RankSession:
         if main:
             self.recorder = RunRecorder(run)
             sinks = [self.recorder, *sinks]
+        controls = FileControls(run, from_start=not resume) if main else None
+        if controls is not None and resume and os.environ.get(ENV_CONTROLS_FROM, "").isdigit():
+            controls.offset = min(controls.offset, int(os.environ[ENV_CONTROLS_FROM]))  # what the launcher saw
         self.trainer = Trainer(
             self.config,
             sinks,
-            FileControls(run, from_start=not resume) if main else None,
+            controls,
             checkpoint_dir=run.checkpoints_dir if main and self.config.train.checkpoint else None,
             run_id=run.run_id,
             backbone=backbone,
