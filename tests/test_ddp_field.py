@@ -228,3 +228,25 @@ def _children(pid: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
     return out
+
+
+def test_a_stop_sent_while_a_detached_resume_starts_is_applied(tmp_path):
+    """The dashboard's resume (u) then stop (s) at once: the stop reaches the control file before the detached process
+    is up, and a resumed run used to read only the requests sent after that: it trained on (1 and 2 processes)."""
+    from optai_tui.runs.launch import RunSession, create_run, spawn_detached
+    from optai_tui.training.events import ControlAction
+
+    for gpus in (1, 2):
+        cfg = validate_config(tiny(name=f"g{gpus}", data={"dataset": "shapes", "subset": 128}, train={"epochs": 3, "batch_size": 32}))
+        run = create_run(cfg, tmp_path / "runs")
+        run.send_control(ControlAction.STOP_AFTER_EPOCH)
+        RunSession(run).run()  # one epoch, stopped
+        if gpus > 1:
+            from optai_tui.runs.launch import set_world_size
+
+            set_world_size(run, [f"train.gpus={gpus}"])
+        proc = spawn_detached(run, resume=True)
+        run.send_control(ControlAction.STOP_NOW)
+        assert proc.wait(timeout=TIMEOUT) == 130, run.log_path.read_text()
+        s = run.read_summary()
+        assert s["status"] == "stopped" and s["epochs_completed"] < 3, (gpus, s)

@@ -181,10 +181,13 @@ class RunSession:
             except OptaiError as e:
                 self.recorder.fail(str(e))
                 raise
+        controls = FileControls(run, from_start=plan is None)
+        if plan is not None:
+            controls.offset = _controls_from(run)
         self.trainer = Trainer(
             self.config,
             [self.recorder, *sinks],
-            FileControls(run, from_start=plan is None),
+            controls,
             checkpoint_dir=run.checkpoints_dir if self.config.train.checkpoint else None,
             run_id=run.run_id,
             backbone=backbone,
@@ -254,6 +257,8 @@ def spawn_detached(run: RunDir, *, resume: bool = False) -> subprocess.Popen:
         flag = "--resume" if resume else "--run-dir"
         cmd = [sys.executable, "-m", "optai_tui", "train", flag, str(run.path.resolve()), "--plain"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if resume:  # a stop the dashboard sends while the process starts is for it (see _controls_from)
+            env[ENV_CONTROLS_FROM] = str(run.control_end())
         pass_fds: tuple[int, ...] = ()
         if lock.fd is not None:
             env[run_lock.ENV_FD] = str(lock.fd)
@@ -350,7 +355,15 @@ def check_resume_overrides(overrides: list[str]) -> None:
 
 
 ENV_CONTROLS_FROM = "OPTAI_CONTROLS_FROM"
-"""Set by the launcher for torchrun's processes: the offset of ``control.jsonl`` from which rank 0 reads requests."""
+"""The offset of ``control.jsonl`` from which a resumed run takes requests, set by whoever started the process
+(:func:`spawn_detached`, the torchrun launcher): requests sent while it starts are for it."""
+
+
+def _controls_from(run: RunDir) -> int:
+    """Where a resumed run's control requests start: now, or when the process that started this one did."""
+    end = run.control_end()
+    value = os.environ.pop(ENV_CONTROLS_FROM, "")
+    return min(end, int(value)) if value.isdigit() else end
 
 
 class DistributedLaunch:
@@ -365,7 +378,7 @@ class DistributedLaunch:
         self.lock = lock_run(run)  # this process holds it while torchrun's processes train
         # a resumed run's rank 0 takes the control requests sent from now on (a Ctrl-C while torchrun starts),
         # not only those sent once it is up; an earlier process's requests stay ignored
-        self.controls_from = run.control_end() if resume else 0
+        self.controls_from = _controls_from(run) if resume else 0
         self.proc: subprocess.Popen | None = None
         self.finishing = False
         self.stopping = False
@@ -679,8 +692,8 @@ class RankSession:
             self.recorder = RunRecorder(run)
             sinks = [self.recorder, *sinks]
         controls = FileControls(run, from_start=not resume) if main else None
-        if controls is not None and resume and os.environ.get(ENV_CONTROLS_FROM, "").isdigit():
-            controls.offset = min(controls.offset, int(os.environ[ENV_CONTROLS_FROM]))  # what the launcher saw
+        if controls is not None and resume:
+            controls.offset = _controls_from(run)  # from when the launcher started
         self.trainer = Trainer(
             self.config,
             sinks,
