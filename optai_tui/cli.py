@@ -850,8 +850,30 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:  # n
     return f"warning: {message}\n"
 
 
+def _reopen_closed_std_streams() -> None:
+    """``optai-tui train >&- 2>&-`` (or started by a daemon with no stdout): a closed standard descriptor becomes
+    /dev/null, so that console output is dropped instead of failing the run, and no file opened later takes its
+    number (a child process, torchrun and its ranks, would write its output into it)."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if getattr(sys, name) is None:
+                setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
+        except OSError:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning
+    _reopen_closed_std_streams()
     if hasattr(signal, "SIGXFSZ"):  # past `ulimit -f` a write fails with EFBIG (a clear error) instead of killing us
         with contextlib.suppress(ValueError):  # not the main thread: Python already ignores it there
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -181,10 +181,13 @@ class RunSession:
             except OptaiError as e:
                 self.recorder.fail(str(e))
                 raise
+        controls = FileControls(run, from_start=plan is None)
+        if plan is not None:
+            controls.offset = _controls_from(run)
         self.trainer = Trainer(
             self.config,
             [self.recorder, *sinks],
-            FileControls(run, from_start=plan is None),
+            controls,
             checkpoint_dir=run.checkpoints_dir if self.config.train.checkpoint else None,
             run_id=run.run_id,
             backbone=backbone,
@@ -254,6 +257,8 @@ def spawn_detached(run: RunDir, *, resume: bool = False) -> subprocess.Popen:
         flag = "--resume" if resume else "--run-dir"
         cmd = [sys.executable, "-m", "optai_tui", "train", flag, str(run.path.resolve()), "--plain"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if resume:  # a stop the dashboard sends while the process starts is for it (see _controls_from)
+            env[ENV_CONTROLS_FROM] = str(run.control_end())
         pass_fds: tuple[int, ...] = ()
         if lock.fd is not None:
             env[run_lock.ENV_FD] = str(lock.fd)
@@ -349,6 +354,18 @@ def check_resume_overrides(overrides: list[str]) -> None:
             )
 
 
+ENV_CONTROLS_FROM = "OPTAI_CONTROLS_FROM"
+"""The offset of ``control.jsonl`` from which a resumed run takes requests, set by whoever started the process
+(:func:`spawn_detached`, the torchrun launcher): requests sent while it starts are for it."""
+
+
+def _controls_from(run: RunDir) -> int:
+    """Where a resumed run's control requests start: now, or when the process that started this one did."""
+    end = run.control_end()
+    value = os.environ.pop(ENV_CONTROLS_FROM, "")
+    return min(end, int(value)) if value.isdigit() else end
+
+
 class DistributedLaunch:
     """A run trained by torchrun's processes, seen by the launching process as a session (for its signals:
     SIGINT / SIGTERM ask the ranks to stop through the run's control file, so that they stop together at a
@@ -359,6 +376,9 @@ class DistributedLaunch:
         self.resume = resume
         self.plain = plain  # rank 0's console: plain lines even on a terminal
         self.lock = lock_run(run)  # this process holds it while torchrun's processes train
+        # a resumed run's rank 0 takes the control requests sent from now on (a Ctrl-C while torchrun starts),
+        # not only those sent once it is up; an earlier process's requests stay ignored
+        self.controls_from = _controls_from(run) if resume else 0
         self.proc: subprocess.Popen | None = None
         self.finishing = False
         self.stopping = False
@@ -394,28 +414,47 @@ class DistributedLaunch:
         and its error, and a TrainingError is raised for the exit code."""
         from ..errors import TrainingError
         from ..training import events as ev
+        from ..fsio import storage
         from ..training.distributed import ENV_LAUNCHED
         from .torchrun import failure_message
 
         log = self.run_dir.path / "torchrun.log"
         try:
-            env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: "1"})
+            env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: "1", ENV_CONTROLS_FROM: str(self.controls_from)})
             env.pop(run_lock.ENV_FD, None)
-            with open(log, "ab") as err:
-                start = err.tell()
-                # its own session: a Ctrl-C reaches this process alone, which asks the ranks to stop together
-                self.proc = subprocess.Popen(
-                    self.command(), stdin=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True, preexec_fn=_die_with_parent
-                )
-                code = _wait(self.proc)
+            ranks = RankProcesses.prepare(self.run_dir)
+            mark = _complete_log_size(self.run_dir)  # what this torchrun's ranks record comes after it
+            # torchrun holds the run's lock too (an inherited copy): killed, this process leaves the run locked
+            # until torchrun has stopped the ranks (it waits for them), so no resume can start beside them
+            # (a duplicate: the fork handlers that run with preexec_fn close the lock's own descriptor in the child)
+            keep = (os.dup(self.lock.fd),) if self.lock.fd is not None else ()
+            try:
+                with storage(log):  # a read-only or full disk: one line naming the file, not a traceback
+                    err = open(log, "ab")  # noqa: SIM115
+                with err:
+                    start = err.tell()
+                    # its own session: a Ctrl-C reaches this process alone, which asks the ranks to stop together
+                    self.proc = subprocess.Popen(
+                        self.command(), stdin=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True,
+                        pass_fds=keep, preexec_fn=_die_with_parent,
+                    )  # fmt: skip
+            finally:
+                for fd in keep:
+                    os.close(fd)
+            code = _wait(self.proc)
+            # torchrun killed (kill -9, the OOM killer): its ranks, told by their parent-death signal, stop
+            # together; the run is theirs to record until they are gone, and stays locked until then
+            ranks.wait_gone()
             recorder = RunRecorder(self.run_dir)
-            if code != 0 and not recorder.fold.ended:
+            # the end of this session, not the stop or failure a resumed run's log already ends with
+            ended = recorder.fold.ended and _ended_since(self.run_dir, mark)
+            if code != 0 and not ended:
                 report = log.read_bytes()[start:].decode("utf-8", "replace")
                 message = failure_message(report, code, log)
                 done = int(recorder.summary.get("epochs_completed") or 0)
                 recorder(ev.RunFailed(epoch=done, error=message, kind="error"))
                 raise TrainingError(message)
-            if not recorder.fold.ended:  # every rank exited, none recorded an end (cannot happen but for a bug)
+            if not ended:  # every rank exited, none recorded an end (cannot happen but for a bug)
                 recorder(ev.RunFailed(epoch=int(recorder.summary.get("epochs_completed") or 0), error="the training processes ended without finishing the run", kind="error"))
             summary = recorder.summary
             if summary.get("status") == ev.RunStatus.FAILED.value:
@@ -424,6 +463,37 @@ class DistributedLaunch:
         finally:
             self.finishing = True
             self.lock.release()
+
+
+_END_EVENTS = ("RunFinished", "RunFailed", "RunStopped", "RunPruned")
+
+
+def _complete_log_size(run: RunDir) -> int:
+    """Bytes of the event log's complete lines (a torn last line is trimmed by the resume that follows)."""
+    try:
+        data = run.events_path.read_bytes()
+    except OSError:
+        return 0
+    return data.rfind(b"\n") + 1
+
+
+def _ended_since(run: RunDir, mark: int) -> bool:
+    """Whether an event that ends a run was logged after byte ``mark`` of the event log."""
+    try:
+        with open(run.events_path, "rb") as f:
+            f.seek(mark)
+            tail = f.read()
+    except OSError:
+        return False
+    import json
+
+    for line in tail.splitlines():
+        try:
+            if json.loads(line).get("event") in _END_EVENTS:
+                return True
+        except (ValueError, AttributeError):  # a torn line
+            continue
+    return False
 
 
 def _die_with_parent() -> None:
@@ -436,6 +506,103 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
     except Exception:
         pass
+
+
+RANKS_FILE = "ranks"
+"""In the run's ``torchrun/`` folder: each rank the launcher's torchrun started holds a shared ``flock`` on it (and
+appends its pid), so that the launcher knows when every rank is gone, even those torchrun left behind."""
+
+RANKS_PATIENCE = 120.0
+"""Seconds the launcher waits for ranks that outlived torchrun to stop together (they stop at their next agreement,
+within a few steps) before it kills them."""
+
+
+@dataclass
+class RankProcesses:
+    """The launcher's view of the ranks of one torchrun: gone once nobody holds the shared lock of :data:`RANKS_FILE`."""
+
+    path: Path
+
+    @classmethod
+    def prepare(cls, run: RunDir) -> RankProcesses:
+        path = run.path / "torchrun" / RANKS_FILE
+        try:
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(b"")  # the pids of this torchrun's ranks only
+        except OSError:  # a folder that cannot be written: the ranks fail on it, and nothing waits here
+            pass
+        return cls(path)
+
+    def _try_exclusive(self) -> bool:
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        except OSError:  # no flock here: nothing to wait on
+            return True
+        finally:
+            os.close(fd)
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(x) for x in self.path.read_text().split() if x.isdigit()]
+        except OSError:
+            return []
+
+    def wait_gone(self, patience: float = RANKS_PATIENCE) -> None:
+        """Return once every rank has exited; past ``patience`` seconds, kill those left (SIGKILL)."""
+        try:
+            import fcntl  # noqa: F401
+        except ImportError:  # pragma: no cover - not on POSIX
+            return
+        deadline = time.monotonic() + patience
+        killed = False
+        while not self._try_exclusive():
+            if time.monotonic() >= deadline and not killed:
+                for pid in self.pids():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                killed = True
+                deadline = time.monotonic() + 10.0
+            elif time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
+
+
+def hold_rank_place(run: RunDir) -> None:
+    """In a rank the launcher's torchrun started: stop (SIGTERM, as a stop request: the ranks stop together) when
+    torchrun dies, and tell the launcher this process lives (:class:`RankProcesses`). For the process's lifetime."""
+    global _RANK_FD
+    _die_with_parent()
+    parent = os.getppid()
+    try:
+        cmdline = Path(f"/proc/{parent}/cmdline").read_bytes()
+        alive = b"torch.distributed.run" in cmdline or b"torchrun" in cmdline
+    except OSError:
+        alive = True  # no /proc: nothing to check
+    if not alive:  # torchrun died before the signal was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
+    try:
+        import fcntl
+
+        fd = os.open(run.path / "torchrun" / RANKS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _RANK_FD = fd  # held until this process exits
+    except (ImportError, OSError):
+        pass
+
+
+_RANK_FD: int | None = None
 
 
 def _wait(proc: subprocess.Popen) -> int:
@@ -471,7 +638,9 @@ class RankSession:
         self.trainer: Any = None
         self.config = run.load_config()
         main = place.rank == 0
-        if main and not os.environ.get(ENV_LAUNCHED):
+        if os.environ.get(ENV_LAUNCHED):
+            hold_rank_place(run)
+        elif main:
             self.lock = lock_run(run)
         try:
             t = self.config.train
@@ -522,10 +691,13 @@ class RankSession:
         if main:
             self.recorder = RunRecorder(run)
             sinks = [self.recorder, *sinks]
+        controls = FileControls(run, from_start=not resume) if main else None
+        if controls is not None and resume:
+            controls.offset = _controls_from(run)  # from when the launcher started
         self.trainer = Trainer(
             self.config,
             sinks,
-            FileControls(run, from_start=not resume) if main else None,
+            controls,
             checkpoint_dir=run.checkpoints_dir if main and self.config.train.checkpoint else None,
             run_id=run.run_id,
             backbone=backbone,

@@ -92,6 +92,12 @@ def root_cause(failures: list[RankFailure]) -> RankFailure | None:
 
 def failure_message(report: str, exitcode: int, log: Path) -> str:
     cause = root_cause(parse_failures(report))
+    if cause is None and exitcode < 0:  # torchrun itself was killed (kill -9, the OOM killer): it reported nothing
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"torchrun was killed by {name} and its processes ended without recording why; see {log}"
     if cause is None:
         return f"the training processes failed (torchrun exit code {exitcode}); see {log}"
     return f"{cause.line()}; see {log}"
