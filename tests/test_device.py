@@ -417,7 +417,9 @@ def test_preflight_refuses_gpus_this_machine_does_not_have(tiny_config):
     ok = tiny_config(train={"device": "cuda", "gpus": [0, 1]})
     assert [p for p in device_problems(ok, two, probe=GpuProbe()) if p.field == "train.gpus"] == []
     (p,) = [p for p in device_problems(tiny_config(train={"device": "cuda", "gpus": [0, 2]}), two, probe=GpuProbe()) if p.field == "train.gpus"]
-    assert p.message == "GPU 2 is not present here (usable CUDA GPUs: cuda:0, cuda:1)"
+    assert p.message == "GPU 2 cannot be used by this torch build (usable CUDA GPUs: cuda:0, cuda:1)"
+    (p,) = [p for p in device_problems(tiny_config(train={"device": "cuda", "gpus": [5, 2, 7, 0], "batch_size": 128}), two, probe=GpuProbe()) if p.field == "train.gpus"]
+    assert p.message == "GPUs 5, 7 are not present here; GPU 2 cannot be used by this torch build (usable CUDA GPUs: cuda:0, cuda:1)"
     (p,) = [p for p in device_problems(tiny_config(train={"device": "cuda", "gpus": 4}), two, probe=GpuProbe()) if p.field == "train.gpus"]
     assert p.message.startswith("4 processes on CUDA need 4 GPUs; this machine has 2 usable")
     (p,) = [p for p in device_problems(tiny_config(train={"device": "cuda", "gpus": [0, 1]}), [dv.DeviceInfo("cpu", "CPU")], probe=GpuProbe())

@@ -183,10 +183,22 @@ def _gpus_problems(cfg, want: str, present: list) -> Iterator[Problem]:
     if indices is not None:
         missing = [i for i in indices if i not in usable]
         if missing:
-            yield Problem("train.gpus", f"GPU {missing[0]} is not present here (usable CUDA GPUs: {have})", ("train.device",))
+            specs = [str(getattr(d, "spec", d)) for d in present]
+            cuda = {int(s[5:]) for s in specs if s.startswith("cuda:") and s[5:].isdigit()}
+            absent, unusable = [i for i in missing if i not in cuda], [i for i in missing if i in cuda]
+            parts = []
+            if absent:
+                parts.append(f"{_gpu_list(absent)} {'is' if len(absent) == 1 else 'are'} not present here")
+            if unusable:
+                parts.append(f"{_gpu_list(unusable)} cannot be used by this torch build")
+            yield Problem("train.gpus", f"{'; '.join(parts)} (usable CUDA GPUs: {have})", ("train.device",))
     elif want.startswith("cuda") and world > len(usable):
         yield Problem("train.gpus", f"{world} processes on CUDA need {world} GPUs; this machine has {len(usable)} usable ({have})",
                       ("train.device",))
+
+
+def _gpu_list(nums: list[int]) -> str:
+    return f"GPU {nums[0]}" if len(nums) == 1 else "GPUs " + ", ".join(map(str, nums))
 
 
 def machine_notes(cfg, devices: Iterable | None = None) -> list[str]:
