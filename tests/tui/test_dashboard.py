@@ -349,3 +349,52 @@ async def test_resume_without_a_checkpoint_is_refused_as_on_the_runs_screen(runs
         assert len(messages) == 2 and all(f"run {run.run_id} has no checkpoint to resume from (0 epochs done)" in m for m in messages)
         assert "optai-tui train --preset" in messages[0]
         assert app.processes == {} and run.read_summary()["status"] == "failed"
+
+
+async def test_after_u_the_dashboard_says_resuming_until_the_new_process_trains(runs_dir, monkeypatch):
+    """Between u and the resumed process's first event (torch loading, torchrun starting its ranks: seconds)
+    the dashboard says it is resuming, offers the stop keys instead of resume, and shows the run training once
+    its log says so; a resume whose process ends before it trains reads as the run did."""
+    import subprocess
+    import sys
+
+    from optai_tui.runs import launch
+
+    run = make_run(runs_dir, epochs=6, done=2, end="stopped")
+    procs = []
+
+    def fake_resume(r):  # a process that starts and has not yet written its RunStarted
+        procs.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        return procs[-1]
+
+    monkeypatch.setattr(launch, "resume_detached", fake_resume)
+    monkeypatch.setattr("optai_tui.tui.screens.dashboard.RESUME_GRACE_S", 0.5)
+    app = OptaiApp(runs_dir, attach=run.run_id)
+    try:
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.model.status == "stopped", what="stopped")
+            dash = app.screen
+            assert "resume" in _footer_keys(dash)
+            await pilot.press("u")
+            await wait_for(pilot, lambda: "resuming after epoch 2: starting the training process" in screen_text(app), what="resuming")
+            keys = _footer_keys(dash)
+            assert "resume" not in keys and "stop_now" in keys
+            # the resumed process records its start: the run is training
+            run.append_event({"event": "RunStarted", "time": T0 + 100, "run_id": run.run_id, "arch": "resnet18", "dataset": "shapes",
+                              "device": "cpu", "device_name": "Test CPU", "epochs": 6, "start_epoch": 2, "steps_per_epoch": 10,
+                              "num_train": 5000, "num_val": 1000, "params": 176402, "trainable_params": 176402, "precision": "fp32",
+                              "resumed": True})
+            await wait_for(pilot, lambda: dash.model.status == "running", what="running")
+            await pilot.pause(1.2)
+            assert "resuming" not in screen_text(app) and not dash.resuming()
+            # a second resume whose process dies before it trains: back to what the log says
+            run.append_event({"event": "RunStopped", "time": T0 + 101, "epoch": 2, "reason": "stop requested"})
+            await wait_for(pilot, lambda: dash.model.status == "stopped", what="stopped again")
+            await pilot.press("u")
+            await wait_for(pilot, lambda: "resuming" in screen_text(app), what="resuming again")
+            procs[-1].kill()
+            await wait_for(pilot, lambda: "resuming" not in screen_text(app), what="resuming dropped")
+            assert "resume" in _footer_keys(dash)
+    finally:
+        for p in procs:
+            p.kill()

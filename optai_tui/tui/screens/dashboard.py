@@ -42,7 +42,9 @@ STATUS_STYLE = {
     "pruned": "bold magenta",
     "failed": "bold red",
     "waiting": "dim",
+    "resuming": "bold cyan",
 }
+RESUME_GRACE_S = 5.0  # after u: how long a resume may take to have its process before "resuming" is dropped
 
 
 class DashboardScreen(Screen):
@@ -70,6 +72,7 @@ class DashboardScreen(Screen):
         self._drawn_step = -1
         self._drawn_epoch = -1
         self._drawn_status = ""
+        self._resume_asked: float | None = None  # u pressed (monotonic): "resuming" until the new process trains
         self.redraws = 0
         self._shown: dict[str, str] = {}
 
@@ -145,8 +148,24 @@ class DashboardScreen(Screen):
         self.redraw()
 
     def _tick(self) -> None:
-        if self.model.status == "running":
+        if self.model.status == "running" or self._resume_asked is not None:
             self._draw_progress()
+
+    def resuming(self, status: str | None = None) -> bool:
+        """``u`` was pressed and the resumed process is starting (importing torch, torchrun spawning its ranks):
+        the run still reads stopped or failed in its log until the new process records its start."""
+        if self._resume_asked is None:
+            return False
+        status = status or self.model.status
+        if status not in ("stopped", "failed"):
+            self._resume_asked = None  # the new process is training (or it ended): its log says so
+            return False
+        proc = self._process()
+        if (proc is None or proc.poll() is not None) and time.monotonic() - self._resume_asked > RESUME_GRACE_S:
+            self._resume_asked = None  # refused, or the process ended before it could train
+            self.refresh_bindings()
+            return False
+        return True
 
     # -- drawing ----------------------------------------------------------------------------
     def redraw(self) -> None:
@@ -206,8 +225,10 @@ class DashboardScreen(Screen):
             summary = dict(m.summary) if m.summary else None
             baseline, majority, chance, early = m.majority_baseline, m.majority_class, m.chance, m.early_stop_epoch
         epoch_eta, run_eta = m.eta(time.time())
+        starting = self.resuming(status)
         title = Text()
-        title.append(f"{status_text({'status': status, 'early_stop_epoch': early}):<9}", style=STATUS_STYLE.get(status, ""))
+        shown_status = "resuming" if starting else status_text({"status": status, "early_stop_epoch": early})
+        title.append(f"{shown_status:<9}", style=STATUS_STYLE.get("resuming" if starting else status, ""))
         title.append(f" {self.run_id}")
         if info:
             title.append(f"  {info.get('arch')} on {info.get('dataset')}, {info.get('device')}", style="dim")
@@ -235,7 +256,13 @@ class DashboardScreen(Screen):
             parts.pop()  # lr, then memory: whole items go rather than a cut number (the lr chart has the lr)
         self._set("#run-stats", " | ".join(parts))
         box = self.query_one("#run-summary", Static)
-        if status in ("completed", "stopped", "failed", "pruned"):
+        if starting:
+            text = Text(f"resuming after epoch {done}: starting the training process...", style=STATUS_STYLE["resuming"])
+            if self._shown.get("#run-summary") != text.plain:
+                self._shown["#run-summary"] = text.plain
+                box.update(text)
+            box.display, stats.display = True, False
+        elif status in ("completed", "stopped", "failed", "pruned"):
             # The summary takes the stats line's place, on one line (a failed run's error under it): the charts
             # keep the height they had while the run trained.
             summary = {"majority_baseline": baseline, "majority_class": majority, "chance_acc": chance, "early_stop_epoch": early, **(summary or {})}
@@ -303,10 +330,10 @@ class DashboardScreen(Screen):
     # -- controls -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Controls only while training, resume only once it ended: hidden otherwise, so the footer fits 80 columns.
-        if action in CONTROL_LABELS:
-            return self.model.status in ("running", "waiting")
+        if action in CONTROL_LABELS:  # a stop sent while a resumed process starts is applied when it does
+            return self.model.status in ("running", "waiting") or self._resume_asked is not None
         if action == "resume":
-            return self.model.status in ("stopped", "failed")
+            return self.model.status in ("stopped", "failed") and self._resume_asked is None
         if action == "classes":
             return self.model.evaluation is not None
         return True
@@ -334,6 +361,9 @@ class DashboardScreen(Screen):
         self.schedule_redraw()
 
     def action_resume(self) -> None:
+        self._resume_asked = time.monotonic()
+        self.refresh_bindings()
+        self._draw_progress()
         self.post_message(ResumeRun(self.run_id))
 
     def action_classes(self) -> None:
