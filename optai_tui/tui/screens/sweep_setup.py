@@ -64,9 +64,9 @@ class SweepSetupScreen(Screen):
         yield Header()
         with Horizontal(id="sweep-body"):
             with VerticalScroll(id="sweep-left"):
-                yield Label("Searched settings (the rest: the form's values)", classes="sw-title")
+                yield Label("Searched (the others keep the form's value)", classes="sw-title")
                 table = DataTable(id="sweep-dims", cursor_type="row", zebra_stripes=True)
-                table.add_columns("setting", "search", "form's value")
+                table.add_columns("setting", "search", "form")
                 yield table
                 yield Label("Edit: ctrl+a search it, ctrl+d fix the row", classes="sw-title")
                 yield self._line("setting", Select([(k, k) for k in keys], value="optim.lr", allow_blank=False, compact=True, id="dim-key"))
@@ -87,7 +87,7 @@ class SweepSetupScreen(Screen):
                 yield self._line("warm-up", Input(m.warmup, compact=True, id="sw-warmup"))
                 yield self._line("trials", Input(m.n_trials, compact=True, id="sw-trials"))
                 yield self._line("timeout s", Input(m.timeout, placeholder="(none)", compact=True, id="sw-timeout"))
-                yield self._line("gpus", Input("", placeholder="(train.device) or 0,1 / all; enter: pick", compact=True, id="sw-gpus"))
+                yield self._line("gpus", Input("", placeholder="enter: pick GPUs", compact=True, id="sw-gpus"))
                 yield Static("", id="sweep-status", markup=False)
                 yield Button("Start (ctrl+r)", id="sweep-start", variant="success", compact=True)
         yield Footer(compact=True)
@@ -195,7 +195,7 @@ class SweepSetupScreen(Screen):
         for key, d in self.model.dims.items():
             table.add_row(key, describe(d), _text(_form_value(self.model.base, key)), key=key)
         if not self.model.dims:
-            table.add_row("(none yet)", "pick a setting below, ctrl+a", "", key="")
+            table.add_row("(none yet)", "edit below, ctrl+a", "", key="")
         if select in self.model.dims:
             table.move_cursor(row=list(self.model.dims).index(select))
 
