@@ -142,18 +142,19 @@ class OptaiApp(App):
         return run
 
     @guarded
-    def resume_run(self, run_id: str) -> None:
+    def resume_run(self, run_id: str) -> subprocess.Popen | None:
         """Continue a stopped or failed run from its last completed epoch, in a detached process
-        (refused, with the reason, as ``optai-tui train --resume`` refuses)."""
+        (refused, with the reason, as ``optai-tui train --resume`` refuses): the process, or None."""
         run = resolve_run(run_id, self.runs_dir)
         if run.status() == "running":
             self.notify(f"{run.run_id} is still training", severity="warning")
             self.open_dashboard(run.run_id)
-            return
+            return None
         proc = launch.resume_detached(run)
         self.processes[run.run_id] = proc
         self.supervise(run.run_id, proc)
         self.open_dashboard(run.run_id)
+        return proc
 
     @work(thread=True, group="supervise", exit_on_error=False)
     def supervise(self, run_id: str, proc: subprocess.Popen) -> None:
@@ -216,7 +217,12 @@ class OptaiApp(App):
         self.open_dashboard(message.run_id)
 
     def on_resume_run(self, message: ResumeRun) -> None:
-        self.resume_run(message.run_id)
+        if self.resume_run(message.run_id) is None:  # refused (or still training): its dashboard stops waiting
+            from .screens.dashboard import DashboardScreen
+
+            for screen in self.screen_stack:
+                if isinstance(screen, DashboardScreen) and screen.run_id.startswith(message.run_id):
+                    screen.resume_refused()
 
     def on_transfer_from(self, message: TransferFrom) -> None:
         self.start_transfer_from(message.run_id)

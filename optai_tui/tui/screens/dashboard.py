@@ -360,6 +360,12 @@ class DashboardScreen(Screen):
         self.model.add_log("control", f"requested: {action.label} (the trainer applies it at its next check)")
         self.schedule_redraw()
 
+    def resume_refused(self) -> None:
+        """The app did not start a process for ``u`` (the refusal is in a notification): no "resuming"."""
+        self._resume_asked = None
+        self.refresh_bindings()
+        self._draw_progress()
+
     def action_resume(self) -> None:
         self._resume_asked = time.monotonic()
         self.refresh_bindings()
