@@ -35,7 +35,10 @@ def _table_console() -> Console:
 
 
 def _err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    """Standard error for a message: the terminal's width, or whole lines in a log file or a pipe (a path or
+    a command cut in two by wrapping cannot be found with grep, nor pasted)."""
+    err = Console(stderr=True, highlight=False)
+    return err if err.is_terminal else Console(stderr=True, highlight=False, width=1000)
 
 
 def print_error(err: OptaiError) -> None:
@@ -283,7 +286,7 @@ def cmd_presets(args) -> int:
     from .configio import config_to_commented_yaml
     from .presets import find_preset, list_presets, load_preset
 
-    console = Console(highlight=False)
+    console = _table_console()  # whole lines in a pipe or a log: paths are not cut in two
     if args.action in (None, "list"):
         _print_presets(_table_console(), list_presets())
         return EXIT_OK
@@ -494,7 +497,7 @@ def cmd_doctor(args) -> int:
         why_no_gpu,
     )
 
-    console = Console(highlight=False)
+    console = _table_console()
     probe = current_probe(cuda_context=True)
     arch = f" ({', '.join(probe.arch_list)})" if probe.arch_list else ""
     console.print(f"optai-tui {__version__}, Python {platform.python_version()}, torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}{arch}", markup=False)
