@@ -66,21 +66,21 @@ async def test_stop_after_epoch_then_resume(runs_dir):
     async with app.run_test(size=(100, 32)) as pilot:
         # Enough epochs that the request lands before the last one on a fast machine too (a request
         # during the final epoch just lets the run complete).
-        dash = await _start(pilot, app, {"train.epochs": 6, "data.subset": 1024})
+        dash = await _start(pilot, app, {"train.epochs": 4, "data.subset": 512})
         run = dash.run
         await wait_for(pilot, lambda: dash.model.step_version > 0, LIMIT, "first batch")
         await pilot.press("e")
         await wait_for(pilot, lambda: dash.model.status == "stopped", LIMIT, "stopped after the epoch")
         stopped_at = dash.model.epochs_done
-        assert 1 <= stopped_at < 6 and run.last_checkpoint.is_file()
+        assert 1 <= stopped_at < 4 and run.last_checkpoint.is_file()
         assert wait_file_status(run.path, ("stopped",), 30)["epochs_completed"] == stopped_at
         await wait_for(
             pilot, lambda: "resume" in {b.binding.action for b in dash.active_bindings.values() if b.enabled}, 5, "resume key"
         )
         await pilot.press("u")
         await wait_for(pilot, lambda: dash.model.status == "completed", LIMIT, "resumed run completed")
-        await wait_for(pilot, lambda: dash.query_one(EpochTable).row_count == 6, 5, "6 epoch rows")
-        assert wait_file_status(run.path, ("completed",), 30)["epochs_completed"] == 6
+        await wait_for(pilot, lambda: dash.query_one(EpochTable).row_count == 4, 5, "4 epoch rows")
+        assert wait_file_status(run.path, ("completed",), 30)["epochs_completed"] == 4
         assert [e["resumed"] for e in read_events(run.path) if e["event"] == "RunStarted"] == [False, True]
 
 
