@@ -1,4 +1,5 @@
 import json
+import os
 import math
 
 import pytest
@@ -299,7 +300,12 @@ def test_default_preset_learns_offline_well_above_chance(tmp_path):
 
     cfg = load_preset("default")
     assert cfg.data.dataset == "shapes"
-    s = new_session(cfg, tmp_path).run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)  # as `make run` trains it (the suite's other tests use one thread)
+    try:
+        s = new_session(cfg, tmp_path).run()
+    finally:
+        torch.set_num_threads(threads)
     assert s["status"] == "completed" and s["epochs_completed"] == cfg.train.epochs
     assert s["best_val_acc"] > 0.5  # 10 classes: chance is 0.1
 
