@@ -37,7 +37,7 @@ train: $(STAMP)
 	$(BIN)/optai-tui train
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loader.py
