@@ -291,6 +291,16 @@ class ScheduleConfig(_Section):
         return self
 
 
+def parse_gpus_text(v: str) -> int | list[int]:
+    """``train.gpus`` as text (the form, a --set): ``2`` a count, ``0,2`` or ``[0, 2]`` device indices."""
+    text = v.strip().strip("[]").strip()
+    parts = [p.strip() for p in text.split(",")] if text else []
+    if not parts or not all(re.fullmatch(r"\d{1,6}", p) for p in parts):
+        raise ValueError(f"{v!r} is not a GPU count or list; give a count (e.g. 2) or device indices (e.g. 0,2)")
+    nums = [int(p) for p in parts]
+    return nums[0] if len(nums) == 1 and "," not in v and "[" not in v else nums
+
+
 class TrainConfig(_Section):
     epochs: int = Field(default=200, ge=1, le=MAX_EPOCHS)
     """Number of epochs."""
@@ -355,12 +365,7 @@ class TrainConfig(_Section):
     def _gpus_value(cls, v: Any) -> Any:
         """A count, or a list of distinct device indices; text (the form, a --set) as ``2``, ``0,2`` or ``[0, 2]``."""
         if isinstance(v, str):
-            text = v.strip().strip("[]").strip()
-            parts = [p.strip() for p in text.split(",")] if text else []
-            if not parts or not all(re.fullmatch(r"\d{1,6}", p) for p in parts):
-                raise ValueError(f"{v!r} is not a GPU count or list; give a count (e.g. 2) or device indices (e.g. 0,2)")
-            nums = [int(p) for p in parts]
-            v = nums[0] if len(nums) == 1 and "," not in v and "[" not in v else nums
+            v = parse_gpus_text(v)
         if isinstance(v, bool) or not isinstance(v, (int, list)):
             raise ValueError(f"{v!r} is not a GPU count or list; give a count (e.g. 2) or device indices (e.g. [0, 2])")
         if isinstance(v, int) and not 1 <= v <= MAX_GPUS:

@@ -24,14 +24,13 @@ def _cuda_index(spec: str) -> int | None:
 
 
 def parse_gpus(raw: Any) -> int | list[int] | None:
-    """The form's ``train.gpus`` text as a count or a list of indices (None: not readable)."""
-    text = str(raw).strip()
-    inner = text.strip("[]").strip()
-    parts = [p.strip() for p in inner.split(",")] if inner else []
-    if not parts or not all(p.isdigit() for p in parts):
+    """The form's ``train.gpus`` text as a count or a list of indices (None: not readable), read as the schema reads it."""
+    from ...config import parse_gpus_text
+
+    try:
+        return parse_gpus_text(str(raw))
+    except ValueError:
         return None
-    nums = [int(p) for p in parts]
-    return nums[0] if len(nums) == 1 and "," not in text and "[" not in text else nums
 
 
 def initial_selection(devices: Sequence, device: str, gpus_raw: Any) -> list[int]:
