@@ -231,9 +231,18 @@ async def test_form_is_usable_at_80x24(runs_dir):
         await wait_for(pilot, lambda: "progress every" in screen_text(app), 30, "the focused row scrolled into view")
         assert isinstance(form._rows["train.progress_every"], FieldRow)
         # the side panel scrolls: its Start button can be brought into view at 80x24
+        # (the cost preview and device panel above it fill in from a background thread and push it down, as a
+        # user would see, so scroll again until it shows)
         button = app.screen.query_one("#start-button")
-        app.screen.query_one("#side").scroll_to_widget(button, animate=False)
-        await wait_for(pilot, lambda: "Start (ctrl+r)" in screen_text(app), 30, "the Start button scrolled into view")
+        side = app.screen.query_one("#side")
+
+        def start_button_shown() -> bool:
+            if "Start (ctrl+r)" in screen_text(app):
+                return True
+            side.scroll_to_widget(button, animate=False)
+            return False
+
+        await wait_for(pilot, start_button_shown, 30, "the Start button scrolled into view")
 
 
 async def test_a_run_ending_while_the_setup_screen_is_torn_down_is_no_crash(runs_dir):
