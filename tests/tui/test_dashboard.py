@@ -6,7 +6,7 @@ import json
 
 import pytest
 from textual.widgets import OptionList
-from tui_helpers import fill, screen_text, wait_for
+from tui_helpers import fill, notified, screen_text, wait_for
 from tui_synthetic import T0, make_run
 
 from optai_tui.tui.app import OptaiApp
@@ -167,8 +167,7 @@ async def test_app_methods_for_the_runs_screen(runs_dir):
         assert form.raw_values()["train.epochs"] == "3"
         # a bad run id is reported, the app stays up
         app.open_dashboard("no-such-run")
-        await pilot.pause()
-        assert any("unknown run" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: notified(app, "unknown run"), 30, "the unknown run's notification")
         await pilot.press("ctrl+l")
         await pilot.pause()
         assert type(app.screen).__name__ == "RunsScreen" or any("runs screen" in n.message for n in app._notifications)
@@ -341,9 +340,10 @@ async def test_resume_without_a_checkpoint_is_refused_as_on_the_runs_screen(runs
         await wait_for(
             pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.model.status == "failed", what="failed"
         )
-        for _ in range(2):
+        for count in (1, 2):
             await pilot.press("u")
-            await pilot.pause(0.3)
+            await wait_for(pilot, lambda: len(app._notifications) >= count, 30, f"notification {count}")
+        await pilot.pause(0.3)
         messages = [n.message for n in app._notifications]
         # the refusal of `optai-tui train --resume` (runs/launch.plan_resume), with its advice
         assert len(messages) == 2 and all(f"run {run.run_id} has no checkpoint to resume from (0 epochs done)" in m for m in messages)

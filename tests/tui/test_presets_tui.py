@@ -102,7 +102,7 @@ async def test_invalid_preset_is_reported_with_file_and_field_and_the_form_keeps
         assert form.raw_values() == before
         error = app.screen.preset_error
         assert str(bad) in error and "optim.lr" in error
-        assert any(str(bad) in n.message and "optim.lr" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: any(str(bad) in n.message and "optim.lr" in n.message for n in app._notifications), 30, "the preset's error notified")
         assert app.screen.loaded_preset[0] != "broken"
 
 

@@ -49,6 +49,12 @@ async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 60.0, 
         await pilot.pause(0.1)
 
 
+def notified(app, text: str) -> bool:
+    """Whether a notification whose message contains ``text`` has been shown (``notify`` posts a message: it
+    is in the app's list a frame or more later, later still on a loaded machine)."""
+    return any(text in str(n.message) for n in app._notifications)
+
+
 def fill(form, values: dict) -> None:
     for key, value in values.items():
         form.set_value(key, value)
