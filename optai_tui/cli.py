@@ -198,7 +198,7 @@ def _train(args, signals) -> int:
         run = resolve_run(args.resume, runs_dir)
         lock = launch.lock_run(run)  # refused while another process trains it, before anything is read or changed
         try:
-            plan = launch.plan_resume(run)
+            plan = launch.plan_resume(run, overrides=args.overrides)  # this machine's devices checked too
             if args.overrides and not plan.completed:  # --set train.gpus=N: resume on another number of processes
                 launch.set_world_size(run, args.overrides)
         except BaseException:  # refused: the run stays as it was, and nobody holds it

@@ -42,7 +42,7 @@ from ..training.events import Event, RunStatus
 from . import lock as run_lock
 from .backbones import resolve_backbone
 from .controls import FileControls
-from .preflight import preflight, raise_if_problems
+from .preflight import device_problems, preflight, raise_if_problems
 from .recorder import RunRecorder
 from .recover import complete_from_checkpoint, remove_stale_temps
 from .signals import StopSignals
@@ -96,14 +96,21 @@ class ResumePlan:
     completed: bool  # every epoch is done: nothing to resume
 
 
-def plan_resume(run: RunDir) -> ResumePlan:
+def plan_resume(run: RunDir, *, overrides: list[str] | None = None, devices: Iterable[str] | None = None) -> ResumePlan:
     """Whether ``run`` can continue, decided before anything in its folder changes. Refused (an
     OptaiError) while another process trains it, when it has no checkpoint (unless it was stopped before
-    its first epoch ended: then it starts again; a failed one would only fail again), and when the
-    checkpoint cannot be read."""
+    its first epoch ended: then it starts again; a failed one would only fail again), when the
+    checkpoint cannot be read, and when this machine lacks the devices its config asks for (a run folder
+    brought from the GPU server: ``train.device``, ``train.gpus``, as preflight refuses a new run, before
+    torchrun or the trainer starts). ``overrides``: the ``--set train.gpus=N`` the resume will save
+    (:func:`set_world_size`), checked here before it is; ``devices``: as :func:`create_run`'s."""
     if run_lock.held_here(run.path) is None and run.is_training():
         raise _still_training(run)
-    return _plan_resume(run)
+    plan = _plan_resume(run)
+    if not plan.completed:
+        cfg = resume_config(run, overrides) if overrides else run.load_config()
+        raise_if_problems(list(device_problems(cfg, devices)))
+    return plan
 
 
 def _plan_resume(run: RunDir) -> ResumePlan:
@@ -333,14 +340,21 @@ def under_torchrun() -> bool:
 def set_world_size(run: RunDir, overrides: list[str]) -> RunConfig:
     """A resume on another number of processes: ``--set train.gpus=N`` (the only setting a resume may change),
     checked with the rest of the run's config (a batch that does not divide is refused), then saved."""
-    from ..config import validate_config
-    from ..configio import apply_overrides, config_to_yaml
+    from ..configio import config_to_yaml
     from ..fsio import atomic_write_text
 
-    check_resume_overrides(overrides)
-    cfg = validate_config(apply_overrides(run.raw_config(), overrides), source=f"--set with {run.config_path}")
+    cfg = resume_config(run, overrides)
     atomic_write_text(run.config_path, config_to_yaml(cfg))
     return cfg
+
+
+def resume_config(run: RunDir, overrides: list[str]) -> RunConfig:
+    """``run``'s config with a resume's ``--set train.gpus=N``, checked, not saved."""
+    from ..config import validate_config
+    from ..configio import apply_overrides
+
+    check_resume_overrides(overrides)
+    return validate_config(apply_overrides(run.raw_config(), overrides), source=f"--set with {run.config_path}")
 
 
 def check_resume_overrides(overrides: list[str]) -> None:
