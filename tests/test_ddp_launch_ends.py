@@ -11,8 +11,12 @@ slim VGG-11s):
 
 from __future__ import annotations
 
+import csv
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +28,9 @@ from optai_tui.runs.lock import lock_state
 from optai_tui.runs.store import RunDir
 
 from .conftest import tiny
-from .test_ddp import ROOT, TIMEOUT, _env
+from .helpers import event_dicts
+from .test_ddp import ROOT, TIMEOUT, _env, _pids_of_rank, _state
+from .test_ddp_field import _training
 
 DEVICES = "OPTAI_TEST_DEVICES"
 
@@ -98,3 +104,71 @@ def test_a_run_moved_to_a_machine_without_its_gpus_is_refused_before_anything_st
     assert res.returncode == 0, res.stdout + res.stderr
     s = run.read_summary()
     assert (s["status"], s["epochs_completed"], s["world_size"]) == ("completed", 2, 2)
+
+
+def _start(run: RunDir, **env: str) -> subprocess.Popen:
+    """The launcher, its output in a file (ranks that outlive it would hold a pipe open)."""
+    with open(run.path.parent / "launcher.out", "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "optai_tui", "train", "--plain", "--run-dir", str(run.path)],
+            cwd=ROOT, env=_env(**env), stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def _three_epochs(tmp_path: Path) -> RunDir:
+    """A 2-process run of 3 epochs of 8 steps each."""
+    from optai_tui.runs.launch import create_run
+    from optai_tui.runs.lock import held_here
+
+    cfg = validate_config(tiny(data={"dataset": "shapes", "subset": 256}, train={"epochs": 3, "batch_size": 32, "gpus": 2}))
+    run = create_run(cfg, tmp_path / "runs")
+    held_here(run.path).release()  # the launcher started below takes it
+    return run
+
+
+def _wait(what, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_resume_is_refused_while_the_ranks_of_a_killed_launcher_and_torchrun_live(tmp_path):
+    run = _three_epochs(tmp_path)
+    # rank 0 stops (SIGSTOP) as it records the end: the ranks are alive, the test looks at that moment
+    proc = _start(run, OPTAI_FAULT="event.RunStopped:1:pause")
+    ranks: list[int] = []
+    try:
+        torchrun, ranks = _training(run, proc)
+        (rank0,) = _pids_of_rank(run, 0)
+        os.kill(torchrun, signal.SIGKILL)  # both at once (pkill -9 -f optai)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _wait(lambda: _state(rank0) == "T")  # the ranks stopped together; rank 0 is recording it
+        assert lock_state(run.path) is False  # the run's lock went with the launcher and torchrun
+        before = _files(run)
+        res = _resume(run, devices="cpu")
+        assert res.returncode == 2, res.stdout + res.stderr
+        text = " ".join(res.stderr.split())
+        assert "is still training: its torchrun processes are still running (pid" in text and str(rank0) in text, res.stderr
+        assert "Traceback" not in res.stderr
+        assert _files(run) == before  # nothing started beside them
+        os.kill(rank0, signal.SIGCONT)
+        _wait(lambda: not any(_state(p) not in ("gone", "Z") for p in ranks))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in ranks:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+    stopped = run.read_summary()
+    assert stopped["status"] == "stopped" and 1 <= stopped["epochs_completed"] < 3, stopped
+    # they are gone: the resume trains the epochs left, and the run ends as an uninterrupted one
+    res = _resume(run, devices="cpu")
+    assert res.returncode == 0, res.stdout + res.stderr
+    s = run.read_summary()
+    assert (s["status"], s["epochs_completed"]) == ("completed", 3), s
+    assert [r["epoch"] for r in csv.DictReader((run.path / "metrics.csv").open())] == ["1", "2", "3"]
+    assert [e["epochs_completed"] for e in event_dicts(run) if e["event"] == "RunFinished"] == [3]

@@ -69,10 +69,22 @@ def create_run(cfg: RunConfig, runs_dir: Path | str | None = None, *, devices: I
 
 def lock_run(run: RunDir) -> run_lock.RunLock:
     """Take ``run``'s lock for this process (or adopt the one its launcher handed down), before anything in
-    its folder is read to decide or changed; refused (ConfigError, one line) while another process holds it."""
+    its folder is read to decide or changed; refused (ConfigError, one line) while another process holds it,
+    and while a process torchrun started for the run still lives: the launcher and torchrun killed together
+    (``kill -9`` of both, a closed SSH session under some shells) leave the lock free while their ranks stop."""
     lock = run_lock.adopt_inherited(run.path) or run_lock.try_acquire(run.path)
     if lock is None:
         raise _still_training(run)
+    ranks = live_ranks(run)
+    if ranks is not None:
+        lock.release()
+        pids = ", ".join(map(str, ranks))
+        raise ConfigError(
+            f"run {run.run_id} is still training: its torchrun processes are still running"
+            + (f" (pid{'s' if len(ranks) > 1 else ''} {pids})" if ranks else ""),
+            hint="their torchrun is gone: they stop together within a few steps; resume once they have"
+            + (f", or stop them: kill {' '.join(map(str, ranks))}" if ranks else ""),
+        )
     return lock
 
 
@@ -590,6 +602,28 @@ class RankProcesses:
             elif time.monotonic() >= deadline:
                 return
             time.sleep(0.1)
+
+
+def live_ranks(run: RunDir) -> list[int] | None:
+    """None when no process that a launcher's torchrun started for ``run`` lives (or it never trained under
+    torchrun); else the pids of those still running (those of :data:`RANKS_FILE` that are alive: all it lists if it
+    cannot tell), which hold the file's shared lock until they exit, however they end."""
+    ranks = RankProcesses(run.path / "torchrun" / RANKS_FILE)
+    if not ranks.path.is_file() or ranks._try_exclusive():
+        return None
+    listed = ranks.pids()
+    alive = [p for p in listed if _pid_alive(p)]
+    return alive or listed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: it lives
+        return True
+    return True
 
 
 def hold_rank_place(run: RunDir) -> None:
