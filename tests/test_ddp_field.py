@@ -100,6 +100,16 @@ def test_torchrun_killed_its_ranks_stop_together_and_the_launcher_waits_for_them
     assert s["status"] == "stopped" and s["epochs_completed"] >= 1
     assert proc.returncode == 130, out
     assert lock_state(run.path) is False  # and the run can be resumed
+    # nobody asked for this stop: the run's log, the console (rank 0's line, then the launcher's) and what the
+    # dashboard and the exports read from the log say what happened (they used to say "stop requested")
+    what = f"torchrun (pid {torchrun}) was killed (SIGKILL); its 2 processes stopped together"
+    assert event_dicts(run)[-1]["reason"] == what
+    assert f"stopped after {s['epochs_completed']} epoch" in out and what in out, out
+    assert f"{what} after epoch {s['epochs_completed']}. Resume: optai-tui train --resume {run.run_id}" in out, out
+    assert "stop requested" not in out
+    from optai_tui.runs.interventions import read_interventions
+
+    assert what in read_interventions(run)[-1].text
 
 
 def test_a_killed_launcher_leaves_the_run_locked_until_its_ranks_are_gone(tmp_path):

@@ -408,6 +408,7 @@ class DistributedLaunch:
         self.proc: subprocess.Popen | None = None
         self.finishing = False
         self.stopping = False
+        self.torchrun_killed: str | None = None  # torchrun (pid N) was killed (SIGKILL): how the run stopped, if so
 
     @property
     def trainer(self) -> DistributedLaunch:  # what StopSignals looks at
@@ -446,7 +447,8 @@ class DistributedLaunch:
 
         log = self.run_dir.path / "torchrun.log"
         try:
-            env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: "1", ENV_CONTROLS_FROM: str(self.controls_from)})
+            # the launcher's pid: a rank whose torchrun dies waits for this process to say how (RankProcesses.torchrun_end)
+            env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: str(os.getpid()), ENV_CONTROLS_FROM: str(self.controls_from)})
             env.pop(run_lock.ENV_FD, None)
             ranks = RankProcesses.prepare(self.run_dir)
             mark = _complete_log_size(self.run_dir)  # what this torchrun's ranks record comes after it
@@ -468,8 +470,9 @@ class DistributedLaunch:
                 for fd in keep:
                     os.close(fd)
             code = _wait(self.proc)
-            # torchrun killed (kill -9, the OOM killer): its ranks, told by their parent-death signal, stop
-            # together; the run is theirs to record until they are gone, and stays locked until then
+            ranks.record_end(self.proc.pid, code)  # killed (kill -9, the OOM killer): rank 0 names it in the stop it records
+            # its ranks, told by their parent-death signal, stop together; the run is theirs to record until they
+            # are gone, and stays locked until then
             ranks.wait_gone()
             recorder = RunRecorder(self.run_dir)
             # the end of this session, not the stop or failure a resumed run's log already ends with
@@ -485,6 +488,8 @@ class DistributedLaunch:
             summary = recorder.summary
             if summary.get("status") == ev.RunStatus.FAILED.value:
                 raise TrainingError(str(summary.get("error") or "the run failed"))
+            if code < 0 and summary.get("status") == ev.RunStatus.STOPPED.value:
+                self.torchrun_killed = torchrun_end_text(self.proc.pid, code)
             return summary
         finally:
             self.finishing = True
@@ -538,6 +543,13 @@ RANKS_FILE = "ranks"
 """In the run's ``torchrun/`` folder: each rank the launcher's torchrun started holds a shared ``flock`` on it (and
 appends its pid), so that the launcher knows when every rank is gone, even those torchrun left behind."""
 
+TORCHRUN_END_FILE = "ended"
+"""In the run's ``torchrun/`` folder: ``PID CODE``, written by the launcher when its torchrun was killed, so that rank 0
+names the signal in the stop it records (:class:`TorchrunWatch`)."""
+
+TORCHRUN_END_PATIENCE = 10.0
+"""Seconds rank 0 waits, while the launcher lives, for it to say how torchrun ended (it does at once)."""
+
 RANKS_PATIENCE = 120.0
 """Seconds the launcher waits for ranks that outlived torchrun to stop together (they stop at their next agreement,
 within a few steps) before it kills them."""
@@ -555,9 +567,31 @@ class RankProcesses:
         try:
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(b"")  # the pids of this torchrun's ranks only
+            path.with_name(TORCHRUN_END_FILE).unlink(missing_ok=True)  # and how this torchrun ends
         except OSError:  # a folder that cannot be written: the ranks fail on it, and nothing waits here
             pass
         return cls(path)
+
+    @property
+    def end_path(self) -> Path:
+        return self.path.with_name(TORCHRUN_END_FILE)
+
+    def record_end(self, pid: int, code: int) -> None:
+        """The launcher: torchrun (``pid``) ended with ``code`` (negative: the signal that killed it)."""
+        try:
+            from ..fsio import atomic_write_text
+
+            atomic_write_text(self.end_path, f"{pid} {code}\n")
+        except OSError:  # the ranks then say only that torchrun died
+            pass
+
+    def torchrun_end(self, pid: int) -> int | None:
+        """How torchrun ``pid`` ended, as the launcher recorded it (None: not recorded)."""
+        try:
+            got, code = self.end_path.read_text().split()
+            return int(code) if int(got) == pid else None
+        except (OSError, ValueError):
+            return None
 
     def _try_exclusive(self) -> bool:
         import fcntl
@@ -626,10 +660,64 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def torchrun_end_text(pid: int, code: int | None) -> str:
+    """``torchrun (pid N) was killed (SIGKILL)``, or ``... died`` when how is not known."""
+    if code is None or code >= 0:
+        return f"torchrun (pid {pid}) died" if code is None else f"torchrun (pid {pid}) exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"torchrun (pid {pid}) was killed ({name})"
+
+
+class TorchrunWatch:
+    """Rank 0's sinks, behind one that says why the run stopped when it stopped because its torchrun died (killed:
+    ``kill -9``, the out-of-memory killer): the ranks, told by their parent-death signal, stop as on a stop request,
+    which the trainer records as ``stop requested``; the run's stop then reads ``torchrun (pid N) was killed
+    (SIGKILL); its 2 processes stopped together``, on the console and the dashboard, and in the run's log."""
+
+    def __init__(self, run: RunDir, sinks: list[EventSink], world: int):
+        from ..training.distributed import ENV_LAUNCHED
+
+        self.run_dir = run
+        self.sinks = sinks
+        self.world = world
+        self.torchrun = _TORCHRUN_PID
+        value = os.environ.get(ENV_LAUNCHED, "")
+        self.launcher = int(value) if value.isdigit() and value != "1" else None
+
+    def __call__(self, e: Event) -> None:
+        from dataclasses import replace
+
+        from ..training import events as ev
+
+        if isinstance(e, ev.RunStopped) and self.torchrun is not None and os.getppid() != self.torchrun:
+            e = replace(e, reason=f"{self.what_happened()}; its {self.world} processes stopped together")
+        for sink in self.sinks:
+            sink(e)
+
+    def what_happened(self) -> str:
+        assert self.torchrun is not None
+        ranks = RankProcesses(self.run_dir.path / "torchrun" / RANKS_FILE)
+        deadline = time.monotonic() + TORCHRUN_END_PATIENCE
+        while (code := ranks.torchrun_end(self.torchrun)) is None:  # the launcher writes it as torchrun ends
+            if self.launcher is None or not _pid_alive(self.launcher) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        text = torchrun_end_text(self.torchrun, code)
+        if code is None and self.launcher is not None and not _pid_alive(self.launcher):
+            text = f"torchrun (pid {self.torchrun}) and its launcher (pid {self.launcher}) died"
+        return text
+
+
+_TORCHRUN_PID: int | None = None  # in a rank the launcher's torchrun started: torchrun's pid
+
+
 def hold_rank_place(run: RunDir) -> None:
     """In a rank the launcher's torchrun started: stop (SIGTERM, as a stop request: the ranks stop together) when
     torchrun dies, and tell the launcher this process lives (:class:`RankProcesses`). For the process's lifetime."""
-    global _RANK_FD
+    global _RANK_FD, _TORCHRUN_PID
     _die_with_parent()
     parent = os.getppid()
     try:
@@ -639,6 +727,8 @@ def hold_rank_place(run: RunDir) -> None:
         alive = True  # no /proc: nothing to check
     if not alive:  # torchrun died before the signal was asked for
         os.kill(os.getpid(), signal.SIGTERM)
+    else:
+        _TORCHRUN_PID = parent
     try:
         import fcntl
 
@@ -739,6 +829,8 @@ class RankSession:
         if main:
             self.recorder = RunRecorder(run)
             sinks = [self.recorder, *sinks]
+            if _TORCHRUN_PID is not None:  # a stop because torchrun died says so
+                sinks = [TorchrunWatch(run, sinks, self.place.world_size)]
         controls = FileControls(run, from_start=not resume) if main else None
         if controls is not None and resume:
             controls.offset = _controls_from(run)  # from when the launcher started
