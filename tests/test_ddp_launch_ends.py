@@ -141,8 +141,8 @@ def test_a_resume_is_refused_while_the_ranks_of_a_killed_launcher_and_torchrun_l
     try:
         torchrun, ranks = _training(run, proc)
         (rank0,) = _pids_of_rank(run, 0)
-        os.kill(torchrun, signal.SIGKILL)  # both at once (pkill -9 -f optai)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)  # both at once (pkill -9 -f optai: in the order of their pids)
+        os.kill(torchrun, signal.SIGKILL)
         proc.wait()
         _wait(lambda: _state(rank0) == "T")  # the ranks stopped together; rank 0 is recording it
         assert lock_state(run.path) is False  # the run's lock went with the launcher and torchrun
@@ -165,9 +165,13 @@ def test_a_resume_is_refused_while_the_ranks_of_a_killed_launcher_and_torchrun_l
                 pass
     stopped = run.read_summary()
     assert stopped["status"] == "stopped" and 1 <= stopped["epochs_completed"] < 3, stopped
-    # nobody asked for this stop, and the launcher is gone too: the run's log says what rank 0 knows
+    # nobody asked for this stop: the run's log says what rank 0 knows (the launcher gone too, it cannot say how
+    # torchrun ended, unless it reaped torchrun in the instant between the two kills)
     (end,) = [e for e in event_dicts(run) if e["event"] == "RunStopped"]
-    assert end["reason"] == f"torchrun (pid {torchrun}) and its launcher (pid {proc.pid}) died; its 2 processes stopped together"
+    assert end["reason"] in (
+        f"torchrun (pid {torchrun}) and its launcher (pid {proc.pid}) died; its 2 processes stopped together",
+        f"torchrun (pid {torchrun}) was killed (SIGKILL); its 2 processes stopped together",
+    ), end
     # they are gone: the resume trains the epochs left, and the run ends as an uninterrupted one
     res = _resume(run, devices="cpu")
     assert res.returncode == 0, res.stdout + res.stderr

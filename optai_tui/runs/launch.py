@@ -672,30 +672,34 @@ def torchrun_end_text(pid: int, code: int | None) -> str:
 
 
 class TorchrunWatch:
-    """Rank 0's sinks, behind one that says why the run stopped when it stopped because its torchrun died (killed:
-    ``kill -9``, the out-of-memory killer): the ranks, told by their parent-death signal, stop as on a stop request,
-    which the trainer records as ``stop requested``; the run's stop then reads ``torchrun (pid N) was killed
-    (SIGKILL); its 2 processes stopped together``, on the console and the dashboard, and in the run's log."""
+    """What rank 0's sinks see of a stop because its torchrun died (killed: ``kill -9``, the out-of-memory killer):
+    the ranks, told by their parent-death signal, stop as on a stop request, which the trainer records as ``stop
+    requested``; the run's stop then reads ``torchrun (pid N) was killed (SIGKILL); its 2 processes stopped
+    together``, on the console and the dashboard, and in the run's log. ``watch.wrap(sink)`` is the sink behind it."""
 
-    def __init__(self, run: RunDir, sinks: list[EventSink], world: int):
+    def __init__(self, run: RunDir, world: int):
         from ..training.distributed import ENV_LAUNCHED
 
         self.run_dir = run
-        self.sinks = sinks
         self.world = world
         self.torchrun = _TORCHRUN_PID
         value = os.environ.get(ENV_LAUNCHED, "")
         self.launcher = int(value) if value.isdigit() and value != "1" else None
+        self._reason: str | None = None
 
-    def __call__(self, e: Event) -> None:
+    def wrap(self, sink: EventSink) -> EventSink:
+        return lambda e: sink(self.relabel(e))
+
+    def relabel(self, e: Event) -> Event:
         from dataclasses import replace
 
         from ..training import events as ev
 
         if isinstance(e, ev.RunStopped) and self.torchrun is not None and os.getppid() != self.torchrun:
-            e = replace(e, reason=f"{self.what_happened()}; its {self.world} processes stopped together")
-        for sink in self.sinks:
-            sink(e)
+            if self._reason is None:
+                self._reason = f"{self.what_happened()}; its {self.world} processes stopped together"
+            return replace(e, reason=self._reason)
+        return e
 
     def what_happened(self) -> str:
         assert self.torchrun is not None
@@ -830,7 +834,8 @@ class RankSession:
             self.recorder = RunRecorder(run)
             sinks = [self.recorder, *sinks]
             if _TORCHRUN_PID is not None:  # a stop because torchrun died says so
-                sinks = [TorchrunWatch(run, sinks, self.place.world_size)]
+                watch = TorchrunWatch(run, self.place.world_size)
+                sinks = [watch.wrap(sink) for sink in sinks]
         controls = FileControls(run, from_start=not resume) if main else None
         if controls is not None and resume:
             controls.offset = _controls_from(run)  # from when the launcher started
