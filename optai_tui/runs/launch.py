@@ -90,6 +90,8 @@ def lock_run(run: RunDir) -> run_lock.RunLock:
 
 def _still_training(run: RunDir) -> ConfigError:
     pid = run.training_pid()
+    if pid is None or not _pid_alive(pid):  # process.pid not yet rewritten by a process that just took the lock
+        pid = _lock_holder(run) or pid
     return ConfigError(
         f"run {run.run_id} is still training" + (f" (pid {pid})" if pid else ""),
         hint=f"watch it with: optai-tui attach {run.run_id}; or stop it first",
@@ -544,8 +546,8 @@ RANKS_FILE = "ranks"
 appends its pid), so that the launcher knows when every rank is gone, even those torchrun left behind."""
 
 TORCHRUN_END_FILE = "ended"
-"""In the run's ``torchrun/`` folder: ``PID CODE``, written by the launcher when its torchrun was killed, so that rank 0
-names the signal in the stop it records (:class:`TorchrunWatch`)."""
+"""In the run's ``torchrun/`` folder: ``PID CODE``, written by the launcher as its torchrun ends (a negative code: the
+signal that killed it), so that rank 0 names it in the stop it records (:class:`TorchrunWatch`)."""
 
 TORCHRUN_END_PATIENCE = 10.0
 """Seconds rank 0 waits, while the launcher lives, for it to say how torchrun ended (it does at once)."""
@@ -648,6 +650,28 @@ def live_ranks(run: RunDir) -> list[int] | None:
     listed = ranks.pids()
     alive = [p for p in listed if _pid_alive(p)]
     return alive or listed
+
+
+def _lock_holder(run: RunDir) -> int | None:
+    """The pid that took the run's lock (Linux: ``/proc/locks``), when it still lives; None when it cannot be told."""
+    try:
+        st = os.stat(run.lock_path)
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    for line in lines:
+        parts = line.split()  # 1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF ("->" marks a waiter)
+        if len(parts) < 6 or parts[1] != "FLOCK" or parts[3] != "WRITE":
+            continue
+        try:
+            major, minor, ino = parts[5].split(":")
+            if (int(major, 16), int(minor, 16), int(ino)) == want and _pid_alive(int(parts[4])):
+                return int(parts[4])
+        except ValueError:
+            continue
+    return None
 
 
 def _pid_alive(pid: int) -> bool:
