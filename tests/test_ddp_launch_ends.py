@@ -165,13 +165,6 @@ def test_a_resume_is_refused_while_the_ranks_of_a_killed_launcher_and_torchrun_l
                 pass
     stopped = run.read_summary()
     assert stopped["status"] == "stopped" and 1 <= stopped["epochs_completed"] < 3, stopped
-    # nobody asked for this stop: the run's log says what rank 0 knows (the launcher gone too, it cannot say how
-    # torchrun ended, unless it reaped torchrun in the instant between the two kills)
-    (end,) = [e for e in event_dicts(run) if e["event"] == "RunStopped"]
-    assert end["reason"] in (
-        f"torchrun (pid {torchrun}) and its launcher (pid {proc.pid}) died; its 2 processes stopped together",
-        f"torchrun (pid {torchrun}) was killed (SIGKILL); its 2 processes stopped together",
-    ), end
     # they are gone: the resume trains the epochs left, and the run ends as an uninterrupted one
     res = _resume(run, devices="cpu")
     assert res.returncode == 0, res.stdout + res.stderr
