@@ -198,7 +198,7 @@ def _train(args, signals) -> int:
         run = resolve_run(args.resume, runs_dir)
         lock = launch.lock_run(run)  # refused while another process trains it, before anything is read or changed
         try:
-            plan = launch.plan_resume(run)
+            plan = launch.plan_resume(run, overrides=args.overrides)  # this machine's devices checked too
             if args.overrides and not plan.completed:  # --set train.gpus=N: resume on another number of processes
                 launch.set_world_size(run, args.overrides)
         except BaseException:  # refused: the run stays as it was, and nobody holds it
@@ -236,6 +236,11 @@ def _train(args, signals) -> int:
     finally:
         sink.close()
     _note(f"run folder: {session.run_dir.path}")
+    killed = getattr(session, "torchrun_killed", None)  # not a stop anyone asked for: say what happened, and what next
+    if killed:
+        n = summary.get("world_size") or "its"
+        _note(f"{killed}; its {n} processes stopped together after epoch {summary.get('epochs_completed') or 0}. "
+              f"Resume: optai-tui train --resume {session.run_dir.run_id}")
     return {RunStatus.COMPLETED: EXIT_OK, RunStatus.STOPPED: EXIT_STOPPED}.get(summary["status"], EXIT_FAILED)
 
 

@@ -100,6 +100,16 @@ def test_torchrun_killed_its_ranks_stop_together_and_the_launcher_waits_for_them
     assert s["status"] == "stopped" and s["epochs_completed"] >= 1
     assert proc.returncode == 130, out
     assert lock_state(run.path) is False  # and the run can be resumed
+    # nobody asked for this stop: the run's log, the console (rank 0's line, then the launcher's) and what the
+    # dashboard and the exports read from the log say what happened (they used to say "stop requested")
+    what = f"torchrun (pid {torchrun}) was killed (SIGKILL); its 2 processes stopped together"
+    assert event_dicts(run)[-1]["reason"] == what
+    assert f"stopped after {s['epochs_completed']} epoch" in out and what in out, out
+    assert f"{what} after epoch {s['epochs_completed']}. Resume: optai-tui train --resume {run.run_id}" in out, out
+    assert "stop requested" not in out
+    from optai_tui.runs.interventions import read_interventions
+
+    assert what in read_interventions(run)[-1].text
 
 
 def test_a_killed_launcher_leaves_the_run_locked_until_its_ranks_are_gone(tmp_path):
@@ -168,7 +178,9 @@ def test_a_run_folder_where_torchrun_log_cannot_be_written_is_one_line_not_a_tra
 def test_a_resume_whose_processes_fail_to_start_reports_their_error_not_the_earlier_stop(tmp_path):
     """A stopped run folder brought from the GPU server (train.device cuda) to a machine without GPUs: the resume's
     processes fail before training. The launcher used to read the stop already in the log as this session's end
-    (exit 130, no message); it reports and records the processes' error."""
+    (exit 130, no message); it reports and records the processes' error. (The resume refuses such a run before
+    torchrun starts, as preflight sees no GPU here: ``OPTAI_TEST_DEVICES`` makes preflight see two, so that the
+    ranks, which look for themselves, are the ones to fail.)"""
     from optai_tui.runs.launch import create_run
     from optai_tui.runs.recorder import RunRecorder
     from optai_tui.training import events as ev
@@ -180,7 +192,7 @@ def test_a_resume_whose_processes_fail_to_start_reports_their_error_not_the_earl
     run.config_path.write_text(run.config_path.read_text().replace("device: cpu", "device: cuda"))
     res = subprocess.run(
         [sys.executable, "-m", "optai_tui", "train", "--plain", "--resume", str(run.path)],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT,
+        cwd=ROOT, env=_env(OPTAI_TEST_DEVICES="cuda:0,cuda:1,cpu"), capture_output=True, text=True, timeout=TIMEOUT,
     )  # fmt: skip
     assert res.returncode == 1, res.stdout + res.stderr
     assert "no CUDA GPU visible" in res.stderr and "Traceback" not in res.stderr, res.stderr

@@ -42,7 +42,7 @@ from ..training.events import Event, RunStatus
 from . import lock as run_lock
 from .backbones import resolve_backbone
 from .controls import FileControls
-from .preflight import preflight, raise_if_problems
+from .preflight import device_problems, preflight, raise_if_problems
 from .recorder import RunRecorder
 from .recover import complete_from_checkpoint, remove_stale_temps
 from .signals import StopSignals
@@ -69,15 +69,29 @@ def create_run(cfg: RunConfig, runs_dir: Path | str | None = None, *, devices: I
 
 def lock_run(run: RunDir) -> run_lock.RunLock:
     """Take ``run``'s lock for this process (or adopt the one its launcher handed down), before anything in
-    its folder is read to decide or changed; refused (ConfigError, one line) while another process holds it."""
+    its folder is read to decide or changed; refused (ConfigError, one line) while another process holds it,
+    and while a process torchrun started for the run still lives: the launcher and torchrun killed together
+    (``kill -9`` of both, a closed SSH session under some shells) leave the lock free while their ranks stop."""
     lock = run_lock.adopt_inherited(run.path) or run_lock.try_acquire(run.path)
     if lock is None:
         raise _still_training(run)
+    ranks = live_ranks(run)
+    if ranks is not None:
+        lock.release()
+        pids = ", ".join(map(str, ranks))
+        raise ConfigError(
+            f"run {run.run_id} is still training: its torchrun processes are still running"
+            + (f" (pid{'s' if len(ranks) > 1 else ''} {pids})" if ranks else ""),
+            hint="their torchrun is gone: they stop together within a few steps; resume once they have"
+            + (f", or stop them: kill {' '.join(map(str, ranks))}" if ranks else ""),
+        )
     return lock
 
 
 def _still_training(run: RunDir) -> ConfigError:
     pid = run.training_pid()
+    if pid is None or not _pid_alive(pid):  # process.pid not yet rewritten by a process that just took the lock
+        pid = _lock_holder(run) or pid
     return ConfigError(
         f"run {run.run_id} is still training" + (f" (pid {pid})" if pid else ""),
         hint=f"watch it with: optai-tui attach {run.run_id}; or stop it first",
@@ -96,14 +110,21 @@ class ResumePlan:
     completed: bool  # every epoch is done: nothing to resume
 
 
-def plan_resume(run: RunDir) -> ResumePlan:
+def plan_resume(run: RunDir, *, overrides: list[str] | None = None, devices: Iterable[str] | None = None) -> ResumePlan:
     """Whether ``run`` can continue, decided before anything in its folder changes. Refused (an
     OptaiError) while another process trains it, when it has no checkpoint (unless it was stopped before
-    its first epoch ended: then it starts again; a failed one would only fail again), and when the
-    checkpoint cannot be read."""
+    its first epoch ended: then it starts again; a failed one would only fail again), when the
+    checkpoint cannot be read, and when this machine lacks the devices its config asks for (a run folder
+    brought from the GPU server: ``train.device``, ``train.gpus``, as preflight refuses a new run, before
+    torchrun or the trainer starts). ``overrides``: the ``--set train.gpus=N`` the resume will save
+    (:func:`set_world_size`), checked here before it is; ``devices``: as :func:`create_run`'s."""
     if run_lock.held_here(run.path) is None and run.is_training():
         raise _still_training(run)
-    return _plan_resume(run)
+    plan = _plan_resume(run)
+    if not plan.completed:
+        cfg = resume_config(run, overrides) if overrides else run.load_config()
+        raise_if_problems(list(device_problems(cfg, devices)))
+    return plan
 
 
 def _plan_resume(run: RunDir) -> ResumePlan:
@@ -333,14 +354,21 @@ def under_torchrun() -> bool:
 def set_world_size(run: RunDir, overrides: list[str]) -> RunConfig:
     """A resume on another number of processes: ``--set train.gpus=N`` (the only setting a resume may change),
     checked with the rest of the run's config (a batch that does not divide is refused), then saved."""
-    from ..config import validate_config
-    from ..configio import apply_overrides, config_to_yaml
+    from ..configio import config_to_yaml
     from ..fsio import atomic_write_text
 
-    check_resume_overrides(overrides)
-    cfg = validate_config(apply_overrides(run.raw_config(), overrides), source=f"--set with {run.config_path}")
+    cfg = resume_config(run, overrides)
     atomic_write_text(run.config_path, config_to_yaml(cfg))
     return cfg
+
+
+def resume_config(run: RunDir, overrides: list[str]) -> RunConfig:
+    """``run``'s config with a resume's ``--set train.gpus=N``, checked, not saved."""
+    from ..config import validate_config
+    from ..configio import apply_overrides
+
+    check_resume_overrides(overrides)
+    return validate_config(apply_overrides(run.raw_config(), overrides), source=f"--set with {run.config_path}")
 
 
 def check_resume_overrides(overrides: list[str]) -> None:
@@ -382,6 +410,7 @@ class DistributedLaunch:
         self.proc: subprocess.Popen | None = None
         self.finishing = False
         self.stopping = False
+        self.torchrun_killed: str | None = None  # torchrun (pid N) was killed (SIGKILL): how the run stopped, if so
 
     @property
     def trainer(self) -> DistributedLaunch:  # what StopSignals looks at
@@ -420,7 +449,8 @@ class DistributedLaunch:
 
         log = self.run_dir.path / "torchrun.log"
         try:
-            env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: "1", ENV_CONTROLS_FROM: str(self.controls_from)})
+            # the launcher's pid: a rank whose torchrun dies waits for this process to say how (RankProcesses.torchrun_end)
+            env = dict(os.environ, PYTHONUNBUFFERED="1", **{ENV_LAUNCHED: str(os.getpid()), ENV_CONTROLS_FROM: str(self.controls_from)})
             env.pop(run_lock.ENV_FD, None)
             ranks = RankProcesses.prepare(self.run_dir)
             mark = _complete_log_size(self.run_dir)  # what this torchrun's ranks record comes after it
@@ -442,8 +472,9 @@ class DistributedLaunch:
                 for fd in keep:
                     os.close(fd)
             code = _wait(self.proc)
-            # torchrun killed (kill -9, the OOM killer): its ranks, told by their parent-death signal, stop
-            # together; the run is theirs to record until they are gone, and stays locked until then
+            ranks.record_end(self.proc.pid, code)  # killed (kill -9, the OOM killer): rank 0 names it in the stop it records
+            # its ranks, told by their parent-death signal, stop together; the run is theirs to record until they
+            # are gone, and stays locked until then
             ranks.wait_gone()
             recorder = RunRecorder(self.run_dir)
             # the end of this session, not the stop or failure a resumed run's log already ends with
@@ -459,6 +490,8 @@ class DistributedLaunch:
             summary = recorder.summary
             if summary.get("status") == ev.RunStatus.FAILED.value:
                 raise TrainingError(str(summary.get("error") or "the run failed"))
+            if code < 0 and summary.get("status") == ev.RunStatus.STOPPED.value:
+                self.torchrun_killed = torchrun_end_text(self.proc.pid, code)
             return summary
         finally:
             self.finishing = True
@@ -512,6 +545,13 @@ RANKS_FILE = "ranks"
 """In the run's ``torchrun/`` folder: each rank the launcher's torchrun started holds a shared ``flock`` on it (and
 appends its pid), so that the launcher knows when every rank is gone, even those torchrun left behind."""
 
+TORCHRUN_END_FILE = "ended"
+"""In the run's ``torchrun/`` folder: ``PID CODE``, written by the launcher as its torchrun ends (a negative code: the
+signal that killed it), so that rank 0 names it in the stop it records (:class:`TorchrunWatch`)."""
+
+TORCHRUN_END_PATIENCE = 10.0
+"""Seconds rank 0 waits, while the launcher lives, for it to say how torchrun ended (it does at once)."""
+
 RANKS_PATIENCE = 120.0
 """Seconds the launcher waits for ranks that outlived torchrun to stop together (they stop at their next agreement,
 within a few steps) before it kills them."""
@@ -529,9 +569,31 @@ class RankProcesses:
         try:
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(b"")  # the pids of this torchrun's ranks only
+            path.with_name(TORCHRUN_END_FILE).unlink(missing_ok=True)  # and how this torchrun ends
         except OSError:  # a folder that cannot be written: the ranks fail on it, and nothing waits here
             pass
         return cls(path)
+
+    @property
+    def end_path(self) -> Path:
+        return self.path.with_name(TORCHRUN_END_FILE)
+
+    def record_end(self, pid: int, code: int) -> None:
+        """The launcher: torchrun (``pid``) ended with ``code`` (negative: the signal that killed it)."""
+        try:
+            from ..fsio import atomic_write_text
+
+            atomic_write_text(self.end_path, f"{pid} {code}\n")
+        except OSError:  # the ranks then say only that torchrun died
+            pass
+
+    def torchrun_end(self, pid: int) -> int | None:
+        """How torchrun ``pid`` ended, as the launcher recorded it (None: not recorded)."""
+        try:
+            got, code = self.end_path.read_text().split()
+            return int(code) if int(got) == pid else None
+        except (OSError, ValueError):
+            return None
 
     def _try_exclusive(self) -> bool:
         import fcntl
@@ -578,10 +640,112 @@ class RankProcesses:
             time.sleep(0.1)
 
 
+def live_ranks(run: RunDir) -> list[int] | None:
+    """None when no process that a launcher's torchrun started for ``run`` lives (or it never trained under
+    torchrun); else the pids of those still running (those of :data:`RANKS_FILE` that are alive: all it lists if it
+    cannot tell), which hold the file's shared lock until they exit, however they end."""
+    ranks = RankProcesses(run.path / "torchrun" / RANKS_FILE)
+    if not ranks.path.is_file() or ranks._try_exclusive():
+        return None
+    listed = ranks.pids()
+    alive = [p for p in listed if _pid_alive(p)]
+    return alive or listed
+
+
+def _lock_holder(run: RunDir) -> int | None:
+    """The pid that took the run's lock (Linux: ``/proc/locks``), when it still lives; None when it cannot be told."""
+    try:
+        st = os.stat(run.lock_path)
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    for line in lines:
+        parts = line.split()  # 1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF ("->" marks a waiter)
+        if len(parts) < 6 or parts[1] != "FLOCK" or parts[3] != "WRITE":
+            continue
+        try:
+            major, minor, ino = parts[5].split(":")
+            if (int(major, 16), int(minor, 16), int(ino)) == want and _pid_alive(int(parts[4])):
+                return int(parts[4])
+        except ValueError:
+            continue
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: it lives
+        return True
+    return True
+
+
+def torchrun_end_text(pid: int, code: int | None) -> str:
+    """``torchrun (pid N) was killed (SIGKILL)``, or ``... died`` when how is not known."""
+    if code is None or code >= 0:
+        return f"torchrun (pid {pid}) died" if code is None else f"torchrun (pid {pid}) exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"torchrun (pid {pid}) was killed ({name})"
+
+
+class TorchrunWatch:
+    """What rank 0's sinks see of a stop because its torchrun died (killed: ``kill -9``, the out-of-memory killer):
+    the ranks, told by their parent-death signal, stop as on a stop request, which the trainer records as ``stop
+    requested``; the run's stop then reads ``torchrun (pid N) was killed (SIGKILL); its 2 processes stopped
+    together``, on the console and the dashboard, and in the run's log. ``watch.wrap(sink)`` is the sink behind it."""
+
+    def __init__(self, run: RunDir, world: int):
+        from ..training.distributed import ENV_LAUNCHED
+
+        self.run_dir = run
+        self.world = world
+        self.torchrun = _TORCHRUN_PID
+        value = os.environ.get(ENV_LAUNCHED, "")
+        self.launcher = int(value) if value.isdigit() and value != "1" else None
+        self._reason: str | None = None
+
+    def wrap(self, sink: EventSink) -> EventSink:
+        return lambda e: sink(self.relabel(e))
+
+    def relabel(self, e: Event) -> Event:
+        from dataclasses import replace
+
+        from ..training import events as ev
+
+        if isinstance(e, ev.RunStopped) and self.torchrun is not None and os.getppid() != self.torchrun:
+            if self._reason is None:
+                self._reason = f"{self.what_happened()}; its {self.world} processes stopped together"
+            return replace(e, reason=self._reason)
+        return e
+
+    def what_happened(self) -> str:
+        assert self.torchrun is not None
+        ranks = RankProcesses(self.run_dir.path / "torchrun" / RANKS_FILE)
+        deadline = time.monotonic() + TORCHRUN_END_PATIENCE
+        while (code := ranks.torchrun_end(self.torchrun)) is None:  # the launcher writes it as torchrun ends
+            if self.launcher is None or not _pid_alive(self.launcher) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        text = torchrun_end_text(self.torchrun, code)
+        if code is None and self.launcher is not None and not _pid_alive(self.launcher):
+            text = f"torchrun (pid {self.torchrun}) and its launcher (pid {self.launcher}) died"
+        return text
+
+
+_TORCHRUN_PID: int | None = None  # in a rank the launcher's torchrun started: torchrun's pid
+
+
 def hold_rank_place(run: RunDir) -> None:
     """In a rank the launcher's torchrun started: stop (SIGTERM, as a stop request: the ranks stop together) when
     torchrun dies, and tell the launcher this process lives (:class:`RankProcesses`). For the process's lifetime."""
-    global _RANK_FD
+    global _RANK_FD, _TORCHRUN_PID
     _die_with_parent()
     parent = os.getppid()
     try:
@@ -591,6 +755,8 @@ def hold_rank_place(run: RunDir) -> None:
         alive = True  # no /proc: nothing to check
     if not alive:  # torchrun died before the signal was asked for
         os.kill(os.getpid(), signal.SIGTERM)
+    else:
+        _TORCHRUN_PID = parent
     try:
         import fcntl
 
@@ -691,6 +857,9 @@ class RankSession:
         if main:
             self.recorder = RunRecorder(run)
             sinks = [self.recorder, *sinks]
+            if _TORCHRUN_PID is not None:  # a stop because torchrun died says so
+                watch = TorchrunWatch(run, self.place.world_size)
+                sinks = [watch.wrap(sink) for sink in sinks]
         controls = FileControls(run, from_start=not resume) if main else None
         if controls is not None and resume:
             controls.offset = _controls_from(run)  # from when the launcher started

@@ -295,9 +295,18 @@ def current_probe(*, cuda_context: bool = False, refresh: bool = False) -> GpuPr
     return _PROBE
 
 
+DEVICES_ENV = "OPTAI_TEST_DEVICES"
+"""A test hook: ``OPTAI_TEST_DEVICES=cuda:0,cpu`` makes :func:`detect_devices` (what preflight and the faces see) answer
+those devices instead of probing, so that a test of a CLI process can play a machine with that many GPUs. Training
+itself (:func:`resolve_device`) still probes."""
+
+
 def detect_devices(*, cuda_context: bool = False, probe: GpuProbe | None = None) -> list[DeviceInfo]:
     """Every device, GPUs first (CUDA's numbering), CPU last. A GPU whose architecture this torch build
     has no kernels for is listed with ``usable=False``."""
+    fake = os.environ.get(DEVICES_ENV) if probe is None else None
+    if fake is not None:
+        return [DeviceInfo(s, f"test device {s}") for s in (x.strip().lower() for x in fake.split(",")) if s]
     return _devices(probe or current_probe(cuda_context=cuda_context, refresh=True))
 
 

@@ -44,7 +44,7 @@ TIMEOUT = datetime.timedelta(minutes=30)
 torchrun, which stops the other ranks as soon as one exits with an error."""
 
 ENV_LAUNCHED = "OPTAI_DDP_LAUNCHED"
-"""Set by the launcher (``runs/launch.py``) that started torchrun: it holds the run's lock and records the failure
+"""Set (to its pid) by the launcher (``runs/launch.py``) that started torchrun: it holds the run's lock and records the failure
 of a rank that dies (the other ranks only see a collective fail), so rank 0 records no failure of its own that is
 not a user-facing error."""
 
