@@ -76,7 +76,7 @@ def run_device(spec: str, detected: Sequence | None) -> str | None:
     if spec in ("auto", "cuda"):
         if not detected:
             return None if spec == "auto" else "cuda:0"
-        from ..training.device import device_spec
+        from ..training.devinfo import device_spec
 
         return device_spec(spec, detected)
     return spec

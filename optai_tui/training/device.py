@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, DeviceError
+from .devinfo import DeviceInfo, _info, best_gpu, device_spec, usable_cuda_indices, usable_gpus  # noqa: F401  (torch-free; named here too)
 
 SMI_QUERY = "index,uuid,name,memory.total,memory.free,driver_version,compute_cap"
 SMI_QUERY_OLD = "index,uuid,name,memory.total,memory.free,driver_version"  # drivers before compute_cap (< 510)
@@ -39,18 +40,6 @@ WHEELS = (
     ("cu128", "525.60.13", (7, 5)),
     ("cu126", "525.60.13", (5, 0)),
 )
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    spec: str  # cuda:0, mps, cpu (CUDA's numbering: what train.device names)
-    name: str
-    total_mb: float | None = None
-    free_mb: float | None = None
-    uuid: str | None = None
-    smi_index: int | None = None  # nvidia-smi's number for the same GPU (may differ from CUDA's)
-    capability: tuple[int, int] | None = None
-    usable: bool = True  # False: this torch build has no kernels for the GPU's architecture
 
 
 # -- nvidia-smi --------------------------------------------------------------------------------------
@@ -334,45 +323,6 @@ def cpu_name() -> str:
     import platform
 
     return platform.processor() or "CPU"
-
-
-def _info(d) -> DeviceInfo:
-    return d if isinstance(d, DeviceInfo) else DeviceInfo(str(d), str(d))
-
-
-def usable_gpus(devices: Sequence[DeviceInfo | str]) -> list[DeviceInfo]:
-    """The CUDA devices of ``devices`` this torch build can train on."""
-    return [d for d in map(_info, devices) if d.spec.startswith("cuda:") and d.spec[5:].isdigit() and d.usable]
-
-
-def usable_cuda_indices(devices: Sequence[DeviceInfo | str]) -> list[int]:
-    """The CUDA numbers (``cuda:N``) of the usable GPUs among ``devices``, in order."""
-    return sorted(int(d.spec[5:]) for d in usable_gpus(devices))
-
-
-def best_gpu(devices: Sequence[DeviceInfo | str]) -> str | None:
-    """The usable CUDA device with the most free memory (the lowest number among equals; unknown memory
-    counts as none free), or None."""
-    gpus = usable_gpus(devices)
-    if not gpus:
-        return None
-    return max(gpus, key=lambda d: (d.free_mb if d.free_mb is not None else -1.0, -int(d.spec[5:]))).spec
-
-
-def device_spec(spec: str, present: Sequence[DeviceInfo | str]) -> str:
-    """The device a configured value names among ``present`` (auto: the GPU with the most free memory,
-    then MPS, then the CPU; cuda: that GPU); it may be one that is not present."""
-    spec = spec.strip().lower()
-    infos = [_info(d) for d in present]
-    if spec in ("auto", "cuda"):
-        gpu = best_gpu(infos)
-        if gpu is not None:
-            return gpu
-        if spec == "cuda":
-            return "cuda:0"
-        usable = [d.spec for d in infos if d.usable]
-        return usable[0] if usable else "cpu"
-    return spec
 
 
 def auto_refusal(spec: str, probe: GpuProbe) -> str | None:

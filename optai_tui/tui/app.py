@@ -24,6 +24,7 @@ from ..locations import crash_log_path
 from ..runs import launch
 from ..runs.store import RunDir, resolve_run
 from .commands import OptaiCommands
+from .machine import client_for_app
 from .messages import LoadConfig, LoadPreset, OpenDashboard, OpenSweep, ProcessExited, ResumeRun, StartRun, StartSweep, TransferFrom
 from .screens.attach import AttachScreen, running_runs
 from .screens.setup import SetupScreen
@@ -68,6 +69,12 @@ class OptaiApp(App):
         self.check_running = check_running
         self.processes: dict[str, subprocess.Popen] = {}
         self.setup_screen: SetupScreen | None = None
+        # the process that answers the setup screen's questions needing torch (devices, cost, machine checks)
+        self.machine, self._owns_machine = client_for_app()
+
+    def on_unmount(self) -> None:
+        if self._owns_machine:
+            self.machine.close()
 
     def on_mount(self) -> None:
         self.setup_screen = SetupScreen(self.runs_dir)

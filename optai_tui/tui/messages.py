@@ -55,6 +55,16 @@ class DevicesReady(Message):
         self.why_no_gpu = why_no_gpu
 
 
+class MachineChecked(Message):
+    """The machine worker's checks of a config (``runs.machine.check_key``): its problems and notes."""
+
+    def __init__(self, key: tuple, problems: list, notes: list[str]) -> None:
+        super().__init__()
+        self.key = key
+        self.problems = problems
+        self.notes = notes
+
+
 # -- requests from the screens to the app -----------------------------------------------------------
 
 

@@ -25,9 +25,13 @@ def presets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def _fixed_devices(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same device list on every machine (so screens and snapshots do not depend on the host)."""
-    from optai_tui.training import device
+    """The same device list on every machine (so screens and snapshots do not depend on the host), here and
+    in the apps' machine worker; one worker for every app of this test process (OPTAI_MACHINE=shared: one
+    torch import per process, not one per test)."""
+    from tui_helpers import fake_devices
 
-    monkeypatch.setattr(device, "detect_devices", lambda: [device.DeviceInfo("cpu", "Test CPU")])
-    monkeypatch.setattr(device, "why_no_gpu", lambda: "this torch build has no CUDA support (CPU-only wheel)")
-    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset())  # precision auto: fp32, as on a CPU without bf16
+    from optai_tui.training.devinfo import DeviceInfo
+    from optai_tui.tui.machine import MODE_ENV
+
+    fake_devices(monkeypatch, [DeviceInfo("cpu", "Test CPU")])  # precision auto: fp32, as on a CPU without bf16
+    monkeypatch.setenv(MODE_ENV, "shared")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from textual.widgets import SelectionList
-from tui_helpers import screen_text, wait_for
+from tui_helpers import fake_devices, screen_text, wait_for
 
 from optai_tui.config import validate_config
 from optai_tui.tui.app import OptaiApp
@@ -72,9 +72,7 @@ def test_one_gpu_named_by_a_list_trains_on_that_gpu():
 
 
 async def _setup_with(runs_dir, monkeypatch, devices):
-    from optai_tui.training import device
-
-    monkeypatch.setattr(device, "detect_devices", lambda: devices)
+    fake_devices(monkeypatch, devices)
     return OptaiApp(runs_dir, check_running=False)
 
 

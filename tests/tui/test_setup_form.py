@@ -101,27 +101,26 @@ async def test_machine_checks_precision_and_backbone_show_before_start(runs_dir)
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: app.screen.devices is not None, what="device detection")
         form = _form(app)
+
+        async def shows(key: str, text: str) -> None:  # the machine worker answers a moment later
+            await wait_for(pilot, lambda: text in _error(form, key), what=f"{text!r} at {key}")
+
         fill(form, {"train.device": "cpu", "train.precision": "fp16"})
-        await pilot.pause()
-        assert "fp16 needs a CUDA GPU" in _error(form, "train.precision")
+        await shows("train.precision", "fp16 needs a CUDA GPU")
         fill(form, {"train.device": "auto"})
-        await pilot.pause()
-        assert "train.device auto is cpu here" in _error(form, "train.precision")
+        await shows("train.precision", "train.device auto is cpu here")
         fill(form, {"train.precision": "fp32", "transfer.mode": "linear_probe", "transfer.backbone": "no-such-run"})
-        await pilot.pause()
-        assert "'no-such-run' is not 'imagenet', a checkpoint file, or a run" in _error(form, "transfer.backbone")
+        await shows("transfer.backbone", "'no-such-run' is not 'imagenet', a checkpoint file, or a run")
         fill(form, {"transfer.backbone": src.run_id, "model.arch": "vgg11", "model.width": "0.25"})
-        await pilot.pause()
-        assert "is a resnet18 (width 0.125), but model.arch is vgg11" in _error(form, "model.arch")
+        await shows("model.arch", "is a resnet18 (width 0.125), but model.arch is vgg11")
         assert "is a resnet18" in _error(form, "transfer.backbone")
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert isinstance(app.screen, SetupScreen) and list(runs_dir.iterdir()) == [src.path]
         fill(form, {"model.arch": "resnet18"})
-        await pilot.pause()
-        assert "width 0.125, but model.width is 0.25" in _error(form, "model.width")
+        await shows("model.width", "width 0.125, but model.width is 0.25")
         fill(form, {"model.width": "0.125"})
-        await pilot.pause()
+        await wait_for(pilot, lambda: form.result.ok, what="the form valid")
         assert form.result.ok, form.result.problems
 
 

@@ -124,10 +124,12 @@ async def test_run_name_follows_the_architecture_it_names(runs_dir):
 
 
 async def test_long_device_names_are_shown_whole(runs_dir, monkeypatch):
+    from tui_helpers import fake_devices
+
     from optai_tui.training import device
 
     name = "AMD EPYC 7763 64-Core Processor"
-    monkeypatch.setattr(device, "detect_devices", lambda: [device.DeviceInfo("cpu", name)])
+    fake_devices(monkeypatch, [device.DeviceInfo("cpu", name)])
     app = OptaiApp(runs_dir, check_running=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.screen.devices is not None, what="devices")

@@ -78,3 +78,21 @@ def wait_file_status(run_path: Path, statuses: tuple[str, ...], timeout: float =
         if time.monotonic() - t0 > timeout:
             raise AssertionError(f"run {run_path.name} still {s.get('status')!r} after {timeout:.0f}s")
         time.sleep(0.25)
+
+
+NO_GPU = "this torch build has no CUDA support (CPU-only wheel)"
+
+
+def fake_devices(monkeypatch, devices: list, why_no_gpu: str | None = NO_GPU, cpu_flags: frozenset = frozenset()) -> None:
+    """The devices the app sees, in this process and in the app's machine worker (runs/machine.py reads
+    OPTAI_FAKE_DEVICES with each request): the list, why there is no GPU, the CPU's flags."""
+    from optai_tui.runs.machine import FAKE_DEVICES_ENV
+    from optai_tui.training import device
+    from optai_tui.training.devinfo import device_to_dict
+
+    devices = list(devices)
+    monkeypatch.setattr(device, "detect_devices", lambda: list(devices))
+    monkeypatch.setattr(device, "why_no_gpu", lambda: why_no_gpu)
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset(cpu_flags))
+    fake = {"devices": [device_to_dict(d) for d in devices], "why_no_gpu": why_no_gpu, "cpu_flags": sorted(cpu_flags)}
+    monkeypatch.setenv(FAKE_DEVICES_ENV, json.dumps(fake))

@@ -37,7 +37,7 @@ def initial_selection(devices: Sequence, device: str, gpus_raw: Any) -> list[int
     """The CUDA indices the form's values train on now, as far as they name detected usable GPUs: a list its
     indices, a count above one the first N (torchrun's local ranks), one process the GPU ``train.device``
     names (auto or cuda: the usable GPU with the most free memory)."""
-    from ...training.device import best_gpu, usable_cuda_indices
+    from ...training.devinfo import best_gpu, usable_cuda_indices
 
     usable = usable_cuda_indices(devices)
     gpus = parse_gpus(gpus_raw)
@@ -98,7 +98,7 @@ def _label(d) -> Text:
 
 def workers_selection(devices: Sequence, raw: Any) -> list[int]:
     """The sweep's ``--gpus`` text (``0,1``, ``all`` or empty) as the usable CUDA indices it names."""
-    from ...training.device import usable_cuda_indices
+    from ...training.devinfo import usable_cuda_indices
 
     usable = usable_cuda_indices(devices)
     text = str(raw or "").strip().lower()

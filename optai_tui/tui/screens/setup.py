@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Select, Static
+from textual.worker import get_current_worker
 
 from ...config import RunConfig, validate_config
 from ...errors import ConfigError, Problem
 from ...presets import DEFAULT_PRESET, PresetRef, diff_configs, find_preset, flatten, preset_data, save_preset
 from ..form_spec import FieldSpec, FormResult, flat_values
-from ..messages import DevicesReady, OpenDashboard, StartRun
+from ..messages import DevicesReady, MachineChecked, OpenDashboard, StartRun
 from ..widgets.config_form import ConfigForm
 from ..widgets.cost_preview import CostPreview
 from ..widgets.device_panel import DevicePanel
@@ -52,7 +54,8 @@ def _validate(path: Path, data: dict) -> RunConfig:
         return validate_config(data, source=str(path))
 
 
-TORCH_DELAY_S = 0.5  # after the first frame: the terminal has the screen before torch starts loading
+TORCH_DELAY_S = 0.5  # after the first frame: the terminal has the screen before the machine worker starts loading torch
+CHECK_TTL_S = 2.0  # a machine check's answer is shown as it is, and asked again when older (a run may have come or gone)
 
 
 class SetupScreen(Screen):
@@ -77,7 +80,11 @@ class SetupScreen(Screen):
         self.devices: list | None = None
         self.preset_error: str | None = None
         self.last_run_id: str | None = None  # the run whose dashboard was shown last (the app sets it)
-        self._torch_started = False  # device detection (the first import of torch) has been started
+        self._torch_started = False  # the machine worker (which loads torch) has been asked for the devices
+        # the machine worker's checks (runs.machine.check_key, generation) -> (when, problems, notes)
+        self._checks: dict[tuple, tuple[float, list[Problem], list[str]]] = {}
+        self._asking: set[tuple] = set()
+        self._checks_gen = 0  # bumped when the devices arrive: the answers without them are not reused
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -99,11 +106,13 @@ class SetupScreen(Screen):
         self.form.focus_field("data.dataset")
 
     def on_screen_resume(self) -> None:
-        # Devices and the cost preview need torch, whose import holds the interpreter for seconds: start it
-        # once this screen has been drawn (and only if it is shown: ``attach`` covers it with a dashboard at
-        # once, and following a run needs no torch at all).
+        # Devices, the cost preview and the machine checks need torch, which the app's machine worker loads (a
+        # process of its own, runs/machine.py): start it once this screen has been drawn (and only if it is
+        # shown: ``attach`` covers it with a dashboard at once, and following a run needs no torch at all).
         if not self._torch_started:
             self.call_after_refresh(self.set_timer, TORCH_DELAY_S, self._load_torch)
+        else:
+            self.form.validate()  # back from another screen: the machine's answers may have changed
 
     def _load_torch(self) -> None:
         if self._torch_started or not self.is_active:
@@ -112,7 +121,9 @@ class SetupScreen(Screen):
         if not panels:  # the screen is being torn down (the app quits, a run ended meanwhile): nothing to detect for
             return
         self._torch_started = True
+        self.app.machine.start()
         panels.first().detect()
+        self.form.validate()  # ask the worker for the backbone checks meanwhile
 
     @property
     def form(self) -> ConfigForm:
@@ -130,13 +141,54 @@ class SetupScreen(Screen):
     # -- validation feedback ------------------------------------------------------------------
     def _machine_checks(self, cfg: RunConfig) -> Iterable[Problem]:
         """The machine's checks (dataset folder, device, precision, backbone), the same the CLI makes
-        before a run (the devices are the ones detected for this screen)."""
-        from ...runs.preflight import backbone_problems, data_problems, device_problems
+        before a run (the devices are the ones detected for this screen). The image folder is checked here;
+        the rest needs torch, and comes from the machine worker (shown once it has answered)."""
+        from ...runs.preflight import data_problems
 
         yield from data_problems(cfg)
-        if self.devices is not None:
-            yield from device_problems(cfg, self.devices)
-        yield from backbone_problems(cfg, self.runs_dir)
+        answer = self._machine_answer(cfg)
+        if answer is not None:
+            yield from answer[1]
+
+    def _machine_answer(self, cfg: RunConfig) -> tuple[float, list[Problem], list[str]] | None:
+        """The worker's last answer for ``cfg``'s machine checks (None before the first), asked again when it
+        is older than CHECK_TTL_S (the answer is shown meanwhile)."""
+        from ...runs.machine import check_key
+
+        key = (self._checks_gen, check_key(cfg))
+        hit = self._checks.get(key)
+        if self._torch_started and key not in self._asking and (hit is None or time.monotonic() - hit[0] > CHECK_TTL_S):
+            self._asking.add(key)
+            self._ask_machine(key, cfg, self.devices)
+        return hit
+
+    @work(thread=True, group="machine-checks")
+    def _ask_machine(self, key: tuple, cfg: RunConfig, devices: list | None) -> None:
+        from ...config import config_to_dict
+        from ...training.devinfo import device_to_dict
+        from ..machine import MachineError
+
+        worker = get_current_worker()
+        try:
+            reply = self.app.machine.call("check", config=config_to_dict(cfg), runs_dir=str(self.runs_dir),
+                                          devices=None if devices is None else [device_to_dict(d) for d in devices],
+                                          cancelled=lambda: worker.is_cancelled)
+            if reply is None:
+                return
+            problems = [Problem(f, m, tuple(r)) for f, m, r in reply["problems"]]
+            notes = list(reply["notes"])
+        except (MachineError, KeyError, TypeError, ValueError) as e:  # checks that cannot be made are said so, never a crash
+            problems, notes = [], [f"the machine checks failed: {e}"]
+        self.post_message(MachineChecked(key, problems, notes))
+
+    def on_machine_checked(self, message: MachineChecked) -> None:
+        self._asking.discard(message.key)
+        old = self._checks.get(message.key)
+        if len(self._checks) > 64:
+            self._checks.clear()
+        self._checks[message.key] = (time.monotonic(), message.problems, message.notes)
+        if old is None or (old[1], old[2]) != (message.problems, message.notes):
+            self.form.validate()  # show the answer
 
     def on_config_form_validated(self, message: ConfigForm.Validated) -> None:
         r = message.result
@@ -153,9 +205,9 @@ class SetupScreen(Screen):
                 t.append("\n" + "\n".join(general), style="red")
         notes = list(r.warnings)
         if r.config is not None and self.devices is not None:
-            from ...runs.preflight import machine_notes
-
-            notes += machine_notes(r.config, self.devices)  # what auto picks here, a slow or eager fallback
+            answer = self._machine_answer(r.config)
+            if answer is not None:
+                notes += answer[2]  # what auto picks here, a slow or eager fallback
         for w in notes:
             t.append(f"\nnote: {w}", style="yellow")
         if r.config is not None:
@@ -199,8 +251,9 @@ class SetupScreen(Screen):
         self.form.set_choices("train.device", choices)
         cost = self.query_one(CostPreview)
         cost.devices = message.devices
-        cost.ready = True  # torch is loaded (detection imported it)
+        cost.ready = True  # the machine worker has loaded torch
         cost.refresh_measured()
+        self._checks_gen += 1  # check again, with the devices
         self.form.validate()
 
     # -- the GPU picker (enter on train.gpus) -------------------------------------------------

@@ -16,7 +16,8 @@ from textual.worker import get_current_worker
 
 from ...config import RunConfig
 from ...fmt import fmt_secs
-from ...runs.estimate import estimate_epoch_seconds, features_cached, run_device
+from ...runs.cost import compute_cost, preview_classes  # noqa: F401  (computed by the machine worker; named here too)
+from ...runs.estimate import features_cached
 from ..messages import CostReady
 
 DEBOUNCE_S = 0.3
@@ -44,62 +45,6 @@ def cost_key(cfg: RunConfig) -> tuple:
     )
 
 
-def preview_classes(cfg: RunConfig) -> int:
-    """The number of classes a run of ``cfg`` will have: the dataset's, an image folder's class folders
-    (10 while the folder cannot be read: the form says why at data.path)."""
-    from ...data import dataset_info
-
-    n = dataset_info(cfg.data.dataset).num_classes
-    if n is None and cfg.data.path:
-        from ...errors import OptaiError
-        from ...runs.preflight import folder_plan
-
-        try:
-            n = len(folder_plan(cfg).train.classes)
-        except (OptaiError, OSError):
-            n = None
-    return n or 10
-
-
-def compute_cost(cfg: RunConfig, runs_dir: Path | None, devices: list | None = None) -> dict[str, Any]:
-    """The numbers of the preview (runs on a worker thread: building a big model takes a moment): at the
-    size the run decodes its images at, with its number of classes, its head, and the parameters its
-    transfer mode trains (first phase: a probe trains the head alone)."""
-    from ...data import dataset_info
-    from ...models import create_model, get_model_info
-    from ...training.profile import activation_element_bytes, count_macs, count_parameters, estimate_train_memory_mb
-    from ...training.transfer import configure_phase, install_head, plan_phases
-
-    info = get_model_info(cfg.model.arch)
-    dinfo = dataset_info(cfg.data.dataset)
-    size = cfg.effective_image_size() or info.default_image_size
-    in_ch = dinfo.in_channels
-    num_classes = preview_classes(cfg)
-    model = create_model(cfg.model.arch, num_classes=num_classes, in_channels=in_ch, width=cfg.model.width)
-    if cfg.transfer.mode != "scratch":
-        install_head(model, cfg, num_classes)
-    phases = plan_phases(cfg)
-    configure_phase(model, phases[0])
-    total, trainable = count_parameters(model)
-    macs = count_macs(model, size, in_ch)
-    states = 2 if cfg.optim.name in ("adam", "adamw") else (1 if cfg.optim.momentum > 0 else 0)
-    device = run_device(cfg.train.device, list(devices) if devices else None)
-    act = activation_element_bytes(cfg.train.precision, device)
-    world = cfg.train.world_size()
-    per_gpu = max(1, cfg.train.batch_size // world)  # each process trains its share of the global batch
-    mem = estimate_train_memory_mb(model, per_gpu, size, in_ch, optimizer_states=states, activation_bytes=act)
-    out: dict[str, Any] = {"params": total, "trainable": trainable, "macs": macs, "memory_mb": mem, "image_size": size,
-                           "num_classes": num_classes, "folder_classes": dinfo.num_classes is None,
-                           "then_all": len(phases) > 1}
-    if world > 1:
-        out.update(world=world, per_gpu_batch=per_gpu)
-    if runs_dir is not None:
-        estimate = estimate_epoch_seconds(cfg, runs_dir, device)
-        if estimate is not None:
-            out.update(estimate.as_dict())
-    return out
-
-
 def _num(n: float, unit: str = "") -> str:
     for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= div:
@@ -108,10 +53,11 @@ def _num(n: float, unit: str = "") -> str:
 
 
 class CostPreview(Static):
-    """Updates (debounced, on a worker thread) when the model, input size or batch changes.
+    """Updates (debounced) when the model, input size or batch changes: a worker thread asks the app's machine
+    worker (``runs/machine.py``: building the model needs torch, which the TUI's process does not load).
 
-    Computing needs torch: until the screen sets :attr:`ready` (once torch is loaded, after the first frame),
-    the preview keeps the latest config and says it is waiting."""
+    Until the screen sets :attr:`ready` (the devices are known: the worker has loaded torch), the preview keeps
+    the latest config and says it is waiting."""
 
     def __init__(self, runs_dir: Path | None = None, *, id: str | None = None) -> None:
         super().__init__("cost: -", id=id)
@@ -121,7 +67,7 @@ class CostPreview(Static):
         self.last: dict[str, Any] | None = None
         self.last_key: tuple | None = None
         self._stale = False  # the measured seconds may have changed since ``last`` was computed
-        self.ready = False  # torch is loaded: the preview may build models
+        self.ready = False  # the devices are known (the machine worker has loaded torch): the preview may ask
 
     def show_for(self, cfg: RunConfig | None) -> None:
         """Preview ``cfg``; None (the form does not validate) blanks it: numbers of another config would mislead."""
@@ -150,14 +96,23 @@ class CostPreview(Static):
 
     @work(thread=True, exclusive=True, group="cost")
     def _compute(self, key: tuple, cfg: RunConfig) -> None:
+        from ...config import config_to_dict
+        from ...training.devinfo import device_to_dict
+        from ..machine import MachineError
+
         time.sleep(DEBOUNCE_S)
         worker = get_current_worker()
         if worker.is_cancelled:
             return
-        try:
-            result = compute_cost(cfg, self.runs_dir, self.devices)
-        except Exception as e:  # a preview must never take the app down
-            result = {"error": f"{type(e).__name__}: {e}"}
+        devices = [device_to_dict(d) for d in self.devices] if self.devices else None
+        try:  # the machine worker computes it (building a model needs torch)
+            reply = self.app.machine.call("cost", config=config_to_dict(cfg), runs_dir=str(self.runs_dir) if self.runs_dir else None,
+                                          devices=devices, cancelled=lambda: worker.is_cancelled)
+            if reply is None:
+                return
+            result = reply["result"] if "result" in reply else {"error": reply.get("error", "no answer")}
+        except MachineError as e:  # a preview must never take the app down
+            result = {"error": f"the estimating process failed: {e}"}
         if not worker.is_cancelled:
             self.post_message(CostReady(key, result))
 

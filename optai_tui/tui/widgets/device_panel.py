@@ -5,14 +5,14 @@ from __future__ import annotations
 from rich.text import Text
 from textual import work
 from textual.widgets import Static
+from textual.worker import get_current_worker
 
 from ..messages import DevicesReady
 
 
 class DevicePanel(Static):
-    """Detects devices on a worker thread (loading torch and initialising CUDA take seconds) and posts
-    DevicesReady. The screen calls :meth:`detect` once it has been drawn: importing torch holds the
-    interpreter for a while, so it must not come before the first frame."""
+    """Asks the app's machine worker for the devices (it loads torch and probes the GPUs, which takes seconds)
+    on a worker thread and posts DevicesReady. The screen calls :meth:`detect` once it has been drawn."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(Text("devices: detecting...", style="dim"), id=id)
@@ -21,13 +21,16 @@ class DevicePanel(Static):
 
     @work(thread=True, exclusive=True, group="devices")
     def detect(self) -> None:
-        from ...training.device import detect_devices, why_no_gpu
+        from ...training.devinfo import DeviceInfo, device_from_dict
+        from ..machine import MachineError
 
+        worker = get_current_worker()
         try:
-            devices, why = detect_devices(), why_no_gpu()
-        except Exception as e:  # detection must never take the app down
-            from ...training.device import DeviceInfo
-
+            reply = self.app.machine.call("devices", cancelled=lambda: worker.is_cancelled)
+            if reply is None:
+                return
+            devices, why = [device_from_dict(d) for d in reply["devices"]], reply["why_no_gpu"]
+        except (MachineError, KeyError, TypeError) as e:  # detection must never take the app down
             devices, why = [DeviceInfo("cpu", "CPU")], f"device detection failed: {e}"
         self.post_message(DevicesReady(devices, why))
 
