@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import json
 import subprocess
 import sys
 import time
@@ -179,7 +180,7 @@ def test_a_resume_whose_processes_fail_to_start_reports_their_error_not_the_earl
     """A stopped run folder brought from the GPU server (train.device cuda) to a machine without GPUs: the resume's
     processes fail before training. The launcher used to read the stop already in the log as this session's end
     (exit 130, no message); it reports and records the processes' error. (The resume refuses such a run before
-    torchrun starts, as preflight sees no GPU here: ``OPTAI_TEST_DEVICES`` makes preflight see two, so that the
+    torchrun starts, as preflight sees no GPU here: ``OPTAI_FAKE_DEVICES`` makes preflight see two, so that the
     ranks, which look for themselves, are the ones to fail.)"""
     from optai_tui.runs.launch import create_run
     from optai_tui.runs.recorder import RunRecorder
@@ -192,7 +193,7 @@ def test_a_resume_whose_processes_fail_to_start_reports_their_error_not_the_earl
     run.config_path.write_text(run.config_path.read_text().replace("device: cpu", "device: cuda"))
     res = subprocess.run(
         [sys.executable, "-m", "optai_tui", "train", "--plain", "--resume", str(run.path)],
-        cwd=ROOT, env=_env(OPTAI_TEST_DEVICES="cuda:0,cuda:1,cpu"), capture_output=True, text=True, timeout=TIMEOUT,
+        cwd=ROOT, env=_env(OPTAI_FAKE_DEVICES=json.dumps({"devices": ["cuda:0", "cuda:1", "cpu"]})), capture_output=True, text=True, timeout=TIMEOUT,
     )  # fmt: skip
     assert res.returncode == 1, res.stdout + res.stderr
     assert "no CUDA GPU visible" in res.stderr and "Traceback" not in res.stderr, res.stderr

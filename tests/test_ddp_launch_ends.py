@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import json
 import subprocess
 import sys
 import time
@@ -32,13 +33,18 @@ from .helpers import event_dicts
 from .test_ddp import ROOT, TIMEOUT, _env, _pids_of_rank, _state
 from .test_ddp_field import _training
 
-DEVICES = "OPTAI_TEST_DEVICES"
+from optai_tui.training.devinfo import FAKE_DEVICES_ENV
+
+
+def _machine(devices: str) -> dict[str, str]:
+    """The environment of a process that sees ``devices`` (``cuda:0,cpu``) as this machine's."""
+    return {FAKE_DEVICES_ENV: json.dumps({"devices": devices.split(",")})}
 
 
 def _resume(run: RunDir, *extra: str, devices: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "optai_tui", "train", "--plain", "--resume", str(run.path), *extra],
-        cwd=ROOT, env=_env(**{DEVICES: devices}), capture_output=True, text=True, timeout=TIMEOUT,
+        cwd=ROOT, env=_env(**_machine(devices)), capture_output=True, text=True, timeout=TIMEOUT,
     )  # fmt: skip
 
 
@@ -90,7 +96,7 @@ def test_a_run_moved_to_a_machine_without_its_gpus_is_refused_before_anything_st
     # the TUI's resume (dashboard u, the runs screen) goes through resume_detached: the same refusal, no process
     _as_trained_on(run, device="cuda", gpus=[0, 3])
     before = _files(run)
-    monkeypatch.setenv(DEVICES, "cuda:0,cpu")
+    monkeypatch.setenv(FAKE_DEVICES_ENV, json.dumps({"devices": ["cuda:0", "cpu"]}))
     with pytest.raises(ConfigError, match=r"GPU 3 is not present here") as e:
         resume_detached(run)
     assert e.value.field == "train.gpus"

@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-FAKE_DEVICES_ENV = "OPTAI_FAKE_DEVICES"
+from ..training.devinfo import FAKE_DEVICES_ENV  # torch-free
 PARENT_ENV = "OPTAI_MACHINE_PARENT"
 
 
@@ -111,34 +111,13 @@ def _check(request: dict[str, Any]) -> dict[str, Any]:
     return {"problems": [[p.field, p.message, list(p.related)] for p in problems], "notes": notes}
 
 
-_FAKED: dict[str, Any] = {"spec": None, "saved": None}
-
-
 def _apply_fakes(spec: str | None) -> None:
-    """Report and decide with the devices ``spec`` (OPTAI_FAKE_DEVICES's JSON) describes; None: this machine's."""
-    if spec == _FAKED["spec"]:
-        return
-    from ..training import device
-    from ..training.devinfo import device_from_dict
-
-    names = ("detect_devices", "why_no_gpu", "cpu_flags")
-    if _FAKED["saved"] is None:
-        _FAKED["saved"] = {n: getattr(device, n) for n in names}
-    for n, f in _FAKED["saved"].items():
-        setattr(device, n, f)
-    _FAKED["spec"] = spec
-    if not spec:
-        return
-    fake = json.loads(spec)
-    if "devices" in fake:
-        devices = [device_from_dict(d) for d in fake["devices"]]
-        device.detect_devices = lambda *a, **k: list(devices)
-    if "why_no_gpu" in fake:
-        why = fake["why_no_gpu"]
-        device.why_no_gpu = lambda *a, **k: why
-    if "cpu_flags" in fake:
-        flags = frozenset(fake["cpu_flags"])
-        device.cpu_flags = lambda: flags
+    """Report and decide with the devices ``spec`` (OPTAI_FAKE_DEVICES's JSON, as the test that started the
+    request set it) describes; None: this machine's. ``training/device.py`` reads the variable itself."""
+    if spec:
+        os.environ[FAKE_DEVICES_ENV] = spec
+    else:
+        os.environ.pop(FAKE_DEVICES_ENV, None)
 
 
 # -- the worker process ------------------------------------------------------------------------------

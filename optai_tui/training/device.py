@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, DeviceError
-from .devinfo import DeviceInfo, _info, best_gpu, device_spec, usable_cuda_indices, usable_gpus  # noqa: F401  (torch-free; named here too)
+from .devinfo import DeviceInfo, _info, fake_device_list, faked, best_gpu, device_spec, usable_cuda_indices, usable_gpus  # noqa: F401  (torch-free; named here too)
 
 SMI_QUERY = "index,uuid,name,memory.total,memory.free,driver_version,compute_cap"
 SMI_QUERY_OLD = "index,uuid,name,memory.total,memory.free,driver_version"  # drivers before compute_cap (< 510)
@@ -284,18 +284,12 @@ def current_probe(*, cuda_context: bool = False, refresh: bool = False) -> GpuPr
     return _PROBE
 
 
-DEVICES_ENV = "OPTAI_TEST_DEVICES"
-"""A test hook: ``OPTAI_TEST_DEVICES=cuda:0,cpu`` makes :func:`detect_devices` (what preflight and the faces see) answer
-those devices instead of probing, so that a test of a CLI process can play a machine with that many GPUs. Training
-itself (:func:`resolve_device`) still probes."""
-
-
 def detect_devices(*, cuda_context: bool = False, probe: GpuProbe | None = None) -> list[DeviceInfo]:
     """Every device, GPUs first (CUDA's numbering), CPU last. A GPU whose architecture this torch build
     has no kernels for is listed with ``usable=False``."""
-    fake = os.environ.get(DEVICES_ENV) if probe is None else None
-    if fake is not None:
-        return [DeviceInfo(s, f"test device {s}") for s in (x.strip().lower() for x in fake.split(",")) if s]
+    fake = faked() if probe is None else {}
+    if "devices" in fake:  # a test's machine (devinfo.FAKE_DEVICES_ENV)
+        return fake_device_list(fake["devices"])
     return _devices(probe or current_probe(cuda_context=cuda_context, refresh=True))
 
 
@@ -309,6 +303,9 @@ def _devices(probe: GpuProbe) -> list[DeviceInfo]:
 
 def why_no_gpu(probe: GpuProbe | None = None) -> str | None:
     """A one-line reason there is no usable CUDA GPU (with the torch build to install), or None."""
+    fake = faked() if probe is None else {}
+    if "why_no_gpu" in fake:
+        return fake["why_no_gpu"]
     return gpu_problem(probe or current_probe())
 
 
@@ -367,8 +364,15 @@ def device_name(device: torch.device) -> str:
 
 
 # -- precision ---------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
+    fake = faked()
+    if "cpu_flags" in fake:
+        return frozenset(fake["cpu_flags"])
+    return _cpu_flags()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

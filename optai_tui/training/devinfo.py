@@ -5,9 +5,34 @@ worker, ``runs/machine.py``, as JSON: :func:`device_to_dict` / :func:`device_fro
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+FAKE_DEVICES_ENV = "OPTAI_FAKE_DEVICES"
+"""A test hook (never set it outside tests): a JSON object ``{"devices": [...], "why_no_gpu": "...",
+"cpu_flags": [...]}``, each key optional, that ``training/device.py``'s ``detect_devices``, ``why_no_gpu`` and
+``cpu_flags`` answer instead of probing, in any process (the CLI's, the setup screen's machine worker), so that a
+test can play a machine with other GPUs. A device is a DeviceInfo as a dict or just its spec (``"cuda:0"``).
+Training itself (``resolve_device``) still probes."""
+
+
+def faked() -> dict[str, Any]:
+    """What :data:`FAKE_DEVICES_ENV` fakes ({} when unset or not a JSON object)."""
+    spec = os.environ.get(FAKE_DEVICES_ENV)
+    if not spec:
+        return {}
+    try:
+        fake = json.loads(spec)
+    except ValueError:
+        return {}
+    return fake if isinstance(fake, dict) else {}
+
+
+def fake_device_list(items: Sequence[Any]) -> list[DeviceInfo]:
+    return [device_from_dict(d) if isinstance(d, dict) else DeviceInfo(str(d), f"test device {d}") for d in items]
 
 
 @dataclass(frozen=True)
