@@ -22,6 +22,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from ...errors import OptaiError
 from ...runs.compare import RunRecord, load_record
 from ...runs.store import RunDir
+from .dialog import HELP, dialog_footer
 
 
 class ExportDone(Message):
@@ -53,7 +54,7 @@ class ExportDialog(ModalScreen["Path | None"]):
     ExportDialog #export-error { color: $error; height: auto; }
     ExportDialog .keys { color: $text-muted; margin-top: 1; }
     """
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "export", "Export")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "export", "Export"), HELP]
     FORMATS = [
         ("Markdown report (+ plot images)", "md"),
         ("HTML report (self-contained)", "html"),
@@ -72,6 +73,7 @@ class ExportDialog(ModalScreen["Path | None"]):
         self.exporting = False
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         with Vertical():
             yield Static(Text(f"Export {self.what}", style="bold"))
             yield Label("Format")

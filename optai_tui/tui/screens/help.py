@@ -17,6 +17,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from .dialog import dialog_footer
+
 EXTRA = [
     ("Everywhere", [("ctrl+p", "command palette: screens, presets, runs"), ("tab / shift+tab", "next / previous field")]),
     ("Setup form", [("enter / space", "open a select, toggle a switch"), ("enter on gpus", "pick the GPUs from the detected list"), ("type", "edit a field: errors show under it")]),
@@ -91,6 +93,7 @@ class HelpScreen(ModalScreen[None]):
         self.app_bindings = list(app_bindings)
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         with Vertical(classes="dialog", id="help-dialog"):
             yield Label("Keys", classes="dialog-title")
             with VerticalScroll(id="help-scroll"):
