@@ -227,9 +227,15 @@ async def test_delete_with_confirmation_and_refusal_while_running(runs):
         await pilot.pause()
         screen = app.screen
         victim = next(r for r in list_runs(runs) if r.read_summary()["name"] == "tiny-r18")
+        ckpt = victim.path / "checkpoints"
+        (ckpt / "best.pt").unlink()
+        os.link(ckpt / "last.pt", ckpt / "best.pt")  # as training leaves them (the copy above made two files)
         await go_to(pilot, screen, "tiny-r18")
         await pilot.press("d")
         assert isinstance(app.screen, ConfirmScreen)
+        # its size on disk in MiB as everywhere else (was '2.9MB': decimal, with best.pt counted twice)
+        files = {f.stat().st_ino: f.stat().st_size for f in victim.path.rglob("*") if f.is_file()}
+        assert f"{sum(files.values()) / 2**20:.3g} MiB on disk" in app.screen.question, app.screen.question
         await pilot.press("n")  # cancelled
         await pilot.pause()
         assert victim.path.is_dir() and len(names(screen)) == 3
