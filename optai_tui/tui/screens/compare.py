@@ -37,6 +37,7 @@ from ...runs.compare import (
 )
 from ...runs.classcompare import compare_classes
 from ...runs.store import RunDir
+from ..labels import fit_labels, shared_words
 from ..widgets.runs_curves import RunsCurvesPlot, run_color
 from ..widgets.tradeoff import TradeoffPlot
 from .export_dialog import ExportDone, report_export_done, run_export
@@ -142,12 +143,25 @@ class CompareScreen(Screen):
             self.set_interval(self.REFRESH_SECONDS, self._reload_worker)
 
     def _title(self) -> Text:
-        t = Text(f"Comparing {len(self.records)} runs: ", style="bold")
+        """The legend of the curves: a coloured dot and a label a run. When the labels do not fit the title's
+        lines, the start and end every label shares are named once and each run by what differs."""
+        labels = self.label_of
+        lead = f"Comparing {len(self.records)} runs: "
+        room = 2 * (max(self.app.size.width if self.is_attached else 80, 40) - 2)  # of its 3 lines, words wrap
+        if len(lead) + sum(len(v) + 4 for v in labels.values()) > room:
+            start, end = shared_words(list(labels.values()))
+            if start or end:
+                labels = {k: v[len(start) : len(v) - len(end)] for k, v in labels.items()}
+                lead = f"Comparing {len(self.records)} runs {start}*{end}: "
+        t = Text(lead, style="bold")
         for r in self.records:
             color = self.run_colors[r.run_id]
             t.append("● ", style=RICH_COLORS.get(color, color))
-            t.append(self.label_of[r.run_id] + (" (running)" if r.is_running else "") + "  ")
+            t.append(labels[r.run_id] + (" (running)" if r.is_running else "") + "  ")
         return t
+
+    def on_resize(self) -> None:
+        self.query_one("#compare-title", Static).update(self._title())
 
     def _redraw_all(self) -> None:
         self.query_one("#compare-title", Static).update(self._title())
@@ -194,13 +208,12 @@ class CompareScreen(Screen):
         for key, label in (("best", "Best acc"), ("params", "Params"), ("macs", "MACs"), ("time", "Time")):
             table.add_column(label, key=key)
         flags = pareto_flags(self.records)
+        short = fit_labels(self.label_of, RUN_LABEL_MAX)  # what tells the runs apart, not their shared start
         for r in sorted(self.records, key=lambda r: -(r.get(ACCURACY_KEY) or -1.0)):
             f = flags[r.run_id]
             marks = " ".join("★" if f[k] else "·" for k in TRADEOFF_AXES)
             on_this = f[self.axis]
-            label = self.label_of[r.run_id]
-            if len(label) > RUN_LABEL_MAX:
-                label = label[: RUN_LABEL_MAX - 1] + "…"
+            label = short[r.run_id]
             table.add_row(
                 Text(label, style="bold red" if on_this else ""),
                 Text("      " + marks),
