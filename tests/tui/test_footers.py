@@ -62,6 +62,11 @@ async def check_footer(pilot, app, kind: type) -> None:
     assert help_key in keys, f"{kind.__name__}: the footer has no {help_key!r}: {keys}"
     for key in keys:
         assert key in bottom, f"{kind.__name__}: {key!r} is cut or hidden in the footer: {bottom!r}"
+    # a dialog's own line of keys is inside the dialog, above the footer, not cut off under it
+    text = screen_text(app)
+    for line in app.screen.query(".dialog-keys, .keys"):
+        plain = str(line.render()).strip()
+        assert plain and plain in text, f"{kind.__name__}: its keys line {plain!r} is not on the screen"
 
 
 async def back_to(pilot, app, kind: type) -> None:

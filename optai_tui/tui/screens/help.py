@@ -65,7 +65,9 @@ def help_sections(app_bindings: Iterable[BindingLike]) -> list[tuple[str, list[t
         ("Compare screen", binding_rows(CompareScreen.BINDINGS)),
         ("Sweep screen", binding_rows(SweepSetupScreen.BINDINGS)),
         ("Sweep view", binding_rows(SweepViewScreen.BINDINGS)),
-        ("Dialogs", [("enter", "choose / confirm"), ("esc", "close")]),
+        ("Dialogs", [("enter", "choose / confirm"), ("esc", "close"), ("y / n", "yes / no, where the dialog asks"),
+                     ("space / a / n", "GPU picker: pick the GPU under the cursor / all / none"),
+                     ("f1", "this list, over the dialog (the dialog's footer shows its own keys)")]),
     ]
 
 
@@ -109,5 +111,5 @@ class HelpScreen(ModalScreen[None]):
 
     def _fit(self) -> None:
         """The dialog may take 90% of the height (app.tcss): the list gets what the rest leaves."""
-        height = self.app.size.height
+        height = self.app.size.height - 1  # the footer's row
         self.query_one("#help-scroll").styles.max_height = max(3, int(height * 0.9) - CHROME_ROWS)
