@@ -4,7 +4,7 @@ Names of the runs of one study often share a long start (``course-lab-cifar10-re
 ``course-lab-cifar10-vgg11-w0.25``): cut at a fixed length they all read ``course-lab-cifar10-…``. When
 the labels do not fit, the words every label shares at its start and at its end are dropped (what is
 left is what differs: the architecture, the width, the mode), and only then is a label still too long
-cut, in its middle when cutting its end would make two labels read the same.
+cut: at its end, or at its start or in its middle when cutting its end would make two labels read the same.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ def _cut_end(text: str, room: int) -> str:
     return text if len(text) <= room else text[: max(room - 1, 1)] + "…"
 
 
+def _cut_start(text: str, room: int) -> str:
+    return text if len(text) <= room else "…" + text[len(text) - max(room - 1, 1) :]
+
+
 def _cut_middle(text: str, room: int) -> str:
     if len(text) <= room:
         return text
@@ -68,7 +72,9 @@ def fit_labels(labels: Mapping[str, str], room: int) -> dict[str, str]:
     def cut(how) -> dict[str, str]:  # the dataset tag stays whole while the name has room beside it
         return {k: how(v, room - len(tags[k])) + tags[k] if room - len(tags[k]) >= 6 else how(v + tags[k], room) for k, v in short.items()}
 
-    out = cut(_cut_end)
-    if len(set(out.values())) < len(set(short[k] + tags[k] for k in short)):  # cutting the end made two read the same
-        out = cut(_cut_middle)
+    distinct = len(set(short[k] + tags[k] for k in short))
+    for how in (_cut_end, _cut_start, _cut_middle):  # the first that keeps the labels apart (names often differ at the end)
+        out = cut(how)
+        if len(set(out.values())) == distinct:
+            break
     return out

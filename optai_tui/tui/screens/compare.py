@@ -46,6 +46,8 @@ from .export_dialog import ExportDone, report_export_done, run_export
 RICH_COLORS = {"orange": "dark_orange", "gray": "grey50"}
 # Widest run label in the Pareto table: the front marks and numbers after it must fit 80 columns.
 RUN_LABEL_MAX = 28
+# Widest run column header in the configs and classes tabs: two runs beside the field names at 80 columns.
+COLUMN_LABEL_MAX = 24
 
 
 class RecordsReloaded(Message):
@@ -84,7 +86,7 @@ class CompareScreen(Screen):
     CompareScreen TradeoffPlot { height: 1fr; }
     CompareScreen #pareto-table { height: auto; max-height: 8; }
     CompareScreen #config-table { height: 1fr; }
-    CompareScreen .hint { height: 1; padding: 0 1; color: $text-muted; }
+    CompareScreen .hint { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
     """
 
     BINDINGS = [
@@ -115,6 +117,7 @@ class CompareScreen(Screen):
 
     def _assign(self) -> None:
         self.label_of = run_labels(self.records)
+        self.column_label = fit_labels(self.label_of, COLUMN_LABEL_MAX)  # the configs' and classes' column headers
         self.run_colors = {r.run_id: run_color(i) for i, r in enumerate(self.records)}
 
     # -- layout ---------------------------------------------------------------------------------
@@ -153,6 +156,8 @@ class CompareScreen(Screen):
             if start or end:
                 labels = {k: v[len(start) : len(v) - len(end)] for k, v in labels.items()}
                 lead = f"Comparing {len(self.records)} runs {start}*{end}: "
+            if len(lead) + sum(len(v) + 4 for v in labels.values()) > room:  # still too long: each its share
+                labels = fit_labels(labels, (room - len(lead)) // max(len(labels), 1) - 4)
         t = Text(lead, style="bold")
         for r in self.records:
             color = self.run_colors[r.run_id]
@@ -232,7 +237,7 @@ class CompareScreen(Screen):
         table.clear(columns=True)
         table.add_column("Field", key="field")
         for r in self.records:
-            table.add_column(Text(self.label_of[r.run_id]), key=r.run_id)
+            table.add_column(Text(self.column_label[r.run_id]), key=r.run_id)
         shown = 0
         for key, values, differs in rows:
             if key == "name":
@@ -255,7 +260,7 @@ class CompareScreen(Screen):
         table.clear(columns=True)
         table.add_column("", key="what")
         for r in self.records:
-            table.add_column(Text(self.label_of[r.run_id]), key=r.run_id)
+            table.add_column(Text(self.column_label[r.run_id]), key=r.run_id)
         for i, row in enumerate(cmp.rows):
             style = "bold" if i < cmp.class_rows_start else ""
             table.add_row(*[Text(v, style=style) for v in row], key=f"row{i}")
