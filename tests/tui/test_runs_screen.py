@@ -643,6 +643,11 @@ async def test_tradeoff_labels_use_the_room_and_keep_what_tells_runs_apart(runs_
             assert all(f"● {SHARED_START}{t}" in title for t in tails.values()), title
         else:
             assert f"runs {SHARED_START}*:" in title and all(f"● {t} " in title for t in tails.values()), title
+        # the classes tab: its columns are named by the fitted labels, and its hint is read to its end
+        await pilot.press("4")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "optai-tui evaluate RUN)" in text and all(t in text for t in tails.values()), text
 
 
 async def test_runs_on_different_classes_are_marked_and_never_ranked_together_at_80x24(runs_dir):
