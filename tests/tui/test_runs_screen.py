@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from textual.app import App
 from textual.binding import Binding
-from textual.widgets import Checkbox, DataTable, Input, Select, Static
+from textual.widgets import Checkbox, DataTable, Input, Select, Static, TabbedContent
 from tui_helpers import screen_text, wait_for
 from tui_synthetic import make_run
 
@@ -320,6 +320,10 @@ async def test_compare_opens_with_curves_tradeoffs_and_configs(runs):
         await pilot.press("f")  # only the differing fields
         assert table.row_count == 2 < full
         assert [str(table.get_row_at(i)[0]).strip("≠ ") for i in range(2)] == ["model.arch", "model.width"]
+        # a curves key pressed on another tab shows the curves it changed (it changed them out of sight)
+        await pilot.press("x")
+        await pilot.pause()
+        assert cmp.query_one(TabbedContent).active == "curves" and cmp.by == "epoch" and acc.x_label == "epoch"
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
 

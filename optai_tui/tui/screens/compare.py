@@ -276,13 +276,17 @@ class CompareScreen(Screen):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
+    # Each tab's keys show their tab (as a and f always did): pressed on another tab, x and m changed curves
+    # nobody was looking at.
     def action_toggle_x(self) -> None:
         self.by = "time" if self.by == "epoch" else "epoch"
+        self.action_tab("curves")
         self._draw_curves()
         self.notify(f"curves by {'wall-clock time' if self.by == 'time' else 'epoch'}", timeout=2)
 
     def action_toggle_split(self) -> None:
         self.split = "train" if self.split == "val" else "val"
+        self.action_tab("curves")
         self._draw_curves()
 
     def action_next_axis(self) -> None:
