@@ -39,9 +39,10 @@ class PresetDiffScreen(ModalScreen[None]):
                 f"{n} setting{'s differ' if n != 1 else ' differs'}" if n else "no differences"
             )
             yield Label(title, classes="dialog-title")
-            table = DataTable(id="diff-table", zebra_stripes=True, cursor_type="row")
-            table.add_columns("setting", "preset", "form")
-            for key, a, b in self.rows:
-                table.add_row(key, _fmt(a), _fmt(b))
-            yield table
+            if self.rows:  # no differences: no empty table under the title that says so
+                table = DataTable(id="diff-table", zebra_stripes=True, cursor_type="row")
+                table.add_columns("setting", "preset", "form")
+                for key, a, b in self.rows:
+                    table.add_row(key, _fmt(a), _fmt(b))
+                yield table
             yield Label("esc close", classes="dialog-keys")
