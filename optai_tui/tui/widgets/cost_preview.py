@@ -15,7 +15,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from ...config import RunConfig
-from ...fmt import fmt_mib, fmt_secs
+from ...fmt import fmt_secs
 from ...runs.estimate import estimate_epoch_seconds, features_cached, run_device
 from ..messages import CostReady
 
@@ -183,9 +183,9 @@ class CostPreview(Static):
         classes = f", {r['num_classes']} classes" if r.get("folder_classes") else ""  # an image folder's own
         t.append(f"MACs    {_num(r['macs'])} / image @{r['image_size']}px{classes}\n")
         if r.get("world"):
-            t.append(f"memory  ~{fmt_mib(r['memory_mb'])} per GPU @ batch {r['per_gpu_batch']} ({batch} / {r['world']} GPUs)\n")
+            t.append(f"memory  ~{r['memory_mb']:,.0f} MiB per GPU @ batch {r['per_gpu_batch']} ({batch} / {r['world']} GPUs)\n")
         else:
-            t.append(f"memory  ~{fmt_mib(r['memory_mb'])} @ batch {batch}\n")
+            t.append(f"memory  ~{r['memory_mb']:,.0f} MiB @ batch {batch}\n")
         if r.get("scaled_to"):
             t.append(f"epoch   ~{fmt_secs(r['seconds_per_epoch'])} scaled from {r['measured_images']:,} img", style="green")
         elif r.get("seconds_per_epoch"):
