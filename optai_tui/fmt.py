@@ -89,6 +89,24 @@ def fmt_rate(v: Any, unit: str = "img/s") -> str:
     return text if text == "-" else f"{text} {unit}"
 
 
+def fmt_bytes(v: Any) -> str:
+    """A size in bytes in binary units, as every screen, report and command writes sizes and memory:
+    '512 B', '1.5 KiB', '85.3 MiB', '1.21 GiB'; '-' when unknown."""
+    x = num(v)
+    if x is None:
+        return "-"
+    for power, unit in ((4, "TiB"), (3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if abs(x) >= 1023.5 * 1024 ** (power - 1):  # what would read '1,024' of the smaller unit is 1 of this one
+            return f"{fmt_sig(x / 1024**power)} {unit}"
+    return f"{x:,.0f} B"
+
+
+def fmt_mib(v: Any) -> str:
+    """A size counted in MiB (the records' ``*_mb`` fields: memory, checkpoints) written as ``fmt_bytes`` does."""
+    x = num(v)
+    return "-" if x is None else fmt_bytes(x * 1024**2)
+
+
 def fmt_secs(v: Any) -> str:
     """A short duration in seconds with its unit, small ones not rounded to nothing: '12.3 s', '0.0412 s'."""
     text = fmt_sig(v)

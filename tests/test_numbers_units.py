@@ -25,7 +25,7 @@ def test_epoch_line_keeps_small_rates_and_times():
 
 def test_reports_write_measured_numbers_as_the_tui_does_and_exports_keep_them_raw(tmp_path):
     """A long run's figures (27140.2 s, img/s, MB) used to read 2.714e+04 in a report (fmt_float): now
-    '27,140 s', '27,140 img/s', '27,140 MB' as the TUI writes them; CSV and JSON keep the raw numbers."""
+    '27,140 s', '27,140 img/s', '26.5 GiB' as the TUI writes them; CSV and JSON keep the raw numbers."""
     import csv
     import io
     import json
@@ -42,7 +42,7 @@ def test_reports_write_measured_numbers_as_the_tui_does_and_exports_keep_them_ra
     ids = [p.name for p in sorted(runs.iterdir())]
     md = export_runs(ids, "md", tmp_path / "r.md", runs, image_format="svg").read_text()
     assert not re.search(r"\d\.?\d*e[+-]\d", md), re.findall(r".{30}\d\.?\d*e[+-]\d.{10}", md)
-    assert "(27,140 s), 2,714 s/epoch, 27,140 img/s" in md and "peak memory 27,140 MB" in md
+    assert "(27,140 s), 2,714 s/epoch, 27,140 img/s" in md and "peak memory 26.5 GiB" in md
     header = next(line for line in md.splitlines() if line.startswith("| Run |"))
     row = next(line for line in md.splitlines() if line.startswith("| ") and "2,714 | 27,140 |" in line)
     cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
@@ -57,3 +57,12 @@ def test_reports_write_measured_numbers_as_the_tui_does_and_exports_keep_them_ra
     assert cost_text("train_seconds", big) == "7h32m" and cost_text("macs", 27_140_200_000) == "27.1G MACs"
     assert cost_text("params", 11_173_962, unit=False) == "11.2M"
     assert setting_text(big, 4) == "27140" and setting_text(1e-05) == "1e-05" and setting_text([0, 2]) == "[0, 2]"
+
+
+def test_sizes_are_written_in_binary_units_by_one_formatter():
+    """The delete dialog said '2.95MB' (decimal, from the parameter counter) where the dashboard said MiB."""
+    from optai_tui.fmt import fmt_bytes, fmt_mib
+
+    assert [fmt_bytes(v) for v in (0, 512, 1536, 85.3 * 2**20, 1.21 * 2**30, 5 * 2**40)] == ["0 B", "512 B", "1.5 KiB", "85.3 MiB", "1.21 GiB", "5 TiB"]
+    assert fmt_bytes(1023.9 * 2**20) == "1 GiB"  # never '1,024 MiB'
+    assert fmt_mib(27140.2) == "26.5 GiB" and fmt_mib(512) == "512 MiB" and fmt_mib(None) == "-" and fmt_bytes(float("nan")) == "-"

@@ -30,7 +30,7 @@ import yaml
 from ..errors import ConfigError
 from . import report_charts
 from .interventions import read_interventions
-from ..fmt import fmt_count, fmt_date, fmt_pct, fmt_rate, fmt_seconds, fmt_secs, fmt_sig, now_iso, num
+from ..fmt import fmt_count, fmt_date, fmt_mib, fmt_pct, fmt_rate, fmt_seconds, fmt_secs, fmt_sig, now_iso, num
 from ..fsio import atomic_write_bytes
 from .classcompare import compare_classes, evaluation_of
 from .summary import status_text
@@ -220,7 +220,7 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
         f"Wall time: {fmt_seconds(s.get('train_seconds'))} ({fmt_secs(s.get('train_seconds'))}), "
         f"{fmt_sig(s.get('seconds_per_epoch'))} s/epoch, {fmt_rate(s.get('images_per_second'))}",
         f"Hardware: {device}" + (f" ({dname})" if dname else "") + f" on host {s.get('host', '-')}, "
-        f"peak memory {fmt_sig(s.get('peak_memory_mb'))} MB",
+        f"peak memory {fmt_mib(s.get('peak_memory_mb'))}",
         f"Started {fmt_date(s.get('started_at'))}, finished {fmt_date(s.get('finished_at'))}",
     ]
     if r.tags:

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..fmt import fmt_sig
+from ..fmt import fmt_bytes
 from ..fsio import socket_timeout, umask
 from ..models import get_model_info, list_models
 from .backbone_file import IMAGENET, BackboneFile
@@ -221,13 +221,13 @@ def download_weights(url: str, target: Path, *, progress: bool | None = None) ->
         with os.fdopen(fd, "wb") as f, socket_timeout(DOWNLOAD_TIMEOUT_S), urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as r:
             length = str(r.headers.get("Content-Length") or "")
             total = int(length) if length.isdigit() else 0  # unknown: the bytes so far, without a percentage
-            say(f"downloading {url} to {target} ({fmt_sig(total / 1e6)} MB)" if total else f"downloading {url} to {target}")
+            say(f"downloading {url} to {target} ({fmt_bytes(total)})" if total else f"downloading {url} to {target}")
             while chunk := r.read(1 << 20):
                 f.write(chunk)
                 sha.update(chunk)
                 done += len(chunk)
                 if time.monotonic() - say.last >= 0.5:
-                    shown = f"{fmt_sig(done / 1e6)} of {fmt_sig(total / 1e6)} MB ({100 * done // total}%)" if total else f"{fmt_sig(done / 1e6)} MB"
+                    shown = f"{fmt_bytes(done)} of {fmt_bytes(total)} ({100 * done // total}%)" if total else fmt_bytes(done)
                     say(f"  {target.name}: {shown}", redraw=True)
             f.flush()
             os.fsync(f.fileno())
@@ -240,7 +240,7 @@ def download_weights(url: str, target: Path, *, progress: bool | None = None) ->
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    say(f"downloaded {target.name} ({fmt_sig(done / 1e6)} MB)")
+    say(f"downloaded {target.name} ({fmt_bytes(done)})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from textual.app import App
 from textual.binding import Binding
-from textual.widgets import Checkbox, DataTable, Input, Select, Static
+from textual.widgets import Checkbox, DataTable, Input, Select, Static, TabbedContent
 from tui_helpers import screen_text, wait_for
 from tui_synthetic import make_run
 
@@ -227,9 +227,15 @@ async def test_delete_with_confirmation_and_refusal_while_running(runs):
         await pilot.pause()
         screen = app.screen
         victim = next(r for r in list_runs(runs) if r.read_summary()["name"] == "tiny-r18")
+        ckpt = victim.path / "checkpoints"
+        (ckpt / "best.pt").unlink()
+        os.link(ckpt / "last.pt", ckpt / "best.pt")  # as training leaves them (the copy above made two files)
         await go_to(pilot, screen, "tiny-r18")
         await pilot.press("d")
         assert isinstance(app.screen, ConfirmScreen)
+        # its size on disk in MiB as everywhere else (was '2.9MB': decimal, with best.pt counted twice)
+        files = {f.stat().st_ino: f.stat().st_size for f in victim.path.rglob("*") if f.is_file()}
+        assert f"{sum(files.values()) / 2**20:.3g} MiB on disk" in app.screen.question, app.screen.question
         await pilot.press("n")  # cancelled
         await pilot.pause()
         assert victim.path.is_dir() and len(names(screen)) == 3
@@ -314,6 +320,10 @@ async def test_compare_opens_with_curves_tradeoffs_and_configs(runs):
         await pilot.press("f")  # only the differing fields
         assert table.row_count == 2 < full
         assert [str(table.get_row_at(i)[0]).strip("≠ ") for i in range(2)] == ["model.arch", "model.width"]
+        # a curves key pressed on another tab shows the curves it changed (it changed them out of sight)
+        await pilot.press("x")
+        await pilot.pause()
+        assert cmp.query_one(TabbedContent).active == "curves" and cmp.by == "epoch" and acc.x_label == "epoch"
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
 
@@ -591,6 +601,57 @@ async def test_tradeoffs_readable_ticks_every_run_shown_and_front_columns_at_80x
         assert "Front P M T" in text
         assert len([line for line in text.splitlines() if re.search(r"[★·] [★·] [★·]", line)]) == 7
         assert "a-much-longer-run-name" in text
+
+
+SHARED_START = "course-lab-cifar10-sweep-"
+SHARED_START_RUNS = [  # what tells them apart: architecture, width, mode
+    ("resnet18-w0.125-scratch", 176_402, 0.62),
+    ("resnet18-w0.25-scratch", 565_871, 0.81),
+    ("vgg11-w0.25-finetune", 1_400_000, 0.70),
+    ("preact18-w0.125-probe", 300_000, 0.75),
+]
+
+
+@pytest.mark.parametrize("width", [80, 160])
+async def test_tradeoff_labels_use_the_room_and_keep_what_tells_runs_apart(runs_dir, width):
+    """Four runs named course-lab-cifar10-sweep-...: each label read 'course-lab-cifar10-sw…' (a fixed cut
+    at 22 characters, on any terminal). Now a label takes the room the plot has: the whole name at 160
+    columns, and at 80 the part the names do not share; always beside its own marker."""
+    records = []
+    for i, (tail, params, acc) in enumerate(SHARED_START_RUNS):
+        run = make_run(runs_dir, f"2026010{i}-000000-run{i}", epochs=2)
+        run.update_summary(name=SHARED_START + tail, params=params, best_val_acc=acc)
+        records.append(load_record(RunDir(run.path)))
+    tails = {r.run_id: r.name.removeprefix(SHARED_START) for r in records}
+    app = CompareApp(records)
+    async with app.run_test(size=(width, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        plot = app.screen.query_one(TradeoffPlot)
+        await wait_for(pilot, lambda: len(plot.label_spots) == 4, 10, "every run labelled")
+        rows = _plot_rows(app, plot)
+        marker_of = {ids[0]: spot for spot, ids in plot.markers_drawn.items()}
+        for run_id, (text, start, row) in plot.label_spots.items():
+            want = SHARED_START + tails[run_id] if width >= 160 else tails[run_id]
+            assert text == want, (width, text)
+            assert text in rows[row + 1], (text, rows)  # drawn whole (under the plot's top border)
+            c, r = marker_of[run_id]
+            assert abs(row - r) <= 1 and (start == c + 2 or start + len(text) == c - 1), (text, start, row, c, r)
+        # the Pareto table beside it names the runs by what differs too, not by their shared start
+        table = app.screen.query_one("#pareto-table")
+        assert sorted(str(table.get_row(key)[0]) for key in table.rows) == sorted(tails.values())
+        # and the title (the curves' legend) names every run: at 80 columns the shared start once
+        title = " ".join(line.strip() for line in screen_text(app).splitlines()[:3])
+        if width >= 160:
+            assert all(f"● {SHARED_START}{t}" in title for t in tails.values()), title
+        else:
+            assert f"runs {SHARED_START}*:" in title and all(f"● {t} " in title for t in tails.values()), title
+        # the classes tab: its columns are named by the fitted labels, and its hint is read to its end
+        await pilot.press("4")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "optai-tui evaluate RUN)" in text and all(t in text for t in tails.values()), text
 
 
 async def test_runs_on_different_classes_are_marked_and_never_ranked_together_at_80x24(runs_dir):

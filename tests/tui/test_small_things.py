@@ -101,6 +101,14 @@ async def test_preset_diff_and_help_say_what_the_form_holds(runs_dir):
         await pilot.pause()
         assert isinstance(app.screen, PresetDiffScreen)
         assert "1 setting differs" in screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        form.set_value("optim.lr", str(app.screen.loaded_preset[1].optim.lr))
+        form.validate()
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "no differences" in text and "preset  form" not in text  # no empty table's header under it
 
 
 async def test_run_name_follows_the_architecture_it_names(runs_dir):

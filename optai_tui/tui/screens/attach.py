@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from ...fmt import fmt_pct
 from ...runs.store import RunDir, list_runs
+from .dialog import HELP, dialog_footer
 
 
 def running_runs(runs_dir: Path) -> list[RunDir]:
@@ -31,13 +32,14 @@ BACK_TO = {
 
 
 class AttachScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Close"), HELP]
 
     def __init__(self, runs: list[RunDir]) -> None:
         super().__init__()
         self.runs = runs
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         with Vertical(classes="dialog"):
             n = len(self.runs)
             yield Label(f"{n} run{'s' if n != 1 else ''} training now: attach a dashboard", classes="dialog-title")

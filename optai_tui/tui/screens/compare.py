@@ -37,6 +37,7 @@ from ...runs.compare import (
 )
 from ...runs.classcompare import compare_classes
 from ...runs.store import RunDir
+from ..labels import fit_labels, shared_words
 from ..widgets.runs_curves import RunsCurvesPlot, run_color
 from ..widgets.tradeoff import TradeoffPlot
 from .export_dialog import ExportDone, report_export_done, run_export
@@ -45,6 +46,8 @@ from .export_dialog import ExportDone, report_export_done, run_export
 RICH_COLORS = {"orange": "dark_orange", "gray": "grey50"}
 # Widest run label in the Pareto table: the front marks and numbers after it must fit 80 columns.
 RUN_LABEL_MAX = 28
+# Widest run column header in the configs and classes tabs: two runs beside the field names at 80 columns.
+COLUMN_LABEL_MAX = 24
 
 
 class RecordsReloaded(Message):
@@ -83,7 +86,7 @@ class CompareScreen(Screen):
     CompareScreen TradeoffPlot { height: 1fr; }
     CompareScreen #pareto-table { height: auto; max-height: 8; }
     CompareScreen #config-table { height: 1fr; }
-    CompareScreen .hint { height: 1; padding: 0 1; color: $text-muted; }
+    CompareScreen .hint { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
     """
 
     BINDINGS = [
@@ -114,6 +117,7 @@ class CompareScreen(Screen):
 
     def _assign(self) -> None:
         self.label_of = run_labels(self.records)
+        self.column_label = fit_labels(self.label_of, COLUMN_LABEL_MAX)  # the configs' and classes' column headers
         self.run_colors = {r.run_id: run_color(i) for i, r in enumerate(self.records)}
 
     # -- layout ---------------------------------------------------------------------------------
@@ -142,12 +146,27 @@ class CompareScreen(Screen):
             self.set_interval(self.REFRESH_SECONDS, self._reload_worker)
 
     def _title(self) -> Text:
-        t = Text(f"Comparing {len(self.records)} runs: ", style="bold")
+        """The legend of the curves: a coloured dot and a label a run. When the labels do not fit the title's
+        lines, the start and end every label shares are named once and each run by what differs."""
+        labels = self.label_of
+        lead = f"Comparing {len(self.records)} runs: "
+        room = 2 * (max(self.app.size.width if self.is_attached else 80, 40) - 2)  # of its 3 lines, words wrap
+        if len(lead) + sum(len(v) + 4 for v in labels.values()) > room:
+            start, end = shared_words(list(labels.values()))
+            if start or end:
+                labels = {k: v[len(start) : len(v) - len(end)] for k, v in labels.items()}
+                lead = f"Comparing {len(self.records)} runs {start}*{end}: "
+            if len(lead) + sum(len(v) + 4 for v in labels.values()) > room:  # still too long: each its share
+                labels = fit_labels(labels, (room - len(lead)) // max(len(labels), 1) - 4)
+        t = Text(lead, style="bold")
         for r in self.records:
             color = self.run_colors[r.run_id]
             t.append("● ", style=RICH_COLORS.get(color, color))
-            t.append(self.label_of[r.run_id] + (" (running)" if r.is_running else "") + "  ")
+            t.append(labels[r.run_id] + (" (running)" if r.is_running else "") + "  ")
         return t
+
+    def on_resize(self) -> None:
+        self.query_one("#compare-title", Static).update(self._title())
 
     def _redraw_all(self) -> None:
         self.query_one("#compare-title", Static).update(self._title())
@@ -194,13 +213,12 @@ class CompareScreen(Screen):
         for key, label in (("best", "Best acc"), ("params", "Params"), ("macs", "MACs"), ("time", "Time")):
             table.add_column(label, key=key)
         flags = pareto_flags(self.records)
+        short = fit_labels(self.label_of, RUN_LABEL_MAX)  # what tells the runs apart, not their shared start
         for r in sorted(self.records, key=lambda r: -(r.get(ACCURACY_KEY) or -1.0)):
             f = flags[r.run_id]
             marks = " ".join("★" if f[k] else "·" for k in TRADEOFF_AXES)
             on_this = f[self.axis]
-            label = self.label_of[r.run_id]
-            if len(label) > RUN_LABEL_MAX:
-                label = label[: RUN_LABEL_MAX - 1] + "…"
+            label = short[r.run_id]
             table.add_row(
                 Text(label, style="bold red" if on_this else ""),
                 Text("      " + marks),
@@ -219,7 +237,7 @@ class CompareScreen(Screen):
         table.clear(columns=True)
         table.add_column("Field", key="field")
         for r in self.records:
-            table.add_column(Text(self.label_of[r.run_id]), key=r.run_id)
+            table.add_column(Text(self.column_label[r.run_id]), key=r.run_id)
         shown = 0
         for key, values, differs in rows:
             if key == "name":
@@ -242,7 +260,7 @@ class CompareScreen(Screen):
         table.clear(columns=True)
         table.add_column("", key="what")
         for r in self.records:
-            table.add_column(Text(self.label_of[r.run_id]), key=r.run_id)
+            table.add_column(Text(self.column_label[r.run_id]), key=r.run_id)
         for i, row in enumerate(cmp.rows):
             style = "bold" if i < cmp.class_rows_start else ""
             table.add_row(*[Text(v, style=style) for v in row], key=f"row{i}")
@@ -258,13 +276,17 @@ class CompareScreen(Screen):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
+    # Each tab's keys show their tab (as a and f always did): pressed on another tab, x and m changed curves
+    # nobody was looking at.
     def action_toggle_x(self) -> None:
         self.by = "time" if self.by == "epoch" else "epoch"
+        self.action_tab("curves")
         self._draw_curves()
         self.notify(f"curves by {'wall-clock time' if self.by == 'time' else 'epoch'}", timeout=2)
 
     def action_toggle_split(self) -> None:
         self.split = "train" if self.split == "val" else "val"
+        self.action_tab("curves")
         self._draw_curves()
 
     def action_next_axis(self) -> None:

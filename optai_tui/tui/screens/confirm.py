@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from .dialog import HELP, dialog_footer
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """y or the yes button answers yes; n, esc or the no button answers no; enter presses the focused button.
@@ -34,6 +36,7 @@ class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
         Binding("y", "dismiss(True)", "Yes"),
         Binding("n,escape", "dismiss(False)", "No"),
+        HELP,
     ]
 
     def __init__(self, question: str, *, yes: str = "Yes", no: str = "No", danger: bool = False) -> None:
@@ -44,6 +47,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.danger = danger
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         enter_yes, enter_no = ("", "/enter") if self.danger else ("/enter", "")
         with Vertical(classes="dialog dialog-small" + (" -danger" if self.danger else "")):
             yield Label(self.question, classes="dialog-title", markup=False)

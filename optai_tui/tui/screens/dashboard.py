@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from ...fmt import fmt_pct, fmt_rate, fmt_secs, fmt_sig
+from ...fmt import fmt_mib, fmt_pct, fmt_rate, fmt_secs, fmt_sig
 from ...runs.follow import follow_run
 from ...runs.store import RunDir
 from ...runs.summary import status_text
@@ -247,7 +247,7 @@ class DashboardScreen(Screen):
             f"val acc {fmt_pct(val, 2)}",
             f"best {fmt_pct(best, 2)}",
             *([f"majority {fmt_pct(baseline, 1)}"] if baseline is not None else []),
-            f"mem {mem:,.0f} MiB" if mem else "mem -",
+            f"mem {fmt_mib(mem)}" if mem else "mem -",
             f"lr {lr:.3g}" if lr is not None else "lr -",
         ]
         stats = self.query_one("#run-stats", Static)

@@ -22,6 +22,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from ...errors import OptaiError
 from ...runs.compare import RunRecord, load_record
 from ...runs.store import RunDir
+from .dialog import HELP, dialog_footer
 
 
 class ExportDone(Message):
@@ -43,6 +44,7 @@ class ExportDialog(ModalScreen["Path | None"]):
     the suggested ``exports/`` folder is made when it is missing.
     """
 
+    # compact fields (one row each): at 80x24 the whole dialog, its error and its keys line fit above the footer
     DEFAULT_CSS = """
     ExportDialog { align: center middle; }
     ExportDialog > Vertical {
@@ -50,10 +52,11 @@ class ExportDialog(ModalScreen["Path | None"]):
         padding: 1 2;
     }
     ExportDialog Label { margin-top: 1; }
+    ExportDialog Checkbox { margin-top: 1; }
     ExportDialog #export-error { color: $error; height: auto; }
     ExportDialog .keys { color: $text-muted; margin-top: 1; }
     """
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "export", "Export")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "export", "Export"), HELP]
     FORMATS = [
         ("Markdown report (+ plot images)", "md"),
         ("HTML report (self-contained)", "html"),
@@ -72,14 +75,15 @@ class ExportDialog(ModalScreen["Path | None"]):
         self.exporting = False
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         with Vertical():
             yield Static(Text(f"Export {self.what}", style="bold"))
             yield Label("Format")
-            yield Select(self.FORMATS, value="md", allow_blank=False, id="format")
+            yield Select(self.FORMATS, value="md", allow_blank=False, id="format", compact=True)
             yield Label("File")
-            yield Input(str(self.default_path), id="path")
-            yield Checkbox("CSV / JSON: one row per epoch", id="per-epoch")
-            yield Checkbox("Replace a file that is not an export (--force)", id="force")
+            yield Input(str(self.default_path), id="path", compact=True)
+            yield Checkbox("CSV / JSON: one row per epoch", id="per-epoch", compact=True)
+            yield Checkbox("Replace a file that is not an export (--force)", id="force", compact=True)
             yield Static("", id="export-error")
             yield Static("enter (in the file) / ctrl+s export   tab next   esc cancel", classes="keys")
 

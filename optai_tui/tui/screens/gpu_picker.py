@@ -18,6 +18,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, SelectionList
 from textual.widgets.selection_list import Selection
 
+from .dialog import HELP, dialog_footer
+
 
 def _cuda_index(spec: str) -> int | None:
     return int(spec[5:]) if spec.startswith("cuda:") and spec[5:].isdigit() else None
@@ -126,6 +128,7 @@ class GpuPicker(ModalScreen[tuple[str, str] | None]):
         Binding("enter", "ok", "OK", priority=True),
         Binding("a", "all", "All"),
         Binding("n", "none", "None"),
+        HELP,
     ]
 
     def __init__(
@@ -150,6 +153,7 @@ class GpuPicker(ModalScreen[tuple[str, str] | None]):
         return describe_workers(indices) if self.for_sweep else describe_pick(indices, self.batch_size)
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         with Vertical(classes="dialog", id="gpu-dialog"):
             yield Label("Sweep workers: one per GPU" if self.for_sweep else "Train on the GPUs", classes="dialog-title")
             if not self.devices:

@@ -17,6 +17,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from .dialog import dialog_footer
+
 EXTRA = [
     ("Everywhere", [("ctrl+p", "command palette: screens, presets, runs"), ("tab / shift+tab", "next / previous field")]),
     ("Setup form", [("enter / space", "open a select, toggle a switch"), ("enter on gpus", "pick the GPUs from the detected list"), ("type", "edit a field: errors show under it")]),
@@ -63,7 +65,9 @@ def help_sections(app_bindings: Iterable[BindingLike]) -> list[tuple[str, list[t
         ("Compare screen", binding_rows(CompareScreen.BINDINGS)),
         ("Sweep screen", binding_rows(SweepSetupScreen.BINDINGS)),
         ("Sweep view", binding_rows(SweepViewScreen.BINDINGS)),
-        ("Dialogs", [("enter", "choose / confirm"), ("esc", "close")]),
+        ("Dialogs", [("enter", "choose / confirm"), ("esc", "close"), ("y / n", "yes / no, where the dialog asks"),
+                     ("space / a / n", "GPU picker: pick the GPU under the cursor / all / none"),
+                     ("f1", "this list, over the dialog (the dialog's footer shows its own keys)")]),
     ]
 
 
@@ -91,6 +95,7 @@ class HelpScreen(ModalScreen[None]):
         self.app_bindings = list(app_bindings)
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         with Vertical(classes="dialog", id="help-dialog"):
             yield Label("Keys", classes="dialog-title")
             with VerticalScroll(id="help-scroll"):
@@ -106,5 +111,5 @@ class HelpScreen(ModalScreen[None]):
 
     def _fit(self) -> None:
         """The dialog may take 90% of the height (app.tcss): the list gets what the rest leaves."""
-        height = self.app.size.height
+        height = self.app.size.height - 1  # the footer's row
         self.query_one("#help-scroll").styles.max_height = max(3, int(height * 0.9) - CHROME_ROWS)

@@ -11,13 +11,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from ...errors import OptaiError
+from .dialog import HELP, dialog_footer
 
 
 class PathDialog(ModalScreen[str | None]):
     """Enter runs ``act(path)`` and closes with what it returns; an OptaiError it raises (a file that cannot
     be read or written, a spec that does not validate) is shown in the dialog, which keeps what was typed."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), HELP]
 
     def __init__(self, title: str, default: str, act: Callable[[str], str]) -> None:
         super().__init__()
@@ -26,6 +27,7 @@ class PathDialog(ModalScreen[str | None]):
         self.act = act
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title", markup=False)
             yield Input(self.default, id="path-input")

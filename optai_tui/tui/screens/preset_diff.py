@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
+from .dialog import HELP, dialog_footer
+
 
 def _fmt(v: Any) -> str:
     if v is None:
@@ -22,7 +24,7 @@ def _fmt(v: Any) -> str:
 
 
 class PresetDiffScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,f4,ctrl+t", "dismiss(None)", "Close")]
+    BINDINGS = [Binding("escape,q,f4,ctrl+t", "dismiss(None)", "Close"), HELP]
 
     def __init__(self, preset_name: str, rows: list[tuple[str, Any, Any]]) -> None:
         super().__init__()
@@ -30,15 +32,17 @@ class PresetDiffScreen(ModalScreen[None]):
         self.rows = rows
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         with Vertical(classes="dialog"):
             n = len(self.rows)
             title = f"Form vs preset '{self.preset_name}': " + (
                 f"{n} setting{'s differ' if n != 1 else ' differs'}" if n else "no differences"
             )
             yield Label(title, classes="dialog-title")
-            table = DataTable(id="diff-table", zebra_stripes=True, cursor_type="row")
-            table.add_columns("setting", "preset", "form")
-            for key, a, b in self.rows:
-                table.add_row(key, _fmt(a), _fmt(b))
-            yield table
+            if self.rows:  # no differences: no empty table under the title that says so
+                table = DataTable(id="diff-table", zebra_stripes=True, cursor_type="row")
+                table.add_columns("setting", "preset", "form")
+                for key, a, b in self.rows:
+                    table.add_row(key, _fmt(a), _fmt(b))
+                yield table
             yield Label("esc close", classes="dialog-keys")

@@ -12,14 +12,16 @@ from textual.widgets.option_list import Option
 
 from ...locations import user_presets_dir
 from ...presets import list_presets
+from .dialog import HELP, dialog_footer
 
 
 class PresetPicker(ModalScreen[str | None]):
     """Enter loads the highlighted preset into the form; Escape cancels."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), HELP]
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         refs = list_presets()
         with Vertical(classes="dialog"):
             yield Label(f"Load a preset (yours: {user_presets_dir()})", classes="dialog-title")

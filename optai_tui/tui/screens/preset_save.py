@@ -13,6 +13,7 @@ from textual.widgets import Input, Label
 
 from ...errors import ConfigError
 from ...locations import user_presets_dir
+from .dialog import HELP, dialog_footer
 
 
 class SavePresetScreen(ModalScreen[Path | None]):
@@ -22,7 +23,7 @@ class SavePresetScreen(ModalScreen[Path | None]):
     what was typed.
     """
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), HELP]
 
     def __init__(self, save: Callable[[str, str], Path], name: str = "", description: str = "") -> None:
         super().__init__()
@@ -31,6 +32,7 @@ class SavePresetScreen(ModalScreen[Path | None]):
         self._description = description
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         with Vertical(classes="dialog"):
             yield Label(f"Save the form as a preset in {user_presets_dir()}", classes="dialog-title")
             yield Label("name (letters, digits, . _ -)")

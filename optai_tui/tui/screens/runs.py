@@ -8,6 +8,7 @@ few seconds), so runs started headless or by another TUI appear and update on th
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from ...errors import OptaiError
-from ...fmt import fmt_count
+from ...fmt import fmt_bytes
 from ...runs.compare import RecordCache, RunRecord, filter_records, load_record, sort_records
 from ...runs.store import RunDir, delete_run
 from ..messages import LoadConfig, OpenDashboard, ResumeRun, TransferFrom
@@ -395,7 +396,7 @@ class RunsScreen(Screen):
         size = _folder_size(run.path)
         self.app.push_screen(
             ConfirmScreen(
-                f"Delete run {r.name} ({r.run_id}, {r.status}, {fmt_count(size)}B on disk) "
+                f"Delete run {r.name} ({r.run_id}, {r.status}, {fmt_bytes(size)} on disk) "
                 f"with its checkpoints and logs? This cannot be undone.",
                 yes="Delete",
                 no="Cancel",
@@ -445,11 +446,14 @@ class RunsScreen(Screen):
 
 
 def _folder_size(path: Path) -> int:
-    total = 0
+    """The bytes the folder's files take, each file once (``best.pt`` is a hard link to a ``last.pt``)."""
+    total, seen = 0, set()
     for p in path.rglob("*"):
         try:
-            if p.is_file():
-                total += p.stat().st_size
+            st = p.lstat()
         except OSError:
-            pass
+            continue
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
     return total

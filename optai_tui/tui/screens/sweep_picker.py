@@ -13,16 +13,18 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from ...sweep.store import list_sweeps
+from .dialog import HELP, dialog_footer
 
 
 class SweepPicker(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Close"), HELP]
 
     def __init__(self, runs_dir: Path) -> None:
         super().__init__()
         self.runs_dir = runs_dir
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         sweeps = sorted(list_sweeps(self.runs_dir), key=lambda s: (s.running_pid() is None, s.name))
         with Vertical(classes="dialog"):
             yield Label(f"{len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''} in {self.runs_dir}", classes="dialog-title", markup=False)

@@ -41,8 +41,9 @@ class SweepSetupScreen(Screen):
     """
     BINDINGS = [
         Binding("ctrl+r,f5", "start", "Start", tooltip="start the sweep detached (refused while the spec is invalid)", priority=True),
-        Binding("ctrl+a", "add", "Search", tooltip="search the setting being edited (add or update it)", priority=True),
-        Binding("ctrl+d", "remove", "Fix", tooltip="the setting under the cursor goes back to the form's value", priority=True),
+        # not in the footer (80 columns hold the others and help): the editor's title names them, above the editor
+        Binding("ctrl+a", "add", "Search", tooltip="search the setting being edited (add or update it)", priority=True, show=False),
+        Binding("ctrl+d", "remove", "Fix", tooltip="the setting under the cursor goes back to the form's value", priority=True, show=False),
         Binding("ctrl+s,f3", "save", "Save", tooltip="save the spec as a YAML file", priority=True),
         Binding("ctrl+o,f2", "load", "Load", tooltip="load a spec YAML file", priority=True),
         Binding("ctrl+g,f7", "open_sweep", "Sweeps", tooltip="the sweeps of this runs folder: open the live view", priority=True),

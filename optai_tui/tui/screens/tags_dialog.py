@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from .dialog import HELP, dialog_footer
+
 
 def parse_tags(text: str) -> list[str]:
     """Comma-separated tags, blanks dropped."""
@@ -30,7 +32,7 @@ class TagsNoteDialog(ModalScreen["tuple[list[str], str] | None"]):
     TagsNoteDialog Label { margin-top: 1; }
     TagsNoteDialog .keys { color: $text-muted; margin-top: 1; }
     """
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "save", "Save"), HELP]
 
     def __init__(self, run_label: str, tags: list[str], note: str) -> None:
         super().__init__()
@@ -39,6 +41,7 @@ class TagsNoteDialog(ModalScreen["tuple[list[str], str] | None"]):
         self.note = note
 
     def compose(self) -> ComposeResult:
+        yield dialog_footer()
         with Vertical():
             yield Static(Text(f"Tags and note of {self.run_label}", style="bold"))
             yield Label("Tags (comma-separated)")

@@ -21,10 +21,14 @@ from textual_plotext import PlotextPlot
 from ...runs.axes import log_ticks, nice_ticks, should_log
 from ...fmt import fmt_seconds
 from ...runs.compare import TradeoffPoint
+from ..labels import fit_labels
 
 FRONT_COLOR = "red"
 POINT_COLOR = "blue"
-LABEL_MAX = 22
+# A label may take a third of the plot's width (at 80 columns about 25 characters, at 160 about 50): when
+# the runs' labels are longer, fit_labels drops the words they all share before it cuts any.
+LABEL_SHARE = 3
+LABEL_MIN = 12
 # Rows of the figure outside the plot area: title, top border, bottom border, tick labels, axis label.
 CHROME_ROWS = 5
 # Where a run goes when its cell is taken: the cell itself, then the nearest ones.
@@ -96,7 +100,8 @@ class TradeoffPlot(PlotextPlot):
         self.x_label = ""
         self.cost = ""
         self.log_x = False
-        self.labels_drawn: list[str] = []  # what the last render wrote (tests read it)
+        self.labels_drawn: list[str] = []  # the labels of the runs the last render labelled (tests read it)
+        self.label_spots: dict[str, tuple[str, int, int]] = {}  # run id -> (text drawn, start column, row)
         self.front_drawn: list[str] = []  # run ids on the drawn front, in drawing order
         self.markers_drawn: dict[tuple[int, int], list[str]] = {}  # (column, row) of the plot area -> run id(s)
         self.ticks_drawn: tuple[list[str], list[str]] = ([], [])  # x and y tick labels of the last render
@@ -215,10 +220,12 @@ class TradeoffPlot(PlotextPlot):
         # Labels where they hide no marker and no other label, off the front line where possible.
         taken: set[tuple[int, int]] = set(used)
         self.labels_drawn = []
+        self.label_spots = {}
+        texts = fit_labels({i: p.label for i, p in enumerate(self.points)}, max(LABEL_MIN, cols // LABEL_SHARE))
         for i in sorted(spots, key=lambda i: -ys[i]):
             c, r = spots[i]
             p = self.points[i]
-            text = p.label if len(p.label) <= LABEL_MAX else p.label[: LABEL_MAX - 1] + "…"
+            text = texts[i]
             spot = self._place(text, c, r, cols, rows, taken, line_cells)
             if spot is None:
                 continue
@@ -227,6 +234,7 @@ class TradeoffPlot(PlotextPlot):
             x, y = at(start, row)
             plt.text(text, x, y, alignment="left", color=FRONT_COLOR if p.on_front else "default")
             self.labels_drawn.append(p.label)
+            self.label_spots[p.run_id] = (text, start, row)
 
         # The markers last: nothing hides a run.
         for on_front in (False, True):
