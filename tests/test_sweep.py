@@ -286,3 +286,25 @@ def test_sweep_show_at_80_columns_cuts_no_run_id_and_no_parameter(sweep4, capsys
             assert t["run_id"] in out and "completed" in out, (width, out)
         assert "optim.lr" in out and "model.width" in out
         assert (" trial " in out) is (width == 240), (width, out)
+
+
+def test_a_full_disk_stops_the_sweep_without_using_its_budget(tmp_path, capsys, monkeypatch):
+    """A trial that cannot write its run (ENOSPC) stops the sweep with exit 1 instead of failing trial after
+    trial the same way: the trial does not count, and once there is room the sweep goes on to n_trials."""
+    from optai_tui import fsio
+
+    spec = write_spec(tmp_path, "full", n_trials=2)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("OPTAI_FAULT", "write.last.pt:1:enospc")
+    monkeypatch.setattr(fsio, "_fault_hits", {})
+    assert main(["sweep", "run", str(spec), "--runs-dir", str(runs)]) == 1
+    io = capsys.readouterr()
+    assert "trial 0 stopped (it does not use the budget)" in io.out and "No space left on device" in io.err
+    assert "trial 1" not in io.out  # the next trial would fail the same way: it never starts
+    data = show("full", runs, capsys)
+    assert data["used"] == 0 and data["counts"] == {"stopped": 1}
+    assert "No space left on device" in data["trials"][0]["error"]
+    monkeypatch.delenv("OPTAI_FAULT")
+    assert main(["sweep", "run", str(spec), "--runs-dir", str(runs)]) == 0  # room again: the sweep continues
+    data = show("full", runs, capsys)
+    assert data["used"] == 2 and data["counts"] == {"stopped": 1, "completed": 2}
