@@ -308,3 +308,36 @@ def test_a_full_disk_stops_the_sweep_without_using_its_budget(tmp_path, capsys, 
     assert main(["sweep", "run", str(spec), "--runs-dir", str(runs)]) == 0  # room again: the sweep continues
     data = show("full", runs, capsys)
     assert data["used"] == 2 and data["counts"] == {"stopped": 1, "completed": 2}
+
+
+def test_a_killed_sweep_reads_stopped_and_its_trial_lost_before_it_is_continued(tmp_path, capsys):
+    """kill -9 of `sweep run` leaves its trial RUNNING in the study (nothing could record the end): until the
+    sweep is continued, `sweep show` / `sweep list` (and the TUI's sweep view) read it as lost and the sweep as
+    stopped, not as running forever."""
+    import optuna
+
+    from optai_tui.sweep.runner import HOST, open_sweep
+
+    spec = write_spec(tmp_path, "dead", n_trials=3)
+    runs = tmp_path / "runs"
+    assert main(["sweep", "run", str(spec), "--runs-dir", str(runs), "--n-trials", "1"]) == 0
+    study = open_sweep("dead", runs).study
+    study.set_user_attr("optai_n_trials", 3)  # as `sweep run` without --n-trials 1 would have left it
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # the pid of a worker killed mid-trial
+    trial = study.ask()
+    trial.set_user_attr("host", HOST)
+    trial.set_user_attr("pid", dead.pid)
+    alive = study.ask()  # a trial of a worker still at work (this process) stays running
+    alive.set_user_attr("host", HOST)
+    alive.set_user_attr("pid", os.getpid())
+    assert study.get_trials()[1].state == optuna.trial.TrialState.RUNNING
+    data = show("dead", runs, capsys)
+    states = {t["number"]: t["state"] for t in data["trials"]}
+    assert states == {0: "completed", 1: "lost", 2: "running"}
+    assert data["used"] == 2  # a lost trial does not use the budget
+    study.tell(alive.number, state=optuna.trial.TrialState.FAIL)
+    capsys.readouterr()
+    assert main(["sweep", "list", "--json", "--runs-dir", str(runs)]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["status"] == "stopped"
