@@ -244,6 +244,18 @@ def test_run_labels_are_unique():
     assert len(set(labels.values())) == 4
 
 
+def test_run_labels_are_unique_for_runs_started_in_the_same_second():
+    """Two runs of one config started in the same second are NAME and NAME-2 (a loop in a script, copies of a
+    run folder): their labels in the charts, tables and reports must still tell them apart."""
+    cfg = {"model": {"width": 1.0}}
+    a = rec("20260101-000000-vgg", name="vgg", config=cfg)
+    b = rec("20260101-000000-vgg-2", name="vgg", config=cfg)
+    c = rec("20260101-000007-vgg", name="vgg", config=cfg)
+    labels = run_labels([a, b, c])
+    assert labels[a.run_id] == "vgg @20260101-000000-vgg" and labels[b.run_id] == "vgg @20260101-000000-vgg-2"
+    assert labels[c.run_id] == "vgg @20260101-000007"
+
+
 def test_curves_by_epoch_and_by_wall_clock(runs_dir):
     records = load_records(runs_dir=runs_dir, history=True)
     by_epoch = curves(records, "val_acc", "epoch")

@@ -424,6 +424,12 @@ def run_labels(records: Sequence[RunRecord]) -> dict[str, str]:
     for r in records:
         if seen[labels[r.run_id]] > 1:
             labels[r.run_id] = f"{labels[r.run_id]} @{r.run_id[:15]}"
+    taken: dict[str, int] = {}
+    for r in records:
+        taken[labels[r.run_id]] = taken.get(labels[r.run_id], 0) + 1
+    for r in records:  # started in the same second too (NAME, NAME-2): the whole run id
+        if taken[labels[r.run_id]] > 1:
+            labels[r.run_id] = f"{labels[r.run_id].rsplit(' @', 1)[0]} @{r.run_id}"
     if len(dataset_groups(records)) > 1:  # runs on different data: every label says which
         for r in records:
             classes = r.classes
