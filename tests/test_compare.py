@@ -323,3 +323,26 @@ def test_event_log_scan_is_independent_of_chunk_boundaries(runs_copy):
     assert len(whole) == 2
     for size in (1, 7, 64, 333):
         assert list(_lines_mentioning(run.events_path, [b"EpochEnd"], chunk_size=size)) == whole
+
+
+def test_a_run_whose_summary_and_log_cannot_be_read_says_both(runs_copy, capsys):
+    """A shared runs folder with a run whose summary.json and events.jsonl cannot be read (here a folder in
+    their place; chmod 000 under another user reads the same): the reason names both files, instead of passing
+    a status 'failed' off as rebuilt from a log that could not be read."""
+    from optai_tui.cli import main
+
+    run = list_runs(runs_copy)[0]
+    for p in (run.summary_path, run.events_path):
+        p.unlink()
+        p.mkdir()
+    s, problem = run.read_summary_checked()
+    assert problem == (
+        "summary.json cannot be read (Is a directory); events.jsonl cannot be read (Is a directory) either, so its numbers are unknown"
+    )
+    assert s["error"] == "summary.json missing or unreadable, and events.jsonl cannot be read (Is a directory)"
+    assert load_record(run).damaged == problem
+    capsys.readouterr()
+    assert main(["runs", "list", "--runs-dir", str(runs_copy)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"damaged: {run.run_id}: summary.json cannot be read (Is a directory); events.jsonl cannot be read" in out
+    assert "as rebuilt from its events.jsonl" not in out
