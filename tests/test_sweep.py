@@ -341,3 +341,35 @@ def test_a_killed_sweep_reads_stopped_and_its_trial_lost_before_it_is_continued(
     assert main(["sweep", "list", "--json", "--runs-dir", str(runs)]) == 0
     row = json.loads(capsys.readouterr().out.splitlines()[0])
     assert row["status"] == "stopped"
+
+
+def _open_sqlite(url: str, folder: str, barrier, results) -> None:
+    from optai_tui.errors import ConfigError
+    from optai_tui.sweep.store import SweepDir, open_storage
+
+    barrier.wait()
+    try:
+        open_storage(url, SweepDir.at(folder, "race"))
+        results.put("ok")
+    except ConfigError as e:
+        results.put(str(e))
+
+
+def test_sweeps_started_at_once_on_a_new_sqlite_storage_all_open_it(tmp_path):
+    """Two `sweep run --storage sqlite:///NEW.db` (or run and join) started at the same instant: both create
+    Optuna's tables; the one that loses the race used to stop with `cannot connect to sqlite:///...: table
+    studies already exists` (or `UNIQUE constraint failed`), exit 2. Several rounds of 3 processes at once."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    failures = []
+    for i in range(4):
+        url = f"sqlite:///{tmp_path}/s{i}.db"
+        barrier, results = ctx.Barrier(3), ctx.Queue()
+        procs = [ctx.Process(target=_open_sqlite, args=(url, str(tmp_path), barrier, results)) for _ in range(3)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        failures += [r for r in (results.get(timeout=10) for _ in procs) if r != "ok"]
+    assert failures == []
