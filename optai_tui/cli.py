@@ -386,7 +386,8 @@ def cmd_runs(args) -> int:
     _print_runs(_table_console(), rows)
     for s in rows:  # the reason under the table: the run is still listed, with what its log tells
         if s.get("damaged"):
-            _table_console().print(Text(f"damaged: {s.get('run_id')}: {s['damaged']} ({s.get('status')} as rebuilt from its events.jsonl)"))
+            rebuilt = "" if "events.jsonl cannot be read" in s["damaged"] else f" ({s.get('status')} as rebuilt from its events.jsonl)"
+            _table_console().print(Text(f"damaged: {s.get('run_id')}: {s['damaged']}{rebuilt}"))
     return EXIT_OK
 
 

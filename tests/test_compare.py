@@ -244,6 +244,18 @@ def test_run_labels_are_unique():
     assert len(set(labels.values())) == 4
 
 
+def test_run_labels_are_unique_for_runs_started_in_the_same_second():
+    """Two runs of one config started in the same second are NAME and NAME-2 (a loop in a script, copies of a
+    run folder): their labels in the charts, tables and reports must still tell them apart."""
+    cfg = {"model": {"width": 1.0}}
+    a = rec("20260101-000000-vgg", name="vgg", config=cfg)
+    b = rec("20260101-000000-vgg-2", name="vgg", config=cfg)
+    c = rec("20260101-000007-vgg", name="vgg", config=cfg)
+    labels = run_labels([a, b, c])
+    assert labels[a.run_id] == "vgg @20260101-000000-vgg" and labels[b.run_id] == "vgg @20260101-000000-vgg-2"
+    assert labels[c.run_id] == "vgg @20260101-000007"
+
+
 def test_curves_by_epoch_and_by_wall_clock(runs_dir):
     records = load_records(runs_dir=runs_dir, history=True)
     by_epoch = curves(records, "val_acc", "epoch")
@@ -311,3 +323,26 @@ def test_event_log_scan_is_independent_of_chunk_boundaries(runs_copy):
     assert len(whole) == 2
     for size in (1, 7, 64, 333):
         assert list(_lines_mentioning(run.events_path, [b"EpochEnd"], chunk_size=size)) == whole
+
+
+def test_a_run_whose_summary_and_log_cannot_be_read_says_both(runs_copy, capsys):
+    """A shared runs folder with a run whose summary.json and events.jsonl cannot be read (here a folder in
+    their place; chmod 000 under another user reads the same): the reason names both files, instead of passing
+    a status 'failed' off as rebuilt from a log that could not be read."""
+    from optai_tui.cli import main
+
+    run = list_runs(runs_copy)[0]
+    for p in (run.summary_path, run.events_path):
+        p.unlink()
+        p.mkdir()
+    s, problem = run.read_summary_checked()
+    assert problem == (
+        "summary.json cannot be read (Is a directory); events.jsonl cannot be read (Is a directory) either, so its numbers are unknown"
+    )
+    assert s["error"] == "summary.json missing or unreadable, and events.jsonl cannot be read (Is a directory)"
+    assert load_record(run).damaged == problem
+    capsys.readouterr()
+    assert main(["runs", "list", "--runs-dir", str(runs_copy)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"damaged: {run.run_id}: summary.json cannot be read (Is a directory); events.jsonl cannot be read" in out
+    assert "as rebuilt from its events.jsonl" not in out

@@ -634,3 +634,24 @@ def test_reports_list_the_controls_applied_stops_and_resumes(tmp_path):
     assert [c["text"] for c in by_name["tiny"]["controls"]] == expected
     assert [(c["action"], c["epoch"], c["step"]) for c in by_name["tiny"]["controls"]] == [("lr_div10", epoch, step), ("stopped", epoch, None), ("resumed", epoch + 1, None)]
     assert by_name["plain"]["controls"] == []
+
+
+def test_a_run_whose_config_yaml_cannot_be_read_says_so_and_stays_out_of_the_differences(runs_dir, ids, tmp_path):
+    """A shared runs folder with one run whose config.yaml is damaged (here a duplicated section): the reports
+    say why its config is missing instead of an empty `{}`, its absent settings are not listed as config
+    differences (nor used to tell same-named runs apart), and csv / json carry the reason."""
+    runs = tmp_path / "runs"
+    shutil.copytree(runs_dir, runs)
+    bad = list_runs(runs)[0]
+    bad.config_path.write_text("model:\n  arch: resnet18\nmodel:\n  width: 1\n")
+    text = export_runs(ids, "md", tmp_path / "r.md", runs, image_format="svg").read_text()
+    diff = next(t for t in md_tables(text) if t[0][0] == "Field")
+    assert [row[0] for row in diff[1:]] == ["**model.arch**", "**model.width**"]  # the two real differences alone
+    assert "Its config.yaml could not be read: " in text and "appears twice" in text
+    assert "Not compared (config.yaml could not be read): tiny-r18." in text
+    assert "```yaml\n{}" not in text
+    data = json.loads(export_runs(ids, "json", tmp_path / "r.json", runs).read_text())
+    by = {r["run_id"]: r for r in data["runs"]}
+    assert "appears twice" in by[bad.run_id]["config_error"] and by[ids[1]]["config_error"] is None
+    rows = list(csv.DictReader(export_runs(ids, "csv", tmp_path / "r.csv", runs).open()))
+    assert "appears twice" in rows[0]["config_error"] and rows[1]["config_error"] == ""

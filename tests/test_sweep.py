@@ -286,3 +286,90 @@ def test_sweep_show_at_80_columns_cuts_no_run_id_and_no_parameter(sweep4, capsys
             assert t["run_id"] in out and "completed" in out, (width, out)
         assert "optim.lr" in out and "model.width" in out
         assert (" trial " in out) is (width == 240), (width, out)
+
+
+def test_a_full_disk_stops_the_sweep_without_using_its_budget(tmp_path, capsys, monkeypatch):
+    """A trial that cannot write its run (ENOSPC) stops the sweep with exit 1 instead of failing trial after
+    trial the same way: the trial does not count, and once there is room the sweep goes on to n_trials."""
+    from optai_tui import fsio
+
+    spec = write_spec(tmp_path, "full", n_trials=2)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("OPTAI_FAULT", "write.last.pt:1:enospc")
+    monkeypatch.setattr(fsio, "_fault_hits", {})
+    assert main(["sweep", "run", str(spec), "--runs-dir", str(runs)]) == 1
+    io = capsys.readouterr()
+    assert "trial 0 stopped (it does not use the budget)" in io.out and "No space left on device" in io.err
+    assert "trial 1" not in io.out  # the next trial would fail the same way: it never starts
+    data = show("full", runs, capsys)
+    assert data["used"] == 0 and data["counts"] == {"stopped": 1}
+    assert "No space left on device" in data["trials"][0]["error"]
+    monkeypatch.delenv("OPTAI_FAULT")
+    assert main(["sweep", "run", str(spec), "--runs-dir", str(runs)]) == 0  # room again: the sweep continues
+    data = show("full", runs, capsys)
+    assert data["used"] == 2 and data["counts"] == {"stopped": 1, "completed": 2}
+
+
+def test_a_killed_sweep_reads_stopped_and_its_trial_lost_before_it_is_continued(tmp_path, capsys):
+    """kill -9 of `sweep run` leaves its trial RUNNING in the study (nothing could record the end): until the
+    sweep is continued, `sweep show` / `sweep list` (and the TUI's sweep view) read it as lost and the sweep as
+    stopped, not as running forever."""
+    import optuna
+
+    from optai_tui.sweep.runner import HOST, open_sweep
+
+    spec = write_spec(tmp_path, "dead", n_trials=3)
+    runs = tmp_path / "runs"
+    assert main(["sweep", "run", str(spec), "--runs-dir", str(runs), "--n-trials", "1"]) == 0
+    study = open_sweep("dead", runs).study
+    study.set_user_attr("optai_n_trials", 3)  # as `sweep run` without --n-trials 1 would have left it
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # the pid of a worker killed mid-trial
+    trial = study.ask()
+    trial.set_user_attr("host", HOST)
+    trial.set_user_attr("pid", dead.pid)
+    alive = study.ask()  # a trial of a worker still at work (this process) stays running
+    alive.set_user_attr("host", HOST)
+    alive.set_user_attr("pid", os.getpid())
+    assert study.get_trials()[1].state == optuna.trial.TrialState.RUNNING
+    data = show("dead", runs, capsys)
+    states = {t["number"]: t["state"] for t in data["trials"]}
+    assert states == {0: "completed", 1: "lost", 2: "running"}
+    assert data["used"] == 2  # a lost trial does not use the budget
+    study.tell(alive.number, state=optuna.trial.TrialState.FAIL)
+    capsys.readouterr()
+    assert main(["sweep", "list", "--json", "--runs-dir", str(runs)]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["status"] == "stopped"
+
+
+def _open_sqlite(url: str, folder: str, barrier, results) -> None:
+    from optai_tui.errors import ConfigError
+    from optai_tui.sweep.store import SweepDir, open_storage
+
+    barrier.wait()
+    try:
+        open_storage(url, SweepDir.at(folder, "race"))
+        results.put("ok")
+    except ConfigError as e:
+        results.put(str(e))
+
+
+def test_sweeps_started_at_once_on_a_new_sqlite_storage_all_open_it(tmp_path):
+    """Two `sweep run --storage sqlite:///NEW.db` (or run and join) started at the same instant: both create
+    Optuna's tables; the one that loses the race used to stop with `cannot connect to sqlite:///...: table
+    studies already exists` (or `UNIQUE constraint failed`), exit 2. Several rounds of 3 processes at once."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    failures = []
+    for i in range(4):
+        url = f"sqlite:///{tmp_path}/s{i}.db"
+        barrier, results = ctx.Barrier(3), ctx.Queue()
+        procs = [ctx.Process(target=_open_sqlite, args=(url, str(tmp_path), barrier, results)) for _ in range(3)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        failures += [r for r in (results.get(timeout=10) for _ in procs) if r != "ok"]
+    assert failures == []

@@ -17,22 +17,23 @@ def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[
     """Round tick values covering [lo, hi] (about n of them; whole numbers only if ``integer``)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return [0.0]
-    if hi <= lo:
+    if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):  # equal, or apart by float noise only
         pad = abs(lo) * 0.1 or 1.0
-        lo, hi = lo - pad, hi + pad
+        lo, hi = min(lo, hi) - pad, max(lo, hi) + pad
     raw = (hi - lo) / max(n, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     if integer:
         step = max(1.0, float(math.ceil(step)))
+    digits = 6 - math.floor(math.log10(step))  # rounding noise off, relative to the step (1e-13 stays 1e-13)
     start = math.floor(lo / step) * step
     ticks = []
     t = start
     while t <= hi + step * 1e-9:
-        ticks.append(round(t, 12))
+        ticks.append(round(t, digits))
         t += step
     if ticks[-1] < hi:
-        ticks.append(round(t, 12))
+        ticks.append(round(t, digits))
     return ticks
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import OptaiError
 from ..fmt import num as _num
 from ..training.events import EpochEnd
 from .store import RunDir, list_runs
@@ -45,6 +46,7 @@ class RunRecord:
     config: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     damaged: str | None = None  # why summary.json is damaged (its numbers are then rebuilt from the log)
+    config_error: str | None = None  # why config.yaml could not be read (``config`` is then empty)
 
     def get(self, key: str, default: Any = None) -> Any:
         """A summary field (with the effective status), or a dotted config field such as ``optim.lr``."""
@@ -136,10 +138,12 @@ def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
-def load_record(run: RunDir, *, history: bool = True, config: dict[str, Any] | None = None) -> RunRecord:
+def load_record(
+    run: RunDir, *, history: bool = True, config: dict[str, Any] | None = None, config_error: str | None = None
+) -> RunRecord:
     """Read one run folder (never writes). ``history=False`` skips the event log, for fast tables."""
     if config is None:
-        config = _read_config(run)
+        config, config_error = read_config_checked(run)
     summary, damaged = run.read_summary_checked()
     summary.setdefault("run_id", run.run_id)
     return RunRecord(
@@ -151,15 +155,24 @@ def load_record(run: RunDir, *, history: bool = True, config: dict[str, Any] | N
         config=config,
         history=read_history(run) if history else [],
         damaged=damaged,
+        config_error=config_error,
     )
 
 
-def _read_config(run: RunDir) -> dict[str, Any]:
+def read_config_checked(run: RunDir) -> tuple[dict[str, Any], str | None]:
+    """A run's config.yaml as plain data, and why it could not be read (then an empty config): a damaged
+    config.yaml must not hide the rest of the runs, nor pass for a run without settings."""
     try:
         config = run.raw_config()
-    except Exception:  # a damaged config.yaml must not hide the rest of the runs
-        return {}
-    return config if isinstance(config, dict) else {}
+    except OptaiError as e:
+        return {}, e.headline()
+    except OSError as e:
+        return {}, f"config.yaml cannot be read ({e.strerror or e})"
+    except Exception as e:  # noqa: BLE001 - whatever a hostile file does, the other runs are listed
+        return {}, f"config.yaml cannot be read ({type(e).__name__}: {e})"
+    if not isinstance(config, dict):
+        return {}, f"config.yaml is a {type(config).__name__}, not a mapping of settings"
+    return config, None
 
 
 class RecordCache:
@@ -167,7 +180,7 @@ class RecordCache:
     config.yaml only when its file changed. Safe to use from one worker thread at a time."""
 
     def __init__(self) -> None:
-        self._configs: dict[Path, tuple[int, dict[str, Any]]] = {}
+        self._configs: dict[Path, tuple[int, tuple[dict[str, Any], str | None]]] = {}
 
     def load(self, runs_dir: Path | str | None, *, history: bool = False) -> list[RunRecord]:
         out = []
@@ -178,9 +191,10 @@ class RecordCache:
                 continue  # deleted meanwhile
             cached = self._configs.get(run.path)
             if cached is None or cached[0] != mtime:
-                cached = (mtime, _read_config(run))
+                cached = (mtime, read_config_checked(run))
                 self._configs[run.path] = cached
-            out.append(load_record(run, history=history, config=cached[1]))
+            config, error = cached[1]
+            out.append(load_record(run, history=history, config=config, config_error=error))
         return out
 
 
@@ -361,11 +375,13 @@ def config_table(records: Sequence[RunRecord]) -> list[tuple[str, list[Any], boo
     """(dotted field, value per run, differs?) for every config field of any of the runs.
 
     Field order follows the config schema (as saved); a field missing from one run counts as differing.
+    A run whose config.yaml could not be read has no values (None) and differs from nothing.
     """
     flats = [flat_config(r) for r in records]
+    known = [f for f, r in zip(flats, records) if not r.config_error]
     keys: list[str] = []
     seen: set[str] = set()
-    for f in flats:
+    for f in known:
         for k in f:
             if k not in seen:
                 seen.add(k)
@@ -373,9 +389,9 @@ def config_table(records: Sequence[RunRecord]) -> list[tuple[str, list[Any], boo
     _missing = object()
     out = []
     for k in keys:
-        vals = [f.get(k, _missing) for f in flats]
+        vals = [f.get(k, _missing) for f in known]
         differs = any(v != vals[0] for v in vals[1:])
-        out.append((k, [None if v is _missing else v for v in vals], differs))
+        out.append((k, [f.get(k) for f in flats], differs))
     return out
 
 
@@ -408,6 +424,12 @@ def run_labels(records: Sequence[RunRecord]) -> dict[str, str]:
     for r in records:
         if seen[labels[r.run_id]] > 1:
             labels[r.run_id] = f"{labels[r.run_id]} @{r.run_id[:15]}"
+    taken: dict[str, int] = {}
+    for r in records:
+        taken[labels[r.run_id]] = taken.get(labels[r.run_id], 0) + 1
+    for r in records:  # started in the same second too (NAME, NAME-2): the whole run id
+        if taken[labels[r.run_id]] > 1:
+            labels[r.run_id] = f"{labels[r.run_id].rsplit(' @', 1)[0]} @{r.run_id}"
     if len(dataset_groups(records)) > 1:  # runs on different data: every label says which
         for r in records:
             classes = r.classes

@@ -87,6 +87,7 @@ RUN_FIELDS = (
     "finished_at",
     "error",
     "damaged",
+    "config_error",
 )
 PARETO_FIELDS = ("pareto_params", "pareto_macs", "pareto_train_seconds")
 EPOCH_ID_FIELDS = ("run_id", "name", "status", "arch", "width", "dataset", "epoch")
@@ -212,6 +213,8 @@ def run_row(r: RunRecord, pareto: dict[str, bool] | None = None) -> dict[str, An
             row[k] = r.width
         elif k == "damaged":
             row[k] = r.damaged
+        elif k == "config_error":
+            row[k] = r.config_error
         elif k == "classes":  # a CSV cell: the names joined with "|"; JSON: the list
             row[k] = r.classes
         elif k == "macro_f1":

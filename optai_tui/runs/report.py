@@ -244,7 +244,10 @@ def run_blocks(r: RunRecord, label: str) -> list[Block]:
         blocks.append(P("None: the run trained with the config below from its start."))
     blocks.extend(class_blocks(s))
     blocks.append(H(4, "Config"))
-    blocks.append(Block("code", text=yaml.safe_dump(r.config, sort_keys=False).rstrip(), lang="yaml"))
+    if r.config_error:
+        blocks.append(P(f"Its config.yaml could not be read: {r.config_error}."))
+    else:
+        blocks.append(Block("code", text=yaml.safe_dump(r.config, sort_keys=False).rstrip(), lang="yaml"))
     return blocks
 
 
@@ -327,6 +330,9 @@ def build_document(
             blocks.append(T(["Field"] + [labels[r.run_id] for r in records], rows, marked=set(range(len(rows)))))
         else:
             blocks.append(P("The runs share the same config (apart from their names)."))
+        unread = [labels[r.run_id] for r in records if r.config_error]
+        if unread:
+            blocks.append(P(f"Not compared (config.yaml could not be read): {', '.join(unread)}."))
     if figures:
         blocks.append(H(2, "Plots"))
         for f in figures:

@@ -271,7 +271,20 @@ class RunDir:
                 problem = "summary.json: " + "; ".join(problems[:3]) + more
         s = self.rebuild_summary()  # the fields summary.json lost, from the log
         s.update({k: v for k, v in good.items() if v is not None})
+        log_problem = self.events_unreadable()
+        if log_problem:  # nothing to rebuild from: say so rather than pass the rebuild off as the log's word
+            problem += f"; {log_problem} either, so its numbers are unknown"
         return s, problem
+
+    def events_unreadable(self) -> str | None:
+        """Why events.jsonl cannot be read (permissions, a folder in its place), or None (readable or absent)."""
+        try:
+            with open(self.events_path, "rb"):
+                return None
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            return f"events.jsonl cannot be read ({e.strerror or e})"
 
     def settled_summary(self, summary: dict[str, Any] | None = None) -> dict[str, Any]:
         """The summary of a run that no process trains (the caller knows): one that says 'running' is folded
@@ -302,7 +315,8 @@ class RunDir:
         if not fold.ended and not self.is_training(s):
             s["status"] = "stopped" if s["epochs_completed"] else "failed"
         if s["status"] == "failed" and not s["error"]:
-            s["error"] = "summary.json missing or unreadable, and the log shows no epoch"
+            log_problem = self.events_unreadable()
+            s["error"] = f"summary.json missing or unreadable, and {log_problem}" if log_problem else "summary.json missing or unreadable, and the log shows no epoch"
         return s
 
     def write_summary(self, summary: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from .runner import Sweep, outcome_of, uses_budget
+from ..runs.store import pid_alive
+from .runner import HOST, Sweep, outcome_of, uses_budget
 from .spec import SweepSpec
 
 
@@ -79,6 +80,8 @@ class SweepResults:
 def _row(spec: SweepSpec, t: Any) -> TrialRow:
     a = t.user_attrs
     state = outcome_of(t)
+    if state == "running" and _worker_gone(a):  # its worker was killed: lost (marked failed when the sweep continues)
+        state = "lost"
     values = t.values
     value = values[0] if values else None
     if state == "pruned" and value is None and t.intermediate_values:
@@ -108,6 +111,13 @@ def _row(spec: SweepSpec, t: Any) -> TrialRow:
         intermediate=dict(t.intermediate_values),
         retry_of=t.system_attrs.get("failed_trial"),
     )
+
+
+def _worker_gone(attrs: dict[str, Any]) -> bool:
+    """A running trial whose worker ran on this host and whose process is gone (killed: it could not record
+    anything). Other hosts' workers cannot be seen from here (PostgreSQL's heartbeats find them)."""
+    pid = attrs.get("pid")
+    return attrs.get("host") == HOST and isinstance(pid, int) and not pid_alive(pid)
 
 
 def importances(study: Any, multi: bool) -> dict[str, float]:
@@ -152,6 +162,6 @@ def load_results(sweep: Sweep, *, with_importances: bool = True) -> SweepResults
         best=best,
         importances=importances(study, spec.multi) if with_importances else {},
         budget=sweep.budget,
-        used=sum(1 for t in trials if uses_budget(t)),
+        used=sum(1 for t, r in zip(trials, rows) if uses_budget(t) and r.state != "lost"),
         storage=mask_url(sweep.url) if sweep.url else "embedded",
     )

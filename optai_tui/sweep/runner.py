@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, OptaiError
+from ..errors import ConfigError, OptaiError, StorageError
 from ..fmt import fmt_pct
 from ..fsio import atomic_write_json
 from ..locations import default_runs_dir
@@ -450,6 +450,15 @@ class Worker:
             session.request_stop()
         try:
             summary = session.run()
+        except StorageError as e:
+            # the machine, not the parameters: a full disk (a file size limit, a read-only folder) would fail
+            # every trial the same way and use up the budget; the sweep stops here, this trial does not count,
+            # and once there is room the sweep continues with another
+            self._record(trial, run.read_summary())
+            trial.set_user_attr("outcome", "stopped")
+            trial.set_user_attr("error", str(e))
+            self.say(f"trial {trial.number} stopped (it does not use the budget): the sweep stops until there is room to write its runs")
+            raise
         except OptaiError as e:  # recorded in the run folder (RunFailed)
             self._record(trial, run.read_summary())
             self._fail(trial, "failed", str(e))

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 import re
 import socket
 import zlib
@@ -179,6 +180,11 @@ def driver_url(url: str) -> str:
     raise ConfigError("a PostgreSQL storage needs the psycopg2 driver", field="--storage", hint="pip install 'optai-tui[postgres]'")
 
 
+SCHEMA_RACE_TRIES = 20
+# what SQLite and PostgreSQL say when two processes create Optuna's schema in one new database at once
+SCHEMA_RACE_MARKS = ("already exists", "UNIQUE constraint failed", "database is locked", "duplicate key value")
+
+
 def open_storage(url: str | None, folder: SweepDir, *, retry_lost: int = 0, heartbeat: int | None = None):
     """The Optuna storage of a sweep. A URL that cannot be reached is a ConfigError naming it (exit 2)."""
     import warnings
@@ -211,13 +217,20 @@ def open_storage(url: str | None, folder: SweepDir, *, retry_lost: int = 0, hear
             db = Path(url[len("sqlite:///") :])
             if not db.parent.is_dir():
                 raise ConfigError(f"cannot open {url}: the folder {str(db.parent)!r} does not exist", field="--storage")
-        try:
-            return optuna.storages.RDBStorage(driver_url(url), **kw)
-        except ConfigError:
-            raise
-        except Exception as e:  # sqlalchemy's OperationalError, ArgumentError...: one line for the user
-            reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ConfigError(f"cannot connect to {mask_url(url)}: {reason}", field="--storage") from None
+        for attempt in range(SCHEMA_RACE_TRIES):
+            try:
+                return optuna.storages.RDBStorage(driver_url(url), **kw)
+            except ConfigError:
+                raise
+            except Exception as e:  # sqlalchemy's OperationalError, ArgumentError...: one line for the user
+                reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                if attempt + 1 < SCHEMA_RACE_TRIES and any(m in reason for m in SCHEMA_RACE_MARKS):
+                    # another worker (a second `sweep run`, a `join`) creates Optuna's tables in the same new
+                    # database at this instant: once it is done, the tables are there to open
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise ConfigError(f"cannot connect to {mask_url(url)}: {reason}", field="--storage") from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def retry_callback(retry_lost: int):

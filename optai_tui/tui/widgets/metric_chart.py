@@ -44,7 +44,7 @@ def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
         return [0.0, 1.0]
     if hi < lo:
         lo, hi = hi, lo
-    if hi == lo:
+    if hi - lo <= 1e-9 * max(abs(lo), abs(hi)):  # equal, or apart by float noise only (an lr of 0.1 and 0.1 + 1e-17)
         pad = abs(lo) * 0.1 or 1.0
         lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / max(count - 1, 1)
@@ -54,7 +54,8 @@ def nice_ticks(lo: float, hi: float, count: int = 4) -> list[float]:
     ticks = [first]
     while ticks[-1] < hi - 1e-9 * step:
         ticks.append(first + len(ticks) * step)
-    return [round(t, 12) for t in ticks]
+    digits = 6 - math.floor(math.log10(step))  # rounding noise off, relative to the step (1e-13 stays 1e-13)
+    return [round(t, digits) for t in ticks]
 
 
 def tick_labels(ticks: list[float]) -> list[str]:
