@@ -46,7 +46,7 @@ from .preflight import device_problems, preflight, raise_if_problems
 from .recorder import RunRecorder
 from .recover import complete_from_checkpoint, remove_stale_temps
 from .signals import StopSignals
-from .store import RunDir
+from .store import RunDir, pid_alive
 
 EventSink = Callable[[Event], None]
 
@@ -90,7 +90,7 @@ def lock_run(run: RunDir) -> run_lock.RunLock:
 
 def _still_training(run: RunDir) -> ConfigError:
     pid = run.training_pid()
-    if pid is None or not _pid_alive(pid):  # process.pid not yet rewritten by a process that just took the lock
+    if pid is None or not pid_alive(pid):  # process.pid not yet rewritten by a process that just took the lock
         pid = _lock_holder(run) or pid
     return ConfigError(
         f"run {run.run_id} is still training" + (f" (pid {pid})" if pid else ""),
@@ -648,7 +648,7 @@ def live_ranks(run: RunDir) -> list[int] | None:
     if not ranks.path.is_file() or ranks._try_exclusive():
         return None
     listed = ranks.pids()
-    alive = [p for p in listed if _pid_alive(p)]
+    alive = [p for p in listed if pid_alive(p)]
     return alive or listed
 
 
@@ -667,21 +667,11 @@ def _lock_holder(run: RunDir) -> int | None:
             continue
         try:
             major, minor, ino = parts[5].split(":")
-            if (int(major, 16), int(minor, 16), int(ino)) == want and _pid_alive(int(parts[4])):
+            if (int(major, 16), int(minor, 16), int(ino)) == want and pid_alive(int(parts[4])):
                 return int(parts[4])
         except ValueError:
             continue
     return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's: it lives
-        return True
-    return True
 
 
 def torchrun_end_text(pid: int, code: int | None) -> str:
@@ -730,11 +720,11 @@ class TorchrunWatch:
         ranks = RankProcesses(self.run_dir.path / "torchrun" / RANKS_FILE)
         deadline = time.monotonic() + TORCHRUN_END_PATIENCE
         while (code := ranks.torchrun_end(self.torchrun)) is None:  # the launcher writes it as torchrun ends
-            if self.launcher is None or not _pid_alive(self.launcher) or time.monotonic() >= deadline:
+            if self.launcher is None or not pid_alive(self.launcher) or time.monotonic() >= deadline:
                 break
             time.sleep(0.02)
         text = torchrun_end_text(self.torchrun, code)
-        if code is None and self.launcher is not None and not _pid_alive(self.launcher):
+        if code is None and self.launcher is not None and not pid_alive(self.launcher):
             text = f"torchrun (pid {self.torchrun}) and its launcher (pid {self.launcher}) died"
         return text
 
