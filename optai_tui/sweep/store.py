@@ -22,9 +22,9 @@ import contextlib
 import fcntl
 import json
 import os
-import time
 import re
 import socket
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
