@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -417,19 +418,16 @@ def run_labels(records: Sequence[RunRecord]) -> dict[str, str]:
         for r in group:
             bits = [f"{k.rsplit('.', 1)[-1]}={_short(r.get(k))}" for k in diff[:2]]
             labels[r.run_id] = f"{name} {' '.join(bits)}".strip()
-    seen: dict[str, int] = {}
-    for r in records:  # still equal (same config): add the run id's time part
-        lab = labels[r.run_id]
-        seen[lab] = seen.get(lab, 0) + 1
-    for r in records:
-        if seen[labels[r.run_id]] > 1:
-            labels[r.run_id] = f"{labels[r.run_id]} @{r.run_id[:15]}"
-    taken: dict[str, int] = {}
-    for r in records:
-        taken[labels[r.run_id]] = taken.get(labels[r.run_id], 0) + 1
-    for r in records:  # started in the same second too (NAME, NAME-2): the whole run id
-        if taken[labels[r.run_id]] > 1:
-            labels[r.run_id] = f"{labels[r.run_id].rsplit(' @', 1)[0]} @{r.run_id}"
+
+    def repeated() -> list[RunRecord]:  # the runs whose label another run has too
+        counts = Counter(labels.values())
+        return [r for r in records if counts[labels[r.run_id]] > 1]
+
+    base = dict(labels)
+    for r in repeated():  # still equal (same config): add the run id's time part
+        labels[r.run_id] = f"{base[r.run_id]} @{r.run_id[:15]}"
+    for r in repeated():  # started in the same second too (NAME, NAME-2): the whole run id
+        labels[r.run_id] = f"{base[r.run_id]} @{r.run_id}"
     if len(dataset_groups(records)) > 1:  # runs on different data: every label says which
         for r in records:
             classes = r.classes
